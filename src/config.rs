@@ -1,0 +1,598 @@
+//! Configuration: Mesos-DNS's `config.json` read as is, plus this daemon's own keys.
+//!
+//! Mesos-DNS decodes its config with Go's `encoding/json`, which matches keys without regard to
+//! case (`refreshSeconds`, `RefreshSeconds` and `refreshseconds` are one key) and ignores keys it
+//! doesn't know. This reader matches keys the same way, so existing files load unchanged, but it
+//! reports unknown keys as warnings instead of ignoring them silently, and rejects a value of the
+//! wrong type or range with an error that names the key.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::Name;
+use serde_json::{Map, Value};
+
+use crate::mesos::model::split_host_port;
+use crate::records::labels::LabelSpec;
+
+/// Where task addresses come from, in the priority order of `IPSources`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpSource {
+    /// `container_status.network_infos` of the latest running status.
+    NetInfo,
+    /// The `Docker.NetworkSettings.IPAddress` status label.
+    Docker,
+    /// The `MesosContainerizer.NetworkSettings.IPAddress` status label.
+    Mesos,
+    /// The address of the agent the task runs on.
+    Host,
+}
+
+impl IpSource {
+    /// Parses a source name as written in `IPSources`.
+    pub fn parse(name: &str) -> Option<IpSource> {
+        match name {
+            "netinfo" => Some(IpSource::NetInfo),
+            "docker" => Some(IpSource::Docker),
+            "mesos" => Some(IpSource::Mesos),
+            "host" => Some(IpSource::Host),
+            _ => None,
+        }
+    }
+}
+
+/// HTTP basic credentials for the Mesos master (`mesosCredentials`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// Principal (user name).
+    pub principal: String,
+    /// Secret (password).
+    pub secret: String,
+}
+
+/// The daemon's whole configuration, with Mesos-DNS's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Seconds between state refreshes (`refreshSeconds`, default 60).
+    pub refresh_seconds: u64,
+    /// DNS port (`port`, default 53).
+    pub port: u16,
+    /// Upstream query timeout in seconds (`timeout`, default 5).
+    pub timeout: u64,
+    /// Timeout for fetching the master state, seconds (`stateTimeoutSeconds`, default 300).
+    pub state_timeout_seconds: u64,
+    /// How long to wait for ZooKeeper at start, seconds (`zkDetectionTimeout`, default 30).
+    pub zk_detection_timeout: u64,
+    /// HTTP API port (`httpport`, default 8123).
+    pub http_port: u16,
+    /// TTL of every record (`ttl`, default 60).
+    pub ttl: u32,
+    /// SOA refresh (`SOARefresh`, default 60).
+    pub soa_refresh: u32,
+    /// SOA retry (`SOARetry`, default 600).
+    pub soa_retry: u32,
+    /// SOA expire (`SOAExpire`, default 86400).
+    pub soa_expire: u32,
+    /// SOA minimum TTL (`SOAMinttl`, default 60).
+    pub soa_minttl: u32,
+    /// Primary name server, fully qualified (`SOAMname`, default `ns1.mesos.`).
+    pub soa_mname: String,
+    /// Admin mailbox as a name, fully qualified (`SOARname`, default `root.ns1.mesos.`).
+    pub soa_rname: String,
+    /// Static Mesos masters, `ip:port` (`masters`).
+    pub masters: Vec<String>,
+    /// Upstream resolvers, `ip` or `ip:port` (`resolvers`); empty means the host's own.
+    pub resolvers: Vec<String>,
+    /// Task address sources in priority order (`IPSources`).
+    pub ip_sources: Vec<IpSource>,
+    /// ZooKeeper URL for master detection (`zk`), empty when unused.
+    pub zk: String,
+    /// The cluster domain, lowercase, without trailing dot (`domain`, default `mesos`).
+    pub domain: String,
+    /// DNS listen address (`listener`, default 0.0.0.0).
+    pub listener: IpAddr,
+    /// HTTP listen address (`HTTPListener`, default 0.0.0.0).
+    pub http_listener: IpAddr,
+    /// Whether forwarding of other names is on (`recurseon`, default true).
+    pub recurse_on: bool,
+    /// Whether the DNS server runs (`dnson`, default true).
+    pub dns_on: bool,
+    /// Whether the HTTP API runs (`httpon`, default true).
+    pub http_on: bool,
+    /// Whether external (forwarded) answers are given (`externalon`, default true).
+    pub external_on: bool,
+    /// RFC 952 labels instead of RFC 1123 (`EnforceRFC952`, default false).
+    pub enforce_rfc952: bool,
+    /// Whether `/v1/enumerate` answers (`EnumerationOn`, default true).
+    pub enumeration_on: bool,
+    /// HTTPS to the master (`MesosHTTPSOn`).
+    pub mesos_https_on: bool,
+    /// CA bundle for the master's certificate (`CACertFile`).
+    pub ca_cert_file: String,
+    /// Basic credentials for the master (`mesosCredentials`).
+    pub mesos_credentials: Option<Credentials>,
+    /// Authentication mechanism toward the master: "", "basic" or "iam" (`mesosAuthentication`).
+    pub mesos_authentication: String,
+    /// Weight of generated SRV records (`SRVRecordDefaultWeight`, default 1).
+    pub srv_record_default_weight: u16,
+    /// Per-zone resolvers (`ZoneResolvers`): zone -> upstreams.
+    pub zone_resolvers: BTreeMap<String, Vec<String>>,
+    /// Our key `stateFile`: serve the state document at this path, re-read when it changes.
+    pub state_file: Option<PathBuf>,
+    /// Set by `--demo`: serve the bundled example cluster.
+    pub demo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            refresh_seconds: 60,
+            port: 53,
+            timeout: 5,
+            state_timeout_seconds: 300,
+            zk_detection_timeout: 30,
+            http_port: 8123,
+            ttl: 60,
+            soa_refresh: 60,
+            soa_retry: 600,
+            soa_expire: 86400,
+            soa_minttl: 60,
+            soa_mname: "ns1.mesos.".into(),
+            soa_rname: "root.ns1.mesos.".into(),
+            masters: Vec::new(),
+            resolvers: Vec::new(),
+            ip_sources: vec![IpSource::NetInfo, IpSource::Mesos, IpSource::Host],
+            zk: String::new(),
+            domain: "mesos".into(),
+            listener: IpAddr::from([0, 0, 0, 0]),
+            http_listener: IpAddr::from([0, 0, 0, 0]),
+            recurse_on: true,
+            dns_on: true,
+            http_on: true,
+            external_on: true,
+            enforce_rfc952: false,
+            enumeration_on: true,
+            mesos_https_on: false,
+            ca_cert_file: String::new(),
+            mesos_credentials: None,
+            mesos_authentication: String::new(),
+            srv_record_default_weight: 1,
+            zone_resolvers: BTreeMap::new(),
+            state_file: None,
+            demo: false,
+        }
+    }
+}
+
+/// Why a configuration was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        /// File path.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("config file {path} is not valid JSON: {source}")]
+    Json {
+        /// File path.
+        path: PathBuf,
+        /// Underlying error.
+        source: serde_json::Error,
+    },
+    /// The JSON is not an object.
+    #[error("config must be a JSON object")]
+    NotObject,
+    /// A key has a value of the wrong type or out of range.
+    #[error("config key `{key}`: {reason}")]
+    Key {
+        /// The key as written in the file.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+fn key_err(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Keys of old Mesos-DNS versions that its own samples still carry; accepted and ignored.
+const OBSOLETE_KEYS: &[&str] = &["ns", "soaserial", "file"];
+
+/// A loaded configuration with the warnings found while reading it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// Unknown or obsolete keys, one message each.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads a config file (Mesos-DNS `config.json` format plus our keys) over the defaults.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|source| ConfigError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut loaded = Config::from_json(&value)?;
+        // A relative stateFile is relative to the config file, as an operator would expect.
+        if let Some(state) = &loaded.config.state_file {
+            if state.is_relative() {
+                if let Some(dir) = path.parent() {
+                    loaded.config.state_file = Some(dir.join(state));
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Reads a parsed config document over the defaults.
+    pub fn from_json(value: &Value) -> Result<Loaded, ConfigError> {
+        let obj = value.as_object().ok_or(ConfigError::NotObject)?;
+        let mut config = Config::default();
+        let mut warnings = Vec::new();
+        for (key, v) in obj {
+            if !config.set(key, v)? {
+                if OBSOLETE_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+                    warnings.push(format!("config key `{key}` is obsolete and ignored"));
+                } else {
+                    warnings.push(format!("unknown config key `{key}` ignored"));
+                }
+            }
+        }
+        config.normalize();
+        Ok(Loaded { config, warnings })
+    }
+
+    /// Sets one key; returns false when the key is unknown.
+    fn set(&mut self, key: &str, v: &Value) -> Result<bool, ConfigError> {
+        match key.to_ascii_lowercase().as_str() {
+            "refreshseconds" => self.refresh_seconds = uint(key, v)?,
+            "port" => self.port = uint(key, v)?,
+            "timeout" => self.timeout = uint(key, v)?,
+            "statetimeoutseconds" => self.state_timeout_seconds = uint(key, v)?,
+            "zkdetectiontimeout" => self.zk_detection_timeout = uint(key, v)?,
+            "httpport" => self.http_port = uint(key, v)?,
+            "ttl" => self.ttl = uint(key, v)?,
+            "soarefresh" => self.soa_refresh = uint(key, v)?,
+            "soaretry" => self.soa_retry = uint(key, v)?,
+            "soaexpire" => self.soa_expire = uint(key, v)?,
+            "soaminttl" => self.soa_minttl = uint(key, v)?,
+            "soamname" => self.soa_mname = string(key, v)?,
+            "soarname" => self.soa_rname = string(key, v)?,
+            "masters" => self.masters = strings(key, v)?,
+            "resolvers" => self.resolvers = strings(key, v)?,
+            "ipsources" => self.ip_sources = ip_sources(key, v)?,
+            "zk" => self.zk = string(key, v)?,
+            "domain" => self.domain = string(key, v)?,
+            "listener" => self.listener = ip(key, v)?,
+            "httplistener" => self.http_listener = ip(key, v)?,
+            "recurseon" => self.recurse_on = boolean(key, v)?,
+            "dnson" => self.dns_on = boolean(key, v)?,
+            "httpon" => self.http_on = boolean(key, v)?,
+            "externalon" => self.external_on = boolean(key, v)?,
+            "enforcerfc952" => self.enforce_rfc952 = boolean(key, v)?,
+            "enumerationon" | "enumerateon" => self.enumeration_on = boolean(key, v)?,
+            "mesoshttpson" => self.mesos_https_on = boolean(key, v)?,
+            "cacertfile" => self.ca_cert_file = string(key, v)?,
+            "mesoscredentials" => self.mesos_credentials = credentials(key, v)?,
+            "mesosauthentication" => self.mesos_authentication = string(key, v)?,
+            "srvrecorddefaultweight" => self.srv_record_default_weight = uint(key, v)?,
+            "zoneresolvers" => self.zone_resolvers = zone_resolvers(key, v)?,
+            "statefile" => {
+                let s = string(key, v)?;
+                self.state_file = (!s.is_empty()).then(|| PathBuf::from(s));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Brings names to their canonical form, as Mesos-DNS does after loading.
+    pub fn normalize(&mut self) {
+        self.domain = self.domain.trim_end_matches('.').to_ascii_lowercase();
+        self.soa_rname = fqdn(&self.soa_rname.replace('@', "."));
+        self.soa_mname = fqdn(&self.soa_mname);
+    }
+
+    /// Checks the whole configuration for consistency; the error names the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.dns_on && !self.http_on {
+            return Err(key_err("dnson", "either dnson or httpon must be true"));
+        }
+        if self.port == 0 {
+            return Err(key_err("port", "must be between 1 and 65535"));
+        }
+        if self.http_on && self.http_port == 0 {
+            return Err(key_err("httpport", "must be between 1 and 65535"));
+        }
+        if self.refresh_seconds == 0 {
+            return Err(key_err("refreshSeconds", "must be positive"));
+        }
+        if self.state_timeout_seconds == 0 {
+            return Err(key_err("stateTimeoutSeconds", "must be positive"));
+        }
+        if self.timeout == 0 {
+            return Err(key_err("timeout", "must be positive"));
+        }
+        if self.domain.is_empty() || !is_valid_name(&self.domain) {
+            return Err(key_err(
+                "domain",
+                format!("`{}` is not a valid domain name", self.domain),
+            ));
+        }
+        for (key, name) in [("SOAMname", &self.soa_mname), ("SOARname", &self.soa_rname)] {
+            if !is_valid_name(name) {
+                return Err(key_err(key, format!("`{name}` is not a valid domain name")));
+            }
+        }
+        let mut seen = Vec::new();
+        for m in &self.masters {
+            let valid = split_host_port(m).is_some_and(|(h, _)| h.parse::<IpAddr>().is_ok());
+            if !valid {
+                return Err(key_err(
+                    "masters",
+                    format!("`{m}` is not an ip:port address"),
+                ));
+            }
+            if seen.contains(&m) {
+                return Err(key_err("masters", format!("`{m}` is listed twice")));
+            }
+            seen.push(m);
+        }
+        if !self.zk.is_empty() && !self.zk.starts_with("zk://") {
+            return Err(key_err("zk", format!("`{}` is not a zk:// URL", self.zk)));
+        }
+        for r in &self.resolvers {
+            if !is_resolver_address(r) {
+                return Err(key_err(
+                    "resolvers",
+                    format!("`{r}` is not an ip or ip:port"),
+                ));
+            }
+        }
+        for (zone, resolvers) in &self.zone_resolvers {
+            if let Some(r) = resolvers.iter().find(|r| !is_resolver_address(r)) {
+                return Err(key_err(
+                    "ZoneResolvers",
+                    format!("zone `{zone}`: `{r}` is not an ip or ip:port"),
+                ));
+            }
+        }
+        if self.ip_sources.is_empty() {
+            return Err(key_err("IPSources", "must list at least one source"));
+        }
+        if !["", "basic", "iam"].contains(&self.mesos_authentication.as_str()) {
+            return Err(key_err(
+                "mesosAuthentication",
+                format!(
+                    "`{}` is not one of \"\", basic, iam",
+                    self.mesos_authentication
+                ),
+            ));
+        }
+        if self.masters.is_empty() && self.zk.is_empty() && self.state_file.is_none() && !self.demo
+        {
+            return Err(key_err(
+                "masters",
+                "no cluster state source: set masters, zk or stateFile (or run with --demo)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The label rules in force (`EnforceRFC952`).
+    pub fn label_spec(&self) -> LabelSpec {
+        if self.enforce_rfc952 {
+            LabelSpec::Rfc952
+        } else {
+            LabelSpec::Rfc1123
+        }
+    }
+}
+
+fn fqdn(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.'))
+}
+
+fn is_valid_name(name: &str) -> bool {
+    Name::from_ascii(name).is_ok() && !name.trim_end_matches('.').is_empty()
+}
+
+fn is_resolver_address(text: &str) -> bool {
+    text.parse::<IpAddr>().is_ok()
+        || split_host_port(text).is_some_and(|(h, _)| h.parse::<IpAddr>().is_ok())
+}
+
+fn uint<T: TryFrom<u64>>(key: &str, v: &Value) -> Result<T, ConfigError> {
+    let n = v
+        .as_u64()
+        .ok_or_else(|| key_err(key, format!("expected a non-negative integer, got {v}")))?;
+    T::try_from(n).map_err(|_| key_err(key, format!("{n} is out of range")))
+}
+
+fn boolean(key: &str, v: &Value) -> Result<bool, ConfigError> {
+    v.as_bool()
+        .ok_or_else(|| key_err(key, format!("expected true or false, got {v}")))
+}
+
+fn string(key: &str, v: &Value) -> Result<String, ConfigError> {
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(key_err(key, format!("expected a string, got {v}"))),
+    }
+}
+
+fn strings(key: &str, v: &Value) -> Result<Vec<String>, ConfigError> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Array(items) => items.iter().map(|i| string(key, i)).collect(),
+        _ => Err(key_err(key, format!("expected a list of strings, got {v}"))),
+    }
+}
+
+fn ip(key: &str, v: &Value) -> Result<IpAddr, ConfigError> {
+    let s = string(key, v)?;
+    s.parse()
+        .map_err(|_| key_err(key, format!("`{s}` is not an IP address")))
+}
+
+fn ip_sources(key: &str, v: &Value) -> Result<Vec<IpSource>, ConfigError> {
+    let mut out = Vec::new();
+    for name in strings(key, v)? {
+        let src = IpSource::parse(&name).ok_or_else(|| {
+            key_err(
+                key,
+                format!("unknown source `{name}` (expected netinfo, docker, mesos or host)"),
+            )
+        })?;
+        if out.contains(&src) {
+            return Err(key_err(key, format!("source `{name}` is listed twice")));
+        }
+        out.push(src);
+    }
+    Ok(out)
+}
+
+fn credentials(key: &str, v: &Value) -> Result<Option<Credentials>, ConfigError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(m) => {
+            let get = |field: &str| -> Result<String, ConfigError> {
+                match find_ci(m, field) {
+                    Some(x) => string(key, x),
+                    None => Ok(String::new()),
+                }
+            };
+            Ok(Some(Credentials {
+                principal: get("principal")?,
+                secret: get("secret")?,
+            }))
+        }
+        _ => Err(key_err(key, "expected an object with principal and secret")),
+    }
+}
+
+fn zone_resolvers(key: &str, v: &Value) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
+    match v {
+        Value::Null => Ok(BTreeMap::new()),
+        Value::Object(m) => m
+            .iter()
+            .map(|(zone, r)| Ok((zone.to_ascii_lowercase(), strings(key, r)?)))
+            .collect(),
+        _ => Err(key_err(key, "expected an object of zone -> resolver list")),
+    }
+}
+
+fn find_ci<'a>(m: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    m.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(field))
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/mesos-dns/config.json.sample")
+    }
+
+    #[test]
+    fn reads_mesos_dns_sample_unchanged() {
+        let loaded = Config::load(&sample_path()).unwrap();
+        let c = &loaded.config;
+        assert_eq!(c.zk, "zk://127.0.0.1:2181/mesos");
+        assert_eq!(c.masters, vec!["127.0.0.1:5050"]);
+        assert_eq!(c.refresh_seconds, 60);
+        assert_eq!(c.port, 8053);
+        assert_eq!(c.http_port, 8123);
+        assert_eq!(c.resolvers, vec!["8.8.8.8"]);
+        assert_eq!(c.soa_mname, "ns1.mesos.");
+        assert_eq!(c.soa_rname, "root.ns1.mesos.");
+        assert_eq!(c.ip_sources, vec![IpSource::Mesos, IpSource::Host]);
+        assert!(c.enumeration_on && c.recurse_on && c.external_on);
+        assert_eq!(c.srv_record_default_weight, 1);
+        c.validate().unwrap();
+        // "ns" is an old Mesos-DNS key: accepted with a warning, not an error.
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("`ns`"));
+    }
+
+    #[test]
+    fn keys_match_case_insensitively_like_go() {
+        let c = Config::from_json(&json!({"REFRESHSECONDS": 5, "dnsOn": false, "HttpOn": true,
+            "ipsources": ["host"], "Domain": "Cluster.Example.", "soarname": "admin@example.com"}))
+        .unwrap()
+        .config;
+        assert_eq!(c.refresh_seconds, 5);
+        assert!(!c.dns_on && c.http_on);
+        assert_eq!(c.ip_sources, vec![IpSource::Host]);
+        assert_eq!(c.domain, "cluster.example");
+        assert_eq!(c.soa_rname, "admin.example.com.");
+    }
+
+    #[test]
+    fn unknown_keys_warn() {
+        let l = Config::from_json(&json!({"colour": "blue"})).unwrap();
+        assert_eq!(l.warnings, vec!["unknown config key `colour` ignored"]);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            (json!({"port": "53"}), "port"),
+            (json!({"port": 70000}), "port"),
+            (json!({"ttl": -1}), "ttl"),
+            (json!({"listener": "localhost"}), "listener"),
+            (json!({"IPSources": ["host", "rkt"]}), "IPSources"),
+            (json!({"IPSources": ["host", "host"]}), "IPSources"),
+            (json!({"recurseon": "yes"}), "recurseon"),
+            (json!({"masters": "1.2.3.4:5050"}), "masters"),
+        ];
+        for (doc, key) in cases {
+            let err = Config::from_json(&doc).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{doc}: {err}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let with = |doc: Value| {
+            let mut c = Config::from_json(&doc).unwrap().config;
+            c.demo = true;
+            c.validate().unwrap_err().to_string()
+        };
+        assert!(with(json!({"masters": ["nohost"]})).contains("`masters`"));
+        assert!(with(json!({"masters": ["1.2.3.4:5050", "1.2.3.4:5050"]})).contains("twice"));
+        assert!(with(json!({"resolvers": ["dns.google"]})).contains("`resolvers`"));
+        assert!(with(json!({"dnson": false, "httpon": false})).contains("`dnson`"));
+        assert!(with(json!({"domain": "bad..name"})).contains("`domain`"));
+        assert!(with(json!({"stateTimeoutSeconds": 0})).contains("`stateTimeoutSeconds`"));
+        assert!(with(json!({"IPSources": []})).contains("`IPSources`"));
+        let mut c = Config::default();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("no cluster state source"));
+        c.state_file = Some("state.json".into());
+        c.validate().unwrap();
+    }
+}

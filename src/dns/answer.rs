@@ -1,0 +1,273 @@
+//! Turns one DNS request into one response: the authoritative logic for the cluster domain.
+//!
+//! Pure with respect to I/O: bytes in, bytes out, so both transports share it and tests can
+//! drive it directly. Answers follow RFC 1034/2308 where Mesos-DNS is loose (NODATA with the SOA
+//! for an existing name of another type, NXDOMAIN only when nothing exists at or below a name),
+//! with Mesos-DNS's record values.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use rand::seq::SliceRandom;
+
+use crate::metrics::Metrics;
+use crate::records::snapshot::{Entry, Snapshot};
+
+/// The transport a request came over, which bounds the response size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: 512 bytes, or the client's EDNS payload size up to our own limit.
+    Udp,
+    /// TCP: up to 65535 bytes.
+    Tcp,
+}
+
+/// UDP payload size we advertise and accept at most (the DNS flag day 2020 value, which avoids
+/// IP fragmentation on ordinary paths).
+pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 1232;
+
+/// Answers requests from the current snapshot.
+pub struct Responder {
+    snapshot: Arc<ArcSwapOption<Snapshot>>,
+    metrics: Arc<Metrics>,
+    domain: Name,
+    recursion_available: bool,
+    max_udp_payload: u16,
+}
+
+impl Responder {
+    /// A responder for `domain` (lowercase, no trailing dot) reading `snapshot`.
+    pub fn new(
+        domain: &str,
+        snapshot: Arc<ArcSwapOption<Snapshot>>,
+        metrics: Arc<Metrics>,
+        recursion_available: bool,
+    ) -> Result<Responder, hickory_proto::ProtoError> {
+        Ok(Responder {
+            snapshot,
+            metrics,
+            domain: Name::from_ascii(format!("{domain}."))?,
+            recursion_available,
+            max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
+        })
+    }
+
+    /// Builds the response to one request packet, or `None` when the packet must be dropped
+    /// (a response, or too short to carry a header).
+    pub fn respond(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let request = match Message::from_vec(packet) {
+            Ok(m) => m,
+            Err(_) => {
+                Metrics::inc(&self.metrics.malformed_packets);
+                let resp = formerr_from_header(packet);
+                if resp.is_some() {
+                    self.metrics.count_rcode(ResponseCode::FormErr.into());
+                }
+                return resp;
+            }
+        };
+        if request.metadata.message_type != MessageType::Query {
+            Metrics::inc(&self.metrics.malformed_packets);
+            return None;
+        }
+
+        let mut resp = Message::response(request.metadata.id, request.metadata.op_code);
+        resp.metadata.recursion_desired = request.metadata.recursion_desired;
+        resp.metadata.checking_disabled = request.metadata.checking_disabled;
+        resp.add_queries(request.queries.iter().cloned());
+
+        let max_size = match (transport, &request.edns) {
+            (Transport::Tcp, _) => u16::MAX as usize,
+            (Transport::Udp, Some(e)) => e.max_payload().clamp(512, self.max_udp_payload) as usize,
+            (Transport::Udp, None) => 512,
+        };
+        if let Some(req_edns) = &request.edns {
+            let mut edns = Edns::new();
+            edns.set_max_payload(self.max_udp_payload);
+            edns.set_version(0);
+            edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
+            resp.set_edns(edns);
+            if req_edns.version() > 0 {
+                return Some(self.finish(resp, ResponseCode::BADVERS, max_size));
+            }
+        }
+        if request.metadata.op_code != OpCode::Query {
+            return Some(self.finish(resp, ResponseCode::NotImp, max_size));
+        }
+        if request.queries.len() != 1 {
+            return Some(self.finish(resp, ResponseCode::FormErr, max_size));
+        }
+        let query = &request.queries[0];
+        let qname = query.name();
+        if !self.domain.zone_of(qname) {
+            // Forwarding is not in this build: names outside the cluster domain are refused.
+            return Some(self.finish(resp, ResponseCode::Refused, max_size));
+        }
+        if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY) {
+            return Some(self.finish(resp, ResponseCode::Refused, max_size));
+        }
+        let Some(snapshot) = self.snapshot.load_full() else {
+            // No cluster state yet: an NXDOMAIN now would be cached by clients as a lie.
+            return Some(self.finish(resp, ResponseCode::ServFail, max_size));
+        };
+        resp.metadata.authoritative = true;
+        resp.metadata.recursion_available = self.recursion_available;
+        let rcode = answer(&snapshot, qname, query.query_type(), &mut resp);
+        Some(self.finish(resp, rcode, max_size))
+    }
+
+    /// Sets the response code, encodes, and truncates to `max_size` when needed.
+    fn finish(&self, mut resp: Message, rcode: ResponseCode, max_size: usize) -> Vec<u8> {
+        resp.metadata.response_code = rcode;
+        self.metrics.count_rcode(rcode.into());
+        encode_within(&mut resp, max_size, &self.metrics)
+    }
+}
+
+/// Encodes `resp` in at most `max_size` bytes: whole if it fits; else without the additional
+/// section (which needs no TC, RFC 2181 section 9); else header, question and OPT with TC set,
+/// so the client retries over TCP.
+fn encode_within(resp: &mut Message, max_size: usize, metrics: &Metrics) -> Vec<u8> {
+    let full = resp.to_vec().unwrap_or_default();
+    if full.len() <= max_size && !full.is_empty() {
+        return full;
+    }
+    resp.additionals.clear();
+    let trimmed = resp.to_vec().unwrap_or_default();
+    if trimmed.len() <= max_size && !trimmed.is_empty() {
+        return trimmed;
+    }
+    Metrics::inc(&metrics.truncated_responses);
+    resp.answers.clear();
+    resp.authorities.clear();
+    resp.metadata.truncation = true;
+    resp.to_vec().unwrap_or_default()
+}
+
+/// A FORMERR response built from the raw header of a packet that didn't parse, or `None` when
+/// there is no header or the packet claims to be a response.
+fn formerr_from_header(packet: &[u8]) -> Option<Vec<u8>> {
+    if packet.len() < 12 || packet[2] & 0x80 != 0 {
+        return None;
+    }
+    let mut out = vec![0u8; 12];
+    out[0] = packet[0];
+    out[1] = packet[1];
+    // QR=1, keep opcode and RD.
+    out[2] = 0x80 | (packet[2] & 0x79);
+    out[3] = ResponseCode::FormErr.low();
+    Some(out)
+}
+
+/// Fills the answer, authority and additional sections for `qname`/`qtype`; returns the rcode.
+fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) -> ResponseCode {
+    let key = qname.to_lowercase().to_ascii();
+    let Some(entry) = snap.lookup(&key) else {
+        resp.add_authority(negative_soa(snap));
+        return ResponseCode::NXDomain;
+    };
+    let apex = snap.is_apex(qname);
+    let ttl = snap.ttl;
+    let mut answers = Vec::new();
+    let mut additionals = Vec::new();
+    let want = |t: RecordType| qtype == t || qtype == RecordType::ANY;
+
+    if want(RecordType::A) {
+        answers.extend(
+            entry
+                .a
+                .iter()
+                .map(|ip| Record::from_rdata(qname.clone(), ttl, RData::A(A(*ip)))),
+        );
+    }
+    if want(RecordType::AAAA) {
+        answers.extend(
+            entry
+                .aaaa
+                .iter()
+                .map(|ip| Record::from_rdata(qname.clone(), ttl, RData::AAAA(AAAA(*ip)))),
+        );
+    }
+    if want(RecordType::SRV) {
+        let mut targets_seen: Vec<u32> = Vec::new();
+        for srv in entry.srv.iter() {
+            answers.push(Record::from_rdata(
+                qname.clone(),
+                ttl,
+                RData::SRV(SRV::new(0, snap.srv_weight, srv.port, srv.target.clone())),
+            ));
+            if let Some(t) = srv.entry {
+                if !targets_seen.contains(&t) {
+                    targets_seen.push(t);
+                    push_addresses(snap.entry(t), ttl, &mut additionals);
+                }
+            }
+        }
+    }
+    if apex && want(RecordType::SOA) {
+        answers.push(soa_record(snap, ttl));
+    }
+    if apex && want(RecordType::NS) {
+        answers.push(Record::from_rdata(
+            qname.clone(),
+            ttl,
+            RData::NS(NS(snap.ns.clone())),
+        ));
+        if let Some(ns) = snap.lookup(&snap.ns.to_ascii()) {
+            push_addresses(ns, ttl, &mut additionals);
+        }
+    }
+
+    if answers.is_empty() {
+        resp.add_authority(negative_soa(snap));
+    } else {
+        answers.shuffle(&mut rand::rng());
+        resp.insert_answers(answers);
+        resp.insert_additionals(additionals);
+    }
+    ResponseCode::NoError
+}
+
+fn push_addresses(entry: &Entry, ttl: u32, out: &mut Vec<Record>) {
+    out.extend(
+        entry
+            .a
+            .iter()
+            .map(|ip| Record::from_rdata(entry.name.clone(), ttl, RData::A(A(*ip)))),
+    );
+    out.extend(
+        entry
+            .aaaa
+            .iter()
+            .map(|ip| Record::from_rdata(entry.name.clone(), ttl, RData::AAAA(AAAA(*ip)))),
+    );
+}
+
+/// The SOA for the authority section of a negative answer: its TTL is the smaller of the
+/// record TTL and the SOA minimum, which is how long resolvers may cache the negative answer
+/// (RFC 2308 section 5).
+fn negative_soa(snap: &Snapshot) -> Record {
+    soa_record(snap, snap.ttl.min(snap.soa.minimum))
+}
+
+/// The domain's SOA record.
+fn soa_record(snap: &Snapshot, ttl: u32) -> Record {
+    let s = &snap.soa;
+    let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    Record::from_rdata(
+        snap.domain.clone(),
+        ttl,
+        RData::SOA(SOA::new(
+            s.mname.clone(),
+            s.rname.clone(),
+            s.serial,
+            as_i32(s.refresh),
+            as_i32(s.retry),
+            as_i32(s.expire),
+            s.minimum,
+        )),
+    )
+}

@@ -1,0 +1,13 @@
+//! mesos-dns-sidecar: node-local DNS for Apache Mesos clusters.
+//!
+//! Keeps a snapshot of the cluster's state, answers the cluster's names from it exactly as
+//! Mesos-DNS would, and serves them on every agent host.
+
+pub mod config;
+pub mod daemon;
+pub mod dns;
+pub mod mesos;
+pub mod metrics;
+pub mod netif;
+pub mod publish;
+pub mod records;

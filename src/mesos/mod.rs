@@ -1,0 +1,7 @@
+//! Cluster state: the typed Mesos master state document and the sources that deliver it.
+
+pub mod demo;
+pub mod file;
+pub mod hosts;
+pub mod model;
+pub mod synthetic;

@@ -1,0 +1,430 @@
+//! Typed Mesos master state (`/master/state`, `/master/state.json`), as much of it as the
+//! records need.
+//!
+//! The document's shape drifted across Mesos 0.2x..1.x: fields appear, disappear, or come as
+//! `null`. Every field here defaults when missing or null, unknown fields are ignored, and a
+//! malformed PID or port range is treated as absent rather than failing the whole document, so
+//! one odd task never costs the cluster its names. Values that would produce a wrong record
+//! (an unparsable IP, a port above 65535) are dropped, never guessed.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Deserializer};
+
+/// Deserializes `null` as the type's default, so `"tasks": null` reads as no tasks.
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A whole master state document: who leads, which frameworks run which tasks, on which agents.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct State {
+    /// The leading master's PID, e.g. `master@10.0.0.1:5050`.
+    #[serde(deserialize_with = "nullable")]
+    pub leader: String,
+    /// Registered frameworks with their tasks.
+    #[serde(deserialize_with = "nullable")]
+    pub frameworks: Vec<Framework>,
+    /// Registered agents ("slaves" in the state document).
+    #[serde(deserialize_with = "nullable")]
+    pub slaves: Vec<Slave>,
+}
+
+/// A framework (scheduler), e.g. Marathon.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Framework {
+    /// Framework ID.
+    #[serde(deserialize_with = "nullable")]
+    pub id: String,
+    /// Framework name; becomes the middle label(s) of its tasks' names.
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    /// The scheduler's libprocess PID; absent for HTTP API frameworks.
+    #[serde(deserialize_with = "lenient_pid")]
+    pub pid: Option<Pid>,
+    /// The scheduler's hostname, used when there is no PID.
+    #[serde(deserialize_with = "nullable")]
+    pub hostname: String,
+    /// The framework's current tasks.
+    #[serde(deserialize_with = "nullable")]
+    pub tasks: Vec<Task>,
+}
+
+impl Framework {
+    /// Where the scheduler listens: PID host and port, else the hostname and no port
+    /// (Mesos-DNS's `HostPort`).
+    pub fn host_port(&self) -> (&str, Option<u16>) {
+        match &self.pid {
+            Some(pid) => (pid.host.as_str(), Some(pid.port)),
+            None => (self.hostname.as_str(), None),
+        }
+    }
+}
+
+/// An agent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Slave {
+    /// Agent ID; its last dash-separated part appears in task unique names.
+    #[serde(deserialize_with = "nullable")]
+    pub id: String,
+    /// Agent hostname.
+    #[serde(deserialize_with = "nullable")]
+    pub hostname: String,
+    /// The agent's libprocess PID, whose host gives the agent's address.
+    #[serde(deserialize_with = "lenient_pid")]
+    pub pid: Option<Pid>,
+}
+
+/// A task as the master reports it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Task {
+    /// Task ID; hashed into the task's unique name.
+    #[serde(deserialize_with = "nullable")]
+    pub id: String,
+    /// Task name.
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    /// ID of the framework that launched it.
+    #[serde(deserialize_with = "nullable")]
+    pub framework_id: String,
+    /// ID of the agent it runs on.
+    #[serde(deserialize_with = "nullable")]
+    pub slave_id: String,
+    /// Current state, e.g. `TASK_RUNNING`.
+    #[serde(deserialize_with = "nullable")]
+    pub state: String,
+    /// Status updates, each with labels and container network information.
+    #[serde(deserialize_with = "nullable")]
+    pub statuses: Vec<Status>,
+    /// Resources, of which only the port ranges matter here.
+    #[serde(deserialize_with = "nullable")]
+    pub resources: Resources,
+    /// Service discovery information set by the framework, if any.
+    #[serde(deserialize_with = "nullable")]
+    pub discovery: Option<DiscoveryInfo>,
+}
+
+/// The `TASK_RUNNING` state, the only one Mesos-DNS serves.
+pub const TASK_RUNNING: &str = "TASK_RUNNING";
+
+impl Task {
+    /// Whether the task is running, the only state Mesos-DNS gives names to.
+    pub fn is_running(&self) -> bool {
+        self.state == TASK_RUNNING
+    }
+
+    /// The discovery info, when it names the task (Mesos-DNS ignores it otherwise).
+    pub fn named_discovery(&self) -> Option<&DiscoveryInfo> {
+        self.discovery.as_ref().filter(|d| !d.name.is_empty())
+    }
+
+    /// The most recent `TASK_RUNNING` status, which Mesos-DNS reads container IPs from.
+    pub fn latest_running_status(&self) -> Option<&Status> {
+        let mut best: Option<&Status> = None;
+        for s in &self.statuses {
+            if s.state == TASK_RUNNING && best.is_none_or(|b| s.timestamp > b.timestamp) {
+                best = Some(s);
+            }
+        }
+        best
+    }
+}
+
+/// One status update of a task.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Status {
+    /// Task state at this update.
+    #[serde(deserialize_with = "nullable")]
+    pub state: String,
+    /// When the update happened (seconds since the epoch).
+    #[serde(deserialize_with = "nullable")]
+    pub timestamp: f64,
+    /// Labels set by the executor, e.g. `Docker.NetworkSettings.IPAddress`.
+    #[serde(deserialize_with = "nullable")]
+    pub labels: Vec<Label>,
+    /// Container status with network information (Mesos >= 0.25).
+    #[serde(deserialize_with = "nullable")]
+    pub container_status: ContainerStatus,
+}
+
+/// A key/value label.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Label {
+    /// Label key.
+    #[serde(deserialize_with = "nullable")]
+    pub key: String,
+    /// Label value.
+    #[serde(deserialize_with = "nullable")]
+    pub value: String,
+}
+
+/// Container status of a task.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ContainerStatus {
+    /// The container's network interfaces.
+    #[serde(deserialize_with = "nullable")]
+    pub network_infos: Vec<NetworkInfo>,
+}
+
+/// A container network interface and its addresses.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct NetworkInfo {
+    /// Addresses (Mesos >= 0.26).
+    #[serde(deserialize_with = "nullable")]
+    pub ip_addresses: Vec<IpAddressEntry>,
+    /// Single address (Mesos 0.25).
+    #[serde(deserialize_with = "nullable")]
+    pub ip_address: String,
+    /// Network name.
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+}
+
+impl NetworkInfo {
+    /// The interface's address strings, new format first, falling back to the 0.25 field.
+    pub fn addresses(&self) -> Vec<&str> {
+        if self.ip_addresses.is_empty() {
+            if self.ip_address.is_empty() {
+                Vec::new()
+            } else {
+                vec![self.ip_address.as_str()]
+            }
+        } else {
+            self.ip_addresses
+                .iter()
+                .map(|a| a.ip_address.as_str())
+                .collect()
+        }
+    }
+}
+
+/// One entry of `ip_addresses`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IpAddressEntry {
+    /// The address as text.
+    #[serde(deserialize_with = "nullable")]
+    pub ip_address: String,
+}
+
+/// Task resources; Mesos-DNS reads only the `ports` ranges.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Resources {
+    /// Port ranges as the master prints them, e.g. `[31000-31001, 31005-31005]`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub ports: String,
+}
+
+impl Resources {
+    /// The individual ports of the ranges, in order, skipping malformed ranges as Mesos-DNS
+    /// does.
+    pub fn ports(&self) -> Vec<u16> {
+        parse_port_ranges(&self.ports)
+    }
+}
+
+/// Expands `[lo-hi, lo-hi]` into ports. Ranges that don't parse or exceed 65535 are skipped.
+pub fn parse_port_ranges(text: &str) -> Vec<u16> {
+    let Some((_, rest)) = text.split_once('[') else {
+        return Vec::new();
+    };
+    let inner = rest.split(']').next().unwrap_or("");
+    let mut ports = Vec::new();
+    for range in inner.split(',') {
+        let range = range.trim();
+        if range.is_empty() {
+            continue;
+        }
+        let mut parts = range.split('-');
+        let lo = parts.next().and_then(|p| p.trim().parse::<u16>().ok());
+        let hi = parts.next().and_then(|p| p.trim().parse::<u16>().ok());
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            ports.extend(lo..=hi);
+        }
+    }
+    ports
+}
+
+/// DiscoveryInfo set by the framework (Marathon sets it from the app's port definitions).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DiscoveryInfo {
+    /// Service name; replaces the task name in records when set.
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    /// Discovery ports.
+    #[serde(deserialize_with = "nullable")]
+    pub ports: DiscoveryPorts,
+}
+
+/// Wrapper object around the discovery port list, as in the state document.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DiscoveryPorts {
+    /// The ports.
+    #[serde(deserialize_with = "nullable")]
+    pub ports: Vec<DiscoveryPort>,
+}
+
+/// A named service port of a task.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DiscoveryPort {
+    /// Port number; values above 65535 are ignored when building records.
+    #[serde(deserialize_with = "nullable")]
+    pub number: u64,
+    /// `tcp`, `udp`, or empty for both.
+    #[serde(deserialize_with = "nullable")]
+    pub protocol: String,
+    /// Port name, giving the `_name._task._proto` SRV records.
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+}
+
+/// A libprocess PID: `id@host:port`, where host is an address or a hostname.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pid {
+    /// The process id part before `@`.
+    pub id: String,
+    /// Host part, without IPv6 brackets.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Pid {
+    /// Parses `id@host:port` (IPv6 hosts in brackets); `None` if it isn't one.
+    pub fn parse(text: &str) -> Option<Pid> {
+        let text = text.trim_matches(|c| c == '"' || c == ' ');
+        let (id, addr) = text.split_once('@')?;
+        let (host, port) = split_host_port(addr)?;
+        if id.is_empty() || host.is_empty() {
+            return None;
+        }
+        Some(Pid {
+            id: id.to_string(),
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// The host as an IP address, if it is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
+    }
+}
+
+/// Splits `host:port` or `[v6]:port`.
+pub fn split_host_port(addr: &str) -> Option<(&str, u16)> {
+    if let Some(rest) = addr.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:")?;
+        return Some((host, port.parse().ok()?));
+    }
+    let (host, port) = addr.rsplit_once(':')?;
+    if host.contains(':') {
+        return None;
+    }
+    Some((host, port.parse().ok()?))
+}
+
+fn lenient_pid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Pid>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(v.as_str().and_then(Pid::parse))
+}
+
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(v.as_str().map(str::to_string).unwrap_or_default())
+}
+
+/// Why a state document could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The bytes are not a JSON state document.
+    #[error("state document is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The document parsed but names no leader, which every master state has.
+    #[error("state document has no leader")]
+    NoLeader,
+}
+
+impl State {
+    /// Parses a master state document. A document without a leader is rejected, as Mesos-DNS
+    /// rejects it: it is not a master's state (or comes from a non-leading master mid-election).
+    pub fn from_json(bytes: &[u8]) -> Result<State, StateError> {
+        let state: State = serde_json::from_slice(bytes)?;
+        if state.leader.is_empty() {
+            return Err(StateError::NoLeader);
+        }
+        Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(
+            parse_port_ranges("[31354-31354, 31355-31355]"),
+            vec![31354, 31355]
+        );
+        assert_eq!(
+            parse_port_ranges("[31737-31739]"),
+            vec![31737, 31738, 31739]
+        );
+        assert_eq!(parse_port_ranges("[]"), Vec::<u16>::new());
+        assert_eq!(parse_port_ranges(""), Vec::<u16>::new());
+        assert_eq!(
+            parse_port_ranges("[1-2, x-3, 70000-70001, 5-5]"),
+            vec![1, 2, 5]
+        );
+    }
+
+    #[test]
+    fn pids() {
+        let p = Pid::parse("scheduler(1)@1.2.3.11:25501").unwrap();
+        assert_eq!(
+            (p.id.as_str(), p.host.as_str(), p.port),
+            ("scheduler(1)", "1.2.3.11", 25501)
+        );
+        let p = Pid::parse("slave(1)@[2001:db8::1]:5051").unwrap();
+        assert_eq!((p.host.as_str(), p.port), ("2001:db8::1", 5051));
+        assert!(Pid::parse("nonsense").is_none());
+        assert!(Pid::parse("a@b").is_none());
+        assert!(Pid::parse("a@:1").is_none());
+    }
+
+    #[test]
+    fn tolerates_nulls_and_odd_types() {
+        let doc = br#"{"leader":"master@1.2.3.4:5050","frameworks":[{"name":"f","pid":null,
+            "tasks":null,"hostname":null}],"slaves":[{"id":"s","pid":42}],"extra":{"x":1}}"#;
+        let s = State::from_json(doc).unwrap();
+        assert!(s.frameworks[0].pid.is_none());
+        assert!(s.frameworks[0].tasks.is_empty());
+        assert!(s.slaves[0].pid.is_none());
+    }
+
+    #[test]
+    fn rejects_garbage_and_leaderless() {
+        assert!(matches!(
+            State::from_json(b"{not json"),
+            Err(StateError::Json(_))
+        ));
+        assert!(matches!(State::from_json(b"{}"), Err(StateError::NoLeader)));
+    }
+}

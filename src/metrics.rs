@@ -1,0 +1,45 @@
+//! Process-wide counters: what the daemon served, rejected and failed to load.
+//!
+//! Plain relaxed atomics, so counting costs the query path nothing measurable; the HTTP API
+//! exports them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters shared by the DNS server and the state sources.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Queries received over UDP.
+    pub udp_queries: AtomicU64,
+    /// Queries received over TCP.
+    pub tcp_queries: AtomicU64,
+    /// Responses by response code (index = the 4-bit RCODE; 16 = BADVERS).
+    pub responses_by_rcode: [AtomicU64; 17],
+    /// Packets that could not be parsed as DNS messages.
+    pub malformed_packets: AtomicU64,
+    /// UDP responses sent truncated (TC set).
+    pub truncated_responses: AtomicU64,
+    /// TCP connections refused because the connection limit was reached.
+    pub tcp_connections_rejected: AtomicU64,
+    /// State documents loaded into a new snapshot.
+    pub state_loads: AtomicU64,
+    /// State documents rejected (unreadable, invalid JSON, no leader); the last snapshot stays.
+    pub state_load_errors: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds one to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Counts a response with the given 12-bit response code.
+    pub fn count_rcode(&self, rcode: u16) {
+        let i = (rcode as usize).min(16);
+        Self::inc(&self.responses_by_rcode[i]);
+    }
+}

@@ -1,0 +1,621 @@
+//! Mesos state -> records, with Mesos-DNS's naming rules.
+//!
+//! The order of the steps, the deduplication and every naming detail follow Mesos-DNS's record
+//! generator, so a client switching over sees the same names with the same values:
+//!
+//! - `framework.domain` A/AAAA and `_framework._tcp.framework.domain` SRV for each framework;
+//! - `slave.domain` A/AAAA and `_slave._tcp.domain` SRV for the agents;
+//! - the SOA mname's address (from `listener`);
+//! - `leader.domain`, `master.domain`, `masterN.domain`, `_leader._tcp|_udp.domain`;
+//! - per running task: `task.framework.domain`, the unique `task-HASH-AGENT.framework.domain`,
+//!   both again under `.slave.` with the agent's address, `_task._tcp|_udp.framework[.slave]`
+//!   SRV for resource ports, and for DiscoveryInfo ports `_task._proto.framework.domain` plus
+//!   `_portname._task._proto.framework.domain`.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::SystemTime;
+
+use hickory_proto::rr::Name;
+
+use super::hash::task_hash;
+use super::labels::LabelSpec;
+use super::snapshot::{
+    Entry, EnumFramework, EnumRecord, EnumTask, Enumeration, Snapshot, Soa, SrvTarget, Stats,
+};
+use crate::config::{Config, IpSource};
+use crate::mesos::model::{split_host_port, State, Task};
+
+/// Status label holding a Docker container's address.
+pub const DOCKER_IP_LABEL: &str = "Docker.NetworkSettings.IPAddress";
+/// Status label holding a Mesos container's address.
+pub const MESOS_IP_LABEL: &str = "MesosContainerizer.NetworkSettings.IPAddress";
+
+/// Addresses of hostnames found in the state (frameworks without a PID, agents registered by
+/// name), resolved by the caller before the build so the build itself does no I/O.
+pub type HostAddrs = HashMap<String, Vec<IpAddr>>;
+
+/// The settings that shape records, taken from the configuration.
+#[derive(Debug, Clone)]
+pub struct RecordSettings {
+    /// Cluster domain, lowercase, no trailing dot.
+    pub domain: String,
+    /// Label rules.
+    pub spec: LabelSpec,
+    /// Task address sources in priority order.
+    pub ip_sources: Vec<IpSource>,
+    /// Configured masters (`ip:port`), numbered into `masterN` names.
+    pub masters: Vec<String>,
+    /// Name server name (SOA mname), fully qualified.
+    pub ns_name: String,
+    /// Addresses of the name server name: the listener, or every local address for 0.0.0.0.
+    pub ns_addrs: Vec<IpAddr>,
+    /// Record TTL.
+    pub ttl: u32,
+    /// SRV weight.
+    pub srv_weight: u16,
+    /// SOA rname, fully qualified.
+    pub soa_rname: String,
+    /// SOA refresh.
+    pub soa_refresh: u32,
+    /// SOA retry.
+    pub soa_retry: u32,
+    /// SOA expire.
+    pub soa_expire: u32,
+    /// SOA minimum.
+    pub soa_minttl: u32,
+}
+
+impl RecordSettings {
+    /// Settings from a validated configuration and the name server's addresses.
+    pub fn from_config(c: &Config, ns_addrs: Vec<IpAddr>) -> RecordSettings {
+        RecordSettings {
+            domain: c.domain.clone(),
+            spec: c.label_spec(),
+            ip_sources: c.ip_sources.clone(),
+            masters: c.masters.clone(),
+            ns_name: c.soa_mname.clone(),
+            ns_addrs,
+            ttl: c.ttl,
+            srv_weight: c.srv_record_default_weight,
+            soa_rname: c.soa_rname.clone(),
+            soa_refresh: c.soa_refresh,
+            soa_retry: c.soa_retry,
+            soa_expire: c.soa_expire,
+            soa_minttl: c.soa_minttl,
+        }
+    }
+}
+
+/// Why no snapshot could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configured domain or SOA names are not valid DNS names.
+    #[error("invalid name `{0}` in configuration")]
+    BadName(String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Value {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Srv(u32, u16),
+}
+
+#[derive(Default)]
+struct RawEntry {
+    a: Vec<Ipv4Addr>,
+    aaaa: Vec<Ipv6Addr>,
+    srv: Vec<(u32, u16)>,
+}
+
+/// Accumulates records like Mesos-DNS's generator: name -> set of values, insertion ordered.
+struct Builder<'a> {
+    s: &'a RecordSettings,
+    names: Vec<String>,
+    name_idx: HashMap<String, u32>,
+    entries: HashMap<u32, RawEntry>,
+    seen: HashSet<(u32, Value)>,
+    tail: String,
+}
+
+fn ip_to_value(ip: IpAddr) -> Value {
+    match ip {
+        IpAddr::V4(v4) => Value::A(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Value::A(v4),
+            None => Value::Aaaa(v6),
+        },
+    }
+}
+
+fn value_host(v: Value, names: &[String]) -> (String, &'static str) {
+    match v {
+        Value::A(ip) => (ip.to_string(), "A"),
+        Value::Aaaa(ip) => (ip.to_string(), "AAAA"),
+        Value::Srv(t, port) => (format!("{}:{}", names[t as usize], port), "SRV"),
+    }
+}
+
+impl<'a> Builder<'a> {
+    fn new(s: &'a RecordSettings) -> Self {
+        Builder {
+            s,
+            names: Vec::new(),
+            name_idx: HashMap::new(),
+            entries: HashMap::new(),
+            seen: HashSet::new(),
+            tail: format!(".{}.", s.domain),
+        }
+    }
+
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.name_idx.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.name_idx.insert(name.to_string(), i);
+        i
+    }
+
+    /// Adds a record unless the same one exists; returns whether it was added.
+    fn insert(&mut self, name: &str, v: Value) -> bool {
+        let n = self.intern(name);
+        if !self.seen.insert((n, v)) {
+            return false;
+        }
+        let e = self.entries.entry(n).or_default();
+        match v {
+            Value::A(ip) => e.a.push(ip),
+            Value::Aaaa(ip) => e.aaaa.push(ip),
+            Value::Srv(t, p) => e.srv.push((t, p)),
+        }
+        true
+    }
+
+    fn insert_ip(&mut self, name: &str, ip: IpAddr) -> bool {
+        self.insert(name, ip_to_value(ip))
+    }
+
+    fn insert_srv(&mut self, name: &str, target: &str, port: u16) -> bool {
+        let t = self.intern(target);
+        self.insert(name, Value::Srv(t, port))
+    }
+
+    fn insert_task(&mut self, name: &str, v: Value, records: &mut Vec<EnumRecord>) {
+        if self.insert(name, v) {
+            let (host, rtype) = value_host(v, &self.names);
+            records.push(EnumRecord {
+                name: name.to_string(),
+                host,
+                rtype: rtype.to_string(),
+            });
+        }
+    }
+
+    fn framework_records(&mut self, state: &State, hosts: &HostAddrs) {
+        for f in &state.frameworks {
+            let (host, port) = f.host_port();
+            let ips = host_to_ips(host, hosts);
+            if ips.is_empty() {
+                continue;
+            }
+            let a = format!("{}{}", self.s.spec.domain_frag(&f.name), self.tail);
+            for ip in ips {
+                self.insert_ip(&a, ip);
+            }
+            if let Some(port) = port {
+                self.insert_srv(&format!("_framework._tcp.{a}"), &a, port);
+            }
+        }
+    }
+
+    fn slave_records<'s>(
+        &mut self,
+        state: &'s State,
+        hosts: &HostAddrs,
+    ) -> HashMap<&'s str, Vec<IpAddr>> {
+        let a = format!("slave{}", self.tail);
+        let srv = format!("_slave._tcp{}", self.tail);
+        let mut slave_ips = HashMap::new();
+        for slave in &state.slaves {
+            let ips = match &slave.pid {
+                Some(pid) => {
+                    let ips = host_to_ips(&pid.host, hosts);
+                    for &ip in &ips {
+                        self.insert_ip(&a, ip);
+                    }
+                    if !ips.is_empty() {
+                        self.insert_srv(&srv, &a, pid.port);
+                    }
+                    ips
+                }
+                None => Vec::new(),
+            };
+            slave_ips.insert(slave.id.as_str(), ips);
+        }
+        slave_ips
+    }
+
+    fn listener_records(&mut self) {
+        let ns = self.s.ns_name.clone();
+        for &ip in &self.s.ns_addrs {
+            self.insert_ip(&ns, ip);
+        }
+    }
+
+    fn master_records(&mut self, leader: &str) {
+        let Some(leader_addr) = leader.split('@').nth(1) else {
+            return;
+        };
+        let Some((ip, port)) =
+            split_host_port(leader_addr).and_then(|(h, p)| Some((h.parse::<IpAddr>().ok()?, p)))
+        else {
+            return;
+        };
+        let leader_name = format!("leader{}", self.tail);
+        let all = format!("master{}", self.tail);
+        self.insert_ip(&leader_name, ip);
+        self.insert_ip(&all, ip);
+        self.insert_srv(&format!("_leader._tcp{}", self.tail), &leader_name, port);
+        self.insert_srv(&format!("_leader._udp{}", self.tail), &leader_name, port);
+
+        let mut added_leader = false;
+        let mut idx = 0;
+        for master in self.s.masters.clone() {
+            let Some(mip) = split_host_port(&master).and_then(|(h, _)| h.parse::<IpAddr>().ok())
+            else {
+                continue;
+            };
+            let is_leader = master == leader_addr;
+            if !is_leader && !self.insert_ip(&all, mip) {
+                continue;
+            }
+            if is_leader && added_leader {
+                continue;
+            }
+            self.insert_ip(&format!("master{idx}{}", self.tail), mip);
+            idx += 1;
+            if is_leader {
+                added_leader = true;
+            }
+        }
+        if !added_leader {
+            self.insert_ip(&format!("master{idx}{}", self.tail), ip);
+        }
+    }
+
+    fn task_records(
+        &mut self,
+        state: &State,
+        slave_ips: &HashMap<&str, Vec<IpAddr>>,
+    ) -> (Enumeration, usize) {
+        let mut enumeration = Enumeration::default();
+        let mut count = 0;
+        for f in &state.frameworks {
+            let mut ef = EnumFramework {
+                tasks: Vec::new(),
+                name: f.name.clone(),
+            };
+            let fname = self.s.spec.domain_frag(&f.name);
+            for task in &f.tasks {
+                let Some(sips) = slave_ips.get(task.slave_id.as_str()) else {
+                    continue;
+                };
+                if !task.is_running() {
+                    continue;
+                }
+                count += 1;
+                let mut et = EnumTask {
+                    name: task.name.clone(),
+                    id: task.id.clone(),
+                    records: Vec::new(),
+                };
+                let ctx = TaskContext {
+                    task,
+                    fname: &fname,
+                    hash: task_hash(&task.id),
+                    slave_tail: slave_id_tail(&task.slave_id),
+                    task_ips: task_ips(task, &self.s.ip_sources, sips),
+                    slave_ips: sips,
+                };
+                match task.named_discovery() {
+                    Some(d) => {
+                        // Mesos-DNS serves the raw discovery name as well as the sanitised
+                        // one (its "legacy" names); names that no query can reach are dropped
+                        // when the snapshot is finished.
+                        self.task_context_records(&ctx, &d.name, &mut et.records);
+                        let label = self.s.spec.label(&d.name);
+                        self.task_context_records(&ctx, &label, &mut et.records);
+                    }
+                    None => {
+                        let label = self.s.spec.label(&task.name);
+                        self.task_context_records(&ctx, &label, &mut et.records);
+                    }
+                }
+                ef.tasks.push(et);
+            }
+            enumeration.frameworks.push(ef);
+        }
+        (enumeration, count)
+    }
+
+    fn task_context_records(
+        &mut self,
+        ctx: &TaskContext<'_>,
+        task_name: &str,
+        recs: &mut Vec<EnumRecord>,
+    ) {
+        let tail = self.tail.clone();
+        let fname = ctx.fname;
+        let canonical = format!("{task_name}-{}-{}.{fname}", ctx.hash, ctx.slave_tail);
+        let arec = format!("{task_name}.{fname}");
+
+        for &ip in &ctx.task_ips {
+            self.insert_task(&format!("{arec}{tail}"), ip_to_value(ip), recs);
+            self.insert_task(&format!("{canonical}{tail}"), ip_to_value(ip), recs);
+        }
+        for &ip in ctx.slave_ips {
+            self.insert_task(&format!("{arec}.slave{tail}"), ip_to_value(ip), recs);
+            self.insert_task(&format!("{canonical}.slave{tail}"), ip_to_value(ip), recs);
+        }
+
+        let discovery = ctx.task.named_discovery();
+        let slave_target = format!("{canonical}.slave{tail}");
+        let slave_target_idx = self.intern(&slave_target);
+        for port in ctx.task.resources.ports() {
+            for proto in ["tcp", "udp"] {
+                let base = format!("_{task_name}._{proto}.{fname}");
+                let mut names = vec![format!("{base}.slave{tail}")];
+                if discovery.is_none() {
+                    names.push(format!("{base}{tail}"));
+                }
+                for n in names {
+                    self.insert_task(&n, Value::Srv(slave_target_idx, port), recs);
+                }
+            }
+        }
+
+        let Some(d) = discovery else {
+            return;
+        };
+        let target = format!("{canonical}{tail}");
+        let target_idx = self.intern(&target);
+        for p in &d.ports.ports {
+            let Ok(port) = u16::try_from(p.number) else {
+                continue;
+            };
+            let proto = self.s.spec.label(&p.protocol);
+            let protos: Vec<&str> = if proto.is_empty() {
+                vec!["tcp", "udp"]
+            } else {
+                vec![proto.as_str()]
+            };
+            for proto in protos {
+                let base = format!("_{task_name}._{proto}.{fname}");
+                self.insert_task(&format!("{base}{tail}"), Value::Srv(target_idx, port), recs);
+                if !p.name.is_empty() {
+                    let port_label = self.s.spec.label(&p.name);
+                    self.insert_task(
+                        &format!("_{port_label}.{base}{tail}"),
+                        Value::Srv(target_idx, port),
+                        recs,
+                    );
+                }
+            }
+        }
+    }
+}
+
+struct TaskContext<'t> {
+    task: &'t Task,
+    fname: &'t str,
+    hash: String,
+    slave_tail: String,
+    task_ips: Vec<IpAddr>,
+    slave_ips: &'t [IpAddr],
+}
+
+/// The last dash-separated part of an agent ID, lowercase (`...-S3` -> `s3`).
+fn slave_id_tail(id: &str) -> String {
+    id.rsplit('-').next().unwrap_or("").to_ascii_lowercase()
+}
+
+/// An address literal, else the pre-resolved addresses of a hostname.
+fn host_to_ips(host: &str, hosts: &HostAddrs) -> Vec<IpAddr> {
+    if host.is_empty() {
+        return Vec::new();
+    }
+    match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => hosts.get(host).cloned().unwrap_or_default(),
+    }
+}
+
+/// The task's addresses from the first source in `sources` that yields any.
+fn task_ips(task: &Task, sources: &[IpSource], slave_ips: &[IpAddr]) -> Vec<IpAddr> {
+    for src in sources {
+        let ips: Vec<IpAddr> = match src {
+            IpSource::Host => slave_ips.to_vec(),
+            IpSource::NetInfo => task
+                .latest_running_status()
+                .map(|s| {
+                    s.container_status
+                        .network_infos
+                        .iter()
+                        .flat_map(|n| n.addresses())
+                        .filter_map(|a| a.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            IpSource::Docker => label_ips(task, DOCKER_IP_LABEL),
+            IpSource::Mesos => label_ips(task, MESOS_IP_LABEL),
+        };
+        if !ips.is_empty() {
+            return ips;
+        }
+    }
+    Vec::new()
+}
+
+fn label_ips(task: &Task, key: &str) -> Vec<IpAddr> {
+    task.latest_running_status()
+        .map(|s| {
+            s.labels
+                .iter()
+                .filter(|l| l.key == key)
+                .filter_map(|l| l.value.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a generated name can be queried: lowercase letters, digits, `-` and `_` in labels of
+/// 1..=63 characters. Mesos-DNS lowercases query names before lookup, so names it stores with
+/// other characters are unreachable there too.
+fn is_servable(name: &str) -> bool {
+    let Some(body) = name.strip_suffix('.') else {
+        return false;
+    };
+    !body.is_empty()
+        && name.len() <= 254
+        && body.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        })
+}
+
+fn parse_name(text: &str) -> Result<Name, BuildError> {
+    Name::from_ascii(text).map_err(|_| BuildError::BadName(text.to_string()))
+}
+
+/// Builds a snapshot of `state`. `hosts` holds the addresses of the hostnames in the state;
+/// `serial` is the SOA serial to publish.
+pub fn build(
+    state: &State,
+    settings: &RecordSettings,
+    hosts: &HostAddrs,
+    serial: u32,
+) -> Result<Snapshot, BuildError> {
+    let domain = parse_name(&format!("{}.", settings.domain))?;
+    let soa = Soa {
+        mname: parse_name(&settings.ns_name)?,
+        rname: parse_name(&settings.soa_rname)?,
+        serial,
+        refresh: settings.soa_refresh,
+        retry: settings.soa_retry,
+        expire: settings.soa_expire,
+        minimum: settings.soa_minttl,
+    };
+
+    let mut b = Builder::new(settings);
+    b.framework_records(state, hosts);
+    let slave_ips = b.slave_records(state, hosts);
+    b.listener_records();
+    b.master_records(&state.leader);
+    let (enumeration, tasks) = b.task_records(state, &slave_ips);
+
+    finish(b, domain, soa, enumeration, tasks)
+}
+
+fn finish(
+    b: Builder<'_>,
+    domain: Name,
+    soa: Soa,
+    enumeration: Enumeration,
+    tasks: usize,
+) -> Result<Snapshot, BuildError> {
+    let apex = format!("{}.", b.s.domain);
+    let in_zone = |n: &str| n == apex || n.ends_with(&b.tail);
+    let mut stats = Stats {
+        tasks,
+        ..Stats::default()
+    };
+
+    // Owner names first, in name-table order so the result is deterministic.
+    let mut index: HashMap<Box<str>, u32> = HashMap::with_capacity(b.entries.len() * 2);
+    let mut entries: Vec<Entry> = Vec::with_capacity(b.entries.len() * 2);
+    let mut owners: Vec<(u32, &RawEntry)> = b.entries.iter().map(|(&n, e)| (n, e)).collect();
+    owners.sort_unstable_by_key(|&(n, _)| n);
+    let mut kept: Vec<(usize, &RawEntry)> = Vec::with_capacity(owners.len());
+    for (n, raw) in owners {
+        let text = &b.names[n as usize];
+        if !in_zone(text) || !is_servable(text) {
+            stats.dropped_names += 1;
+            continue;
+        }
+        let name = parse_name(text)?;
+        index.insert(text.as_str().into(), entries.len() as u32);
+        kept.push((entries.len(), raw));
+        entries.push(Entry {
+            name,
+            a: raw.a.clone().into(),
+            aaaa: raw.aaaa.clone().into(),
+            srv: Box::new([]),
+        });
+        stats.a += raw.a.len();
+        stats.aaaa += raw.aaaa.len();
+    }
+    // SRV targets point at entries, which now all exist.
+    for (i, raw) in kept {
+        let mut srv = Vec::with_capacity(raw.srv.len());
+        for &(t, port) in &raw.srv {
+            let text = &b.names[t as usize];
+            let Ok(target) = Name::from_ascii(text) else {
+                continue;
+            };
+            srv.push(SrvTarget {
+                target,
+                port,
+                entry: index.get(text.as_str()).copied(),
+            });
+        }
+        stats.srv += srv.len();
+        entries[i].srv = srv.into();
+    }
+    // Empty non-terminals: every ancestor of a name, up to and including the apex, exists.
+    let owner_count = entries.len();
+    for i in 0..owner_count {
+        let mut name = entries[i].name.base_name();
+        while name.num_labels() >= domain.num_labels() {
+            let key = name.to_ascii();
+            if index.contains_key(key.as_str()) {
+                break;
+            }
+            index.insert(key.into(), entries.len() as u32);
+            entries.push(Entry {
+                name: name.clone(),
+                a: Box::new([]),
+                aaaa: Box::new([]),
+                srv: Box::new([]),
+            });
+            name = name.base_name();
+        }
+    }
+    if !index.contains_key(apex.as_str()) {
+        index.insert(apex.as_str().into(), entries.len() as u32);
+        entries.push(Entry {
+            name: domain.clone(),
+            a: Box::new([]),
+            aaaa: Box::new([]),
+            srv: Box::new([]),
+        });
+    }
+    stats.names = entries.len();
+
+    Ok(Snapshot {
+        ns: soa.mname.clone(),
+        domain,
+        ttl: b.s.ttl,
+        srv_weight: b.s.srv_weight,
+        soa,
+        enumeration,
+        built_at: SystemTime::now(),
+        stats,
+        index,
+        entries,
+    })
+}

@@ -1,0 +1,1 @@
+//! Generator tests against Mesos-DNS fixtures.
