@@ -1,1 +1,95 @@
-fn main() {}
+//! Snapshot build time and memory for synthetic states of 1k, 10k and 100k tasks.
+//!
+//! Run with `cargo bench --bench snapshot_build`. Memory is measured with a counting global
+//! allocator: the heap the finished snapshot holds, and the peak heap while building it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mesos_dns_sidecar::config::Config;
+use mesos_dns_sidecar::mesos::model::State;
+use mesos_dns_sidecar::mesos::synthetic;
+use mesos_dns_sidecar::records::{build, HostAddrs, RecordSettings};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let settings =
+        RecordSettings::from_config(&Config::default(), vec!["10.0.0.53".parse().unwrap()]);
+    let hosts = HostAddrs::new();
+    println!(
+        "{:>8} {:>10} {:>12} {:>12} {:>10} {:>12} {:>14}",
+        "tasks", "json MiB", "parse ms", "build ms", "names", "snap MiB", "build peak MiB"
+    );
+    for &tasks in &[1_000usize, 10_000, 100_000] {
+        let doc = synthetic::state_json(tasks);
+        let runs = if tasks >= 100_000 { 3 } else { 7 };
+
+        let mut parse = Vec::new();
+        let mut state = None;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let s = State::from_json(&doc).expect("synthetic state parses");
+            parse.push(t.elapsed());
+            state = Some(s);
+        }
+        let state = state.expect("at least one run");
+
+        let mut times = Vec::new();
+        let mut snap_bytes = 0;
+        let mut peak = 0;
+        let mut names = 0;
+        for _ in 0..runs {
+            let before = LIVE.load(Ordering::Relaxed);
+            PEAK.store(before, Ordering::Relaxed);
+            let t = Instant::now();
+            let snap = build(&state, &settings, &hosts, 1).expect("build");
+            times.push(t.elapsed());
+            snap_bytes = LIVE.load(Ordering::Relaxed) - before;
+            peak = PEAK.load(Ordering::Relaxed) - before;
+            names = snap.stats.names;
+            drop(snap);
+        }
+        println!(
+            "{:>8} {:>10.1} {:>12.1} {:>12.1} {:>10} {:>12.1} {:>14.1}",
+            tasks,
+            mib(doc.len()),
+            median(parse).as_secs_f64() * 1e3,
+            median(times).as_secs_f64() * 1e3,
+            names,
+            mib(snap_bytes),
+            mib(peak)
+        );
+    }
+}

@@ -193,16 +193,17 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
     }
     if want(RecordType::SRV) {
         let mut targets_seen: Vec<u32> = Vec::new();
-        for srv in entry.srv.iter() {
+        for srv in entry.srv {
+            let target = snap.target(srv.target);
             answers.push(Record::from_rdata(
                 qname.clone(),
                 ttl,
-                RData::SRV(SRV::new(0, snap.srv_weight, srv.port, srv.target.clone())),
+                RData::SRV(SRV::new(0, snap.srv_weight, srv.port, target.name.clone())),
             ));
-            if let Some(t) = srv.entry {
+            if let Some(t) = target.entry {
                 if !targets_seen.contains(&t) {
                     targets_seen.push(t);
-                    push_addresses(snap.entry(t), ttl, &mut additionals);
+                    push_addresses(&target.name, snap.entry(t), ttl, &mut additionals);
                 }
             }
         }
@@ -217,7 +218,7 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
             RData::NS(NS(snap.ns.clone())),
         ));
         if let Some(ns) = snap.lookup(&snap.ns.to_ascii()) {
-            push_addresses(ns, ttl, &mut additionals);
+            push_addresses(&snap.ns, ns, ttl, &mut additionals);
         }
     }
 
@@ -231,18 +232,18 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
     ResponseCode::NoError
 }
 
-fn push_addresses(entry: &Entry, ttl: u32, out: &mut Vec<Record>) {
+fn push_addresses(name: &Name, entry: Entry<'_>, ttl: u32, out: &mut Vec<Record>) {
     out.extend(
         entry
             .a
             .iter()
-            .map(|ip| Record::from_rdata(entry.name.clone(), ttl, RData::A(A(*ip)))),
+            .map(|ip| Record::from_rdata(name.clone(), ttl, RData::A(A(*ip)))),
     );
     out.extend(
         entry
             .aaaa
             .iter()
-            .map(|ip| Record::from_rdata(entry.name.clone(), ttl, RData::AAAA(AAAA(*ip)))),
+            .map(|ip| Record::from_rdata(name.clone(), ttl, RData::AAAA(AAAA(*ip)))),
     );
 }
 

@@ -12,7 +12,7 @@
 //!   SRV for resource ports, and for DiscoveryInfo ports `_task._proto.framework.domain` plus
 //!   `_portname._task._proto.framework.domain`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::SystemTime;
 
@@ -21,7 +21,8 @@ use hickory_proto::rr::Name;
 use super::hash::task_hash;
 use super::labels::LabelSpec;
 use super::snapshot::{
-    Entry, EnumFramework, EnumRecord, EnumTask, Enumeration, Snapshot, Soa, SrvTarget, Stats,
+    EnumFramework, EnumRecord, EnumTask, Enumeration, Snapshot, Soa, Span, Spans, SrvRecord,
+    SrvTarget, Stats,
 };
 use crate::config::{Config, IpSource};
 use crate::mesos::model::{split_host_port, State, Task};
@@ -109,14 +110,19 @@ struct RawEntry {
     srv: Vec<(u32, u16)>,
 }
 
+type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
+
 /// Accumulates records like Mesos-DNS's generator: name -> set of values, insertion ordered.
 struct Builder<'a> {
     s: &'a RecordSettings,
-    names: Vec<String>,
-    name_idx: HashMap<String, u32>,
-    entries: HashMap<u32, RawEntry>,
-    seen: HashSet<(u32, Value)>,
+    names: Vec<Box<str>>,
+    name_idx: FastMap<Box<str>, u32>,
+    entries: FastMap<u32, RawEntry>,
+    seen: FastSet<(u32, Value)>,
     tail: String,
+    /// Whether to record which task produced which record (only the enumeration API needs it).
+    enumerate: bool,
 }
 
 fn ip_to_value(ip: IpAddr) -> Value {
@@ -129,7 +135,7 @@ fn ip_to_value(ip: IpAddr) -> Value {
     }
 }
 
-fn value_host(v: Value, names: &[String]) -> (String, &'static str) {
+fn value_host(v: Value, names: &[Box<str>]) -> (String, &'static str) {
     match v {
         Value::A(ip) => (ip.to_string(), "A"),
         Value::Aaaa(ip) => (ip.to_string(), "AAAA"),
@@ -138,14 +144,15 @@ fn value_host(v: Value, names: &[String]) -> (String, &'static str) {
 }
 
 impl<'a> Builder<'a> {
-    fn new(s: &'a RecordSettings) -> Self {
+    fn new(s: &'a RecordSettings, enumerate: bool) -> Self {
         Builder {
             s,
             names: Vec::new(),
-            name_idx: HashMap::new(),
-            entries: HashMap::new(),
-            seen: HashSet::new(),
+            name_idx: FastMap::default(),
+            entries: FastMap::default(),
+            seen: FastSet::default(),
             tail: format!(".{}.", s.domain),
+            enumerate,
         }
     }
 
@@ -154,8 +161,8 @@ impl<'a> Builder<'a> {
             return i;
         }
         let i = self.names.len() as u32;
-        self.names.push(name.to_string());
-        self.name_idx.insert(name.to_string(), i);
+        self.names.push(name.into());
+        self.name_idx.insert(name.into(), i);
         i
     }
 
@@ -184,7 +191,7 @@ impl<'a> Builder<'a> {
     }
 
     fn insert_task(&mut self, name: &str, v: Value, records: &mut Vec<EnumRecord>) {
-        if self.insert(name, v) {
+        if self.insert(name, v) && self.enumerate {
             let (host, rtype) = value_host(v, &self.names);
             records.push(EnumRecord {
                 name: name.to_string(),
@@ -510,24 +517,46 @@ pub fn build(
         expire: settings.soa_expire,
         minimum: settings.soa_minttl,
     };
+    let (b, tasks, _) = generate(state, settings, hosts, false);
+    Ok(finish(b, domain, soa, tasks))
+}
 
-    let mut b = Builder::new(settings);
+/// Lists, per framework and task, the records each running task produced: the data of
+/// Mesos-DNS's `/v1/enumerate`. Computed on demand, since snapshots don't keep it.
+pub fn enumerate(state: &State, settings: &RecordSettings, hosts: &HostAddrs) -> Enumeration {
+    generate(state, settings, hosts, true).2
+}
+
+fn generate<'a>(
+    state: &State,
+    settings: &'a RecordSettings,
+    hosts: &HostAddrs,
+    enumerate: bool,
+) -> (Builder<'a>, usize, Enumeration) {
+    let mut b = Builder::new(settings, enumerate);
     b.framework_records(state, hosts);
     let slave_ips = b.slave_records(state, hosts);
     b.listener_records();
     b.master_records(&state.leader);
     let (enumeration, tasks) = b.task_records(state, &slave_ips);
-
-    finish(b, domain, soa, enumeration, tasks)
+    (b, tasks, enumeration)
 }
 
-fn finish(
-    b: Builder<'_>,
-    domain: Name,
-    soa: Soa,
-    enumeration: Enumeration,
-    tasks: usize,
-) -> Result<Snapshot, BuildError> {
+/// The parent of a fully qualified name given as text (`a.b.` -> `b.`).
+fn parent(name: &str) -> Option<&str> {
+    name.find('.')
+        .map(|i| &name[i + 1..])
+        .filter(|p| !p.is_empty())
+}
+
+fn span(start: usize, len: usize) -> Span {
+    Span {
+        start: start as u32,
+        len: len as u32,
+    }
+}
+
+fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
     let apex = format!("{}.", b.s.domain);
     let in_zone = |n: &str| n == apex || n.ends_with(&b.tail);
     let mut stats = Stats {
@@ -535,87 +564,93 @@ fn finish(
         ..Stats::default()
     };
 
-    // Owner names first, in name-table order so the result is deterministic.
-    let mut index: HashMap<Box<str>, u32> = HashMap::with_capacity(b.entries.len() * 2);
-    let mut entries: Vec<Entry> = Vec::with_capacity(b.entries.len() * 2);
-    let mut owners: Vec<(u32, &RawEntry)> = b.entries.iter().map(|(&n, e)| (n, e)).collect();
-    owners.sort_unstable_by_key(|&(n, _)| n);
-    let mut kept: Vec<(usize, &RawEntry)> = Vec::with_capacity(owners.len());
-    for (n, raw) in owners {
+    // Owner names, in name-table order so the result is deterministic.
+    let mut owners: Vec<u32> = b.entries.keys().copied().collect();
+    owners.sort_unstable();
+    let mut index: FastMap<Box<str>, u32> = FastMap::default();
+    index.reserve(owners.len() * 2);
+    let mut kept: Vec<u32> = Vec::with_capacity(owners.len());
+    for n in owners {
         let text = &b.names[n as usize];
-        if !in_zone(text) || !is_servable(text) {
+        if !in_zone(text) || !is_servable(text) || Name::from_ascii(&**text).is_err() {
             stats.dropped_names += 1;
             continue;
         }
-        let name = parse_name(text)?;
-        index.insert(text.as_str().into(), entries.len() as u32);
-        kept.push((entries.len(), raw));
-        entries.push(Entry {
-            name,
-            a: raw.a.clone().into(),
-            aaaa: raw.aaaa.clone().into(),
-            srv: Box::new([]),
-        });
-        stats.a += raw.a.len();
-        stats.aaaa += raw.aaaa.len();
+        index.insert(text.clone(), kept.len() as u32);
+        kept.push(n);
     }
-    // SRV targets point at entries, which now all exist.
-    for (i, raw) in kept {
-        let mut srv = Vec::with_capacity(raw.srv.len());
+
+    let mut spans = Vec::with_capacity(kept.len() * 2);
+    let (mut a, mut aaaa, mut srv) = (Vec::new(), Vec::new(), Vec::new());
+    let mut targets: Vec<SrvTarget> = Vec::new();
+    let mut target_idx: FastMap<u32, u32> = FastMap::default();
+    for &n in &kept {
+        let raw = &b.entries[&n];
+        let a_span = span(a.len(), raw.a.len());
+        a.extend_from_slice(&raw.a);
+        let aaaa_span = span(aaaa.len(), raw.aaaa.len());
+        aaaa.extend_from_slice(&raw.aaaa);
+        let srv_start = srv.len();
         for &(t, port) in &raw.srv {
-            let text = &b.names[t as usize];
-            let Ok(target) = Name::from_ascii(text) else {
-                continue;
+            let ti = match target_idx.get(&t) {
+                Some(&ti) => ti,
+                None => {
+                    let text = &b.names[t as usize];
+                    let Ok(name) = Name::from_ascii(&**text) else {
+                        continue;
+                    };
+                    let ti = targets.len() as u32;
+                    targets.push(SrvTarget {
+                        name,
+                        entry: index.get(&**text).copied(),
+                    });
+                    target_idx.insert(t, ti);
+                    ti
+                }
             };
-            srv.push(SrvTarget {
-                target,
-                port,
-                entry: index.get(text.as_str()).copied(),
-            });
+            srv.push(SrvRecord { target: ti, port });
         }
-        stats.srv += srv.len();
-        entries[i].srv = srv.into();
+        spans.push(Spans {
+            a: a_span,
+            aaaa: aaaa_span,
+            srv: span(srv_start, srv.len() - srv_start),
+        });
     }
+    stats.a = a.len();
+    stats.aaaa = aaaa.len();
+    stats.srv = srv.len();
+
     // Empty non-terminals: every ancestor of a name, up to and including the apex, exists.
-    let owner_count = entries.len();
-    for i in 0..owner_count {
-        let mut name = entries[i].name.base_name();
-        while name.num_labels() >= domain.num_labels() {
-            let key = name.to_ascii();
-            if index.contains_key(key.as_str()) {
+    for &n in &kept {
+        let mut cur = parent(&b.names[n as usize]);
+        while let Some(p) = cur.filter(|p| in_zone(p)) {
+            if index.contains_key(p) {
                 break;
             }
-            index.insert(key.into(), entries.len() as u32);
-            entries.push(Entry {
-                name: name.clone(),
-                a: Box::new([]),
-                aaaa: Box::new([]),
-                srv: Box::new([]),
-            });
-            name = name.base_name();
+            index.insert(p.into(), spans.len() as u32);
+            spans.push(Spans::default());
+            cur = parent(p);
         }
     }
     if !index.contains_key(apex.as_str()) {
-        index.insert(apex.as_str().into(), entries.len() as u32);
-        entries.push(Entry {
-            name: domain.clone(),
-            a: Box::new([]),
-            aaaa: Box::new([]),
-            srv: Box::new([]),
-        });
+        index.insert(apex.as_str().into(), spans.len() as u32);
+        spans.push(Spans::default());
     }
-    stats.names = entries.len();
+    stats.names = spans.len();
 
-    Ok(Snapshot {
+    Snapshot {
         ns: soa.mname.clone(),
         domain,
         ttl: b.s.ttl,
         srv_weight: b.s.srv_weight,
         soa,
-        enumeration,
         built_at: SystemTime::now(),
         stats,
         index,
-        entries,
-    })
+        spans,
+        a,
+        aaaa,
+        srv,
+        targets,
+    }
 }

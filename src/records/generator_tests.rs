@@ -1,1 +1,614 @@
-//! Generator tests against Mesos-DNS fixtures.
+//! Generator tests against Mesos-DNS's own fixture (`fake.json`) and naming rules.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::generator::{build, enumerate, HostAddrs, RecordSettings};
+use super::labels::LabelSpec;
+use super::snapshot::Snapshot;
+use crate::config::{Config, IpSource};
+use crate::mesos::model::State;
+
+fn fixture() -> State {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/mesos-dns/fake.json");
+    State::from_json(&std::fs::read(path).expect("shared fixture fake.json")).unwrap()
+}
+
+fn settings(spec: LabelSpec, sources: &[IpSource], masters: &[&str]) -> RecordSettings {
+    let c = Config {
+        enforce_rfc952: spec == LabelSpec::Rfc952,
+        ip_sources: sources.to_vec(),
+        masters: masters.iter().map(|m| m.to_string()).collect(),
+        ..Config::default()
+    };
+    RecordSettings::from_config(&c, vec!["127.0.0.1".parse().unwrap()])
+}
+
+/// The fixture as Mesos-DNS's own TestInsertState builds it: RFC 952 labels, leader and masters
+/// replaced, name server `mesos-dns.mesos.` on 127.0.0.1.
+fn mesos_dns_test_snapshot(sources: &[IpSource]) -> Snapshot {
+    let mut state = fixture();
+    state.leader = "master@144.76.157.37:5050".into();
+    let mut s = settings(LabelSpec::Rfc952, sources, &["144.76.157.37:5050"]);
+    s.ns_name = "mesos-dns.mesos.".into();
+    build(&state, &s, &localhost_hosts(), 1).unwrap()
+}
+
+fn localhost_hosts() -> HostAddrs {
+    let mut h = HostAddrs::new();
+    h.insert("localhost".into(), vec!["127.0.0.1".parse().unwrap()]);
+    h
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn a(s: &Snapshot, name: &str) -> BTreeSet<String> {
+    s.lookup(name)
+        .map(|e| e.a.iter().map(|ip| ip.to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn aaaa(s: &Snapshot, name: &str) -> BTreeSet<String> {
+    s.lookup(name)
+        .map(|e| e.aaaa.iter().map(|ip| ip.to_string()).collect())
+        .unwrap_or_default()
+}
+
+fn srv(s: &Snapshot, name: &str) -> BTreeSet<String> {
+    s.lookup(name)
+        .map(|e| {
+            e.srv
+                .iter()
+                .map(|r| format!("{}:{}", s.target(r.target).name.to_ascii(), r.port))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every record of a snapshot as sorted `name TYPE value` lines.
+fn dump(s: &Snapshot) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (n, e) in s.names() {
+        lines.extend(e.a.iter().map(|ip| format!("{n} A {ip}")));
+        lines.extend(e.aaaa.iter().map(|ip| format!("{n} AAAA {ip}")));
+        lines.extend(
+            e.srv
+                .iter()
+                .map(|r| format!("{n} SRV {}:{}", s.target(r.target).name.to_ascii(), r.port)),
+        );
+        if e.is_empty() {
+            lines.push(format!("{n} (empty non-terminal)"));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+use IpSource::{Docker, Host, Mesos, NetInfo};
+
+#[test]
+fn task_a_records_follow_mesos_dns() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    assert_eq!(a(&s, "big-dog.marathon.mesos."), set(&["10.3.0.1"]));
+    assert_eq!(
+        a(&s, "liquor-store.marathon.mesos."),
+        set(&["10.3.0.1", "10.3.0.2"])
+    );
+    assert_eq!(a(&s, "nginx.marathon.mesos."), set(&["10.3.0.3"]));
+    assert_eq!(
+        a(&s, "some-box.chronoswithaspaceandmixe.mesos."),
+        set(&["1.2.3.11"]),
+        "framework names are sanitised too"
+    );
+}
+
+#[test]
+fn task_slave_records_carry_the_agent_address() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    assert_eq!(
+        a(&s, "liquor-store.marathon.slave.mesos."),
+        set(&["1.2.3.11", "1.2.3.12"])
+    );
+    assert_eq!(a(&s, "car-store.marathon.slave.mesos."), set(&["1.2.3.11"]));
+    assert_eq!(
+        aaaa(&s, "toy-store.ipv6-framework.slave.mesos."),
+        set(&["2001:db8::1"])
+    );
+}
+
+#[test]
+fn task_aaaa_records_from_network_infos() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    assert_eq!(
+        aaaa(&s, "toy-store.ipv6-framework.mesos."),
+        set(&["fd01:b::1:8000:2"])
+    );
+    let netinfo = mesos_dns_test_snapshot(&[NetInfo]);
+    assert_eq!(
+        a(&netinfo, "toy-store.ipv6-framework.mesos."),
+        set(&["12.0.1.3", "12.0.1.2"])
+    );
+    assert_eq!(
+        aaaa(&netinfo, "toy-store.ipv6-framework.mesos."),
+        set(&["fd01:b::1:8000:2"])
+    );
+}
+
+#[test]
+fn ip_sources_priority_takes_the_first_populated_source() {
+    let host = mesos_dns_test_snapshot(&[Host]);
+    assert_eq!(
+        a(&host, "liquor-store.marathon.mesos."),
+        set(&["1.2.3.11", "1.2.3.12"])
+    );
+    assert_eq!(a(&host, "nginx.marathon.mesos."), set(&["1.2.3.11"]));
+    assert_eq!(
+        aaaa(&host, "toy-store.ipv6-framework.mesos."),
+        set(&["2001:db8::1"])
+    );
+
+    let mesos = mesos_dns_test_snapshot(&[Mesos, Host]);
+    assert_eq!(
+        a(&mesos, "liquor-store.marathon.mesos."),
+        set(&["1.2.3.11", "1.2.3.12"])
+    );
+    assert_eq!(a(&mesos, "nginx.marathon.mesos."), set(&["10.3.0.3"]));
+    assert_eq!(
+        aaaa(&mesos, "toy-store.ipv6-framework.mesos."),
+        set(&["2001:db8::1"])
+    );
+
+    let docker = mesos_dns_test_snapshot(&[Docker, Host]);
+    assert_eq!(
+        a(&docker, "liquor-store.marathon.mesos."),
+        set(&["10.3.0.1", "10.3.0.2"])
+    );
+    assert_eq!(a(&docker, "nginx.marathon.mesos."), set(&["1.2.3.11"]));
+}
+
+#[test]
+fn unique_task_names_hash_the_task_id() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    assert_eq!(
+        a(&s, "liquor-store-4dfjd-0.marathon.mesos."),
+        set(&["10.3.0.1"])
+    );
+    assert_eq!(
+        a(&s, "liquor-store-zasmd-1.marathon.mesos."),
+        set(&["10.3.0.2"])
+    );
+    assert_eq!(
+        a(&s, "car-store-zinaz-0.marathon.slave.mesos."),
+        set(&["1.2.3.11"])
+    );
+}
+
+#[test]
+fn srv_records_for_resource_ports() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    let car = set(&[
+        "car-store-zinaz-0.marathon.slave.mesos.:31364",
+        "car-store-zinaz-0.marathon.slave.mesos.:31365",
+    ]);
+    assert_eq!(srv(&s, "_car-store._tcp.marathon.mesos."), car);
+    assert_eq!(srv(&s, "_car-store._udp.marathon.mesos."), car);
+    assert_eq!(srv(&s, "_car-store._tcp.marathon.slave.mesos."), car);
+    // Tasks with DiscoveryInfo get resource-port SRVs only under .slave.
+    assert!(srv(&s, "_liquor-store._udp.marathon.mesos.").is_empty());
+    assert_eq!(
+        srv(&s, "_liquor-store._udp.marathon.slave.mesos."),
+        set(&[
+            "liquor-store-4dfjd-0.marathon.slave.mesos.:31354",
+            "liquor-store-4dfjd-0.marathon.slave.mesos.:31355",
+            "liquor-store-zasmd-1.marathon.slave.mesos.:31737",
+            "liquor-store-zasmd-1.marathon.slave.mesos.:31738",
+        ])
+    );
+}
+
+#[test]
+fn srv_records_for_discovery_ports_and_named_ports() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    assert_eq!(
+        srv(&s, "_big-dog._tcp.marathon.mesos."),
+        set(&[
+            "big-dog-4dfjd-0.marathon.mesos.:80",
+            "big-dog-4dfjd-0.marathon.mesos.:443"
+        ])
+    );
+    assert_eq!(
+        srv(&s, "_liquor-store._tcp.marathon.mesos."),
+        set(&[
+            "liquor-store-4dfjd-0.marathon.mesos.:80",
+            "liquor-store-4dfjd-0.marathon.mesos.:443",
+            "liquor-store-zasmd-1.marathon.mesos.:80",
+            "liquor-store-zasmd-1.marathon.mesos.:443",
+        ])
+    );
+    assert_eq!(
+        srv(&s, "_https._liquor-store._tcp.marathon.mesos."),
+        set(&[
+            "liquor-store-4dfjd-0.marathon.mesos.:443",
+            "liquor-store-zasmd-1.marathon.mesos.:443"
+        ])
+    );
+    assert_eq!(
+        srv(&s, "_http._liquor-store._tcp.marathon.mesos."),
+        set(&[
+            "liquor-store-4dfjd-0.marathon.mesos.:80",
+            "liquor-store-zasmd-1.marathon.mesos.:80"
+        ])
+    );
+    assert!(s.lookup("_liquor-store.marathon.mesos.").is_none());
+}
+
+#[test]
+fn leader_and_master_records() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    assert_eq!(a(&s, "leader.mesos."), set(&["144.76.157.37"]));
+    assert_eq!(a(&s, "master.mesos."), set(&["144.76.157.37"]));
+    assert_eq!(a(&s, "master0.mesos."), set(&["144.76.157.37"]));
+    assert_eq!(srv(&s, "_leader._tcp.mesos."), set(&["leader.mesos.:5050"]));
+    assert_eq!(srv(&s, "_leader._udp.mesos."), set(&["leader.mesos.:5050"]));
+}
+
+/// Mesos-DNS's TestMasterRecord table: masterN numbering with the leader in or out of the
+/// configured list, duplicates, and IPv6.
+#[test]
+fn master_numbering_table() {
+    type Case<'a> = (&'a [&'a str], &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case<'_>] = &[
+        (&[], "", &[]),
+        (&[], "@", &[]),
+        (&[], "3@4", &[]),
+        (
+            &[],
+            "5@0.0.0.6:7",
+            &[
+                ("leader", "0.0.0.6"),
+                ("master", "0.0.0.6"),
+                ("master0", "0.0.0.6"),
+            ],
+        ),
+        (
+            &[],
+            "5@[2001:db8::1]:7",
+            &[
+                ("leader", "2001:db8::1"),
+                ("master", "2001:db8::1"),
+                ("master0", "2001:db8::1"),
+            ],
+        ),
+        (
+            &["0.0.0.8:9"],
+            "5@0.0.0.6:7",
+            &[
+                ("leader", "0.0.0.6"),
+                ("master", "0.0.0.6"),
+                ("master", "0.0.0.8"),
+                ("master0", "0.0.0.8"),
+                ("master1", "0.0.0.6"),
+            ],
+        ),
+        (
+            &["0.0.0.8:9", "0.0.0.8:9"],
+            "5@0.0.0.6:7",
+            &[
+                ("leader", "0.0.0.6"),
+                ("master", "0.0.0.6"),
+                ("master", "0.0.0.8"),
+                ("master0", "0.0.0.8"),
+                ("master1", "0.0.0.6"),
+            ],
+        ),
+        (
+            &["0.0.0.8:9", "0.0.0.6:7", "0.0.0.6:7"],
+            "5@0.0.0.6:7",
+            &[
+                ("leader", "0.0.0.6"),
+                ("master", "0.0.0.6"),
+                ("master", "0.0.0.8"),
+                ("master0", "0.0.0.8"),
+                ("master1", "0.0.0.6"),
+            ],
+        ),
+        (
+            &["0.0.0.8:9", "0.0.0.6:7", "0.0.0.7:0"],
+            "5@0.0.0.6:7",
+            &[
+                ("leader", "0.0.0.6"),
+                ("master", "0.0.0.6"),
+                ("master", "0.0.0.8"),
+                ("master", "0.0.0.7"),
+                ("master0", "0.0.0.8"),
+                ("master1", "0.0.0.6"),
+                ("master2", "0.0.0.7"),
+            ],
+        ),
+        (
+            &["0.0.0.8:9", "0.0.0.6:7", "[2001:db8::1]:0"],
+            "5@0.0.0.6:7",
+            &[
+                ("leader", "0.0.0.6"),
+                ("master", "0.0.0.6"),
+                ("master", "0.0.0.8"),
+                ("master", "2001:db8::1"),
+                ("master0", "0.0.0.8"),
+                ("master1", "0.0.0.6"),
+                ("master2", "2001:db8::1"),
+            ],
+        ),
+    ];
+    for (masters, leader, expect) in cases {
+        let state = State {
+            leader: leader.to_string(),
+            ..State::default()
+        };
+        let mut st = settings(LabelSpec::Rfc1123, &[Host], masters);
+        st.domain = "foo.com".into();
+        st.ns_addrs.clear();
+        let s = build(&state, &st, &HostAddrs::new(), 1).unwrap();
+        let mut got: Vec<String> = dump(&s)
+            .into_iter()
+            .filter(|l| l.contains(" A ") || l.contains(" AAAA "))
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = expect
+            .iter()
+            .map(|(n, ip)| {
+                let kind = if ip.contains(':') { "AAAA" } else { "A" };
+                format!("{n}.foo.com. {kind} {ip}")
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "masters {masters:?} leader {leader}");
+        if !expect.is_empty() {
+            assert_eq!(
+                srv(&s, "_leader._tcp.foo.com."),
+                set(&["leader.foo.com.:7"])
+            );
+        }
+    }
+}
+
+#[test]
+fn agent_and_framework_records() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    assert_eq!(
+        a(&s, "slave.mesos."),
+        set(&["1.2.3.10", "1.2.3.11", "1.2.3.12"])
+    );
+    assert_eq!(aaaa(&s, "slave.mesos."), set(&["2001:db8::1"]));
+    assert_eq!(srv(&s, "_slave._tcp.mesos."), set(&["slave.mesos.:5051"]));
+    assert_eq!(a(&s, "marathon.mesos."), set(&["1.2.3.11"]));
+    assert_eq!(aaaa(&s, "ipv6-framework.mesos."), set(&["2001:db8::1"]));
+    assert_eq!(
+        srv(&s, "_framework._tcp.marathon.mesos."),
+        set(&["marathon.mesos.:25501"])
+    );
+    // A framework without a PID is found by its hostname, without an SRV record.
+    assert_eq!(a(&s, "nopid.mesos."), set(&["127.0.0.1"]));
+    assert!(s.lookup("_framework._tcp.nopid.mesos.").is_none());
+}
+
+#[test]
+fn name_server_and_soa() {
+    let s = mesos_dns_test_snapshot(&[Host]);
+    assert_eq!(a(&s, "mesos-dns.mesos."), set(&["127.0.0.1"]));
+    assert_eq!(s.soa.mname.to_ascii(), "mesos-dns.mesos.");
+    assert_eq!(s.soa.rname.to_ascii(), "root.ns1.mesos.");
+    assert_eq!(
+        (
+            s.soa.serial,
+            s.soa.refresh,
+            s.soa.retry,
+            s.soa.expire,
+            s.soa.minimum
+        ),
+        (1, 60, 600, 86400, 60)
+    );
+    assert_eq!(s.domain.to_ascii(), "mesos.");
+}
+
+#[test]
+fn non_running_tasks_get_no_names() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    for name in [
+        "poseidon.marathon.mesos.",
+        "poseidon.marathon.slave.mesos.",
+        "_poseidon._tcp.marathon.mesos.",
+    ] {
+        assert!(s.lookup(name).is_none(), "{name}");
+    }
+}
+
+#[test]
+fn task_without_an_address_still_gets_agent_records() {
+    // With only netinfo as a source, car-store (host networking) has no address of its own.
+    let s = mesos_dns_test_snapshot(&[NetInfo]);
+    assert!(a(&s, "car-store.marathon.mesos.").is_empty());
+    assert_eq!(a(&s, "car-store.marathon.slave.mesos."), set(&["1.2.3.11"]));
+    assert!(!srv(&s, "_car-store._tcp.marathon.mesos.").is_empty());
+}
+
+#[test]
+fn ipv6_only_task_has_no_a_records() {
+    let s = mesos_dns_test_snapshot(&[Host]);
+    let e = s.lookup("toy-store.ipv6-framework.mesos.").unwrap();
+    assert!(e.a.is_empty());
+    assert_eq!(e.aaaa.len(), 1);
+}
+
+#[test]
+fn legacy_raw_discovery_names_are_served_when_queryable() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    // Mesos-DNS also inserts the unsanitised discovery name "big.dog".
+    assert_eq!(a(&s, "big.dog.marathon.mesos."), set(&["10.3.0.1"]));
+}
+
+#[test]
+fn empty_non_terminals_exist() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    for ent in ["_tcp.marathon.mesos.", "marathon.slave.mesos.", "mesos."] {
+        let e = s.lookup(ent).unwrap_or_else(|| panic!("{ent} missing"));
+        assert!(e.a.is_empty() && e.srv.is_empty(), "{ent}");
+    }
+}
+
+#[test]
+fn srv_targets_link_to_their_addresses() {
+    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    let e = s.lookup("_car-store._tcp.marathon.mesos.").unwrap();
+    for r in e.srv {
+        let t = s.target(r.target);
+        let by_index = s.entry(t.entry.expect("target entry"));
+        let by_name = s.lookup(&t.name.to_ascii()).unwrap();
+        assert_eq!(by_index.a, by_name.a);
+        assert!(!by_index.a.is_empty());
+    }
+}
+
+fn tiny_state(frameworks: serde_json::Value) -> State {
+    let doc = json!({
+        "leader": "master@10.0.0.1:5050",
+        "slaves": [{"id": "a-S1", "pid": "slave(1)@10.0.1.1:5051"},
+                   {"id": "a-S2", "pid": "slave(1)@10.0.1.2:5051"}],
+        "frameworks": frameworks,
+    });
+    State::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap()
+}
+
+fn running(id: &str, name: &str, slave: &str) -> serde_json::Value {
+    json!({"id": id, "name": name, "slave_id": slave, "state": "TASK_RUNNING", "statuses": []})
+}
+
+#[test]
+fn duplicate_task_names_across_frameworks_stay_apart() {
+    let state = tiny_state(json!([
+        {"name": "marathon", "pid": "s@10.0.0.2:1", "tasks": [running("web.1", "web", "a-S1"), running("web.2", "web", "a-S2")]},
+        {"name": "aurora", "pid": "s@10.0.0.3:1", "tasks": [running("web.3", "web", "a-S2")]},
+    ]));
+    let s = build(
+        &state,
+        &settings(LabelSpec::Rfc1123, &[Host], &[]),
+        &HostAddrs::new(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(a(&s, "web.marathon.mesos."), set(&["10.0.1.1", "10.0.1.2"]));
+    assert_eq!(a(&s, "web.aurora.mesos."), set(&["10.0.1.2"]));
+}
+
+#[test]
+fn names_needing_sanitising() {
+    let state = tiny_state(json!([
+        {"name": "My Framework_v2", "pid": "s@10.0.0.2:1", "tasks": [
+            running("t.1", "Hello.World_App", "a-S1"),
+            running("t.2", "--ünïcödé--", "a-S1"),
+            running("t.3", "!!!", "a-S1")]},
+    ]));
+    let s = build(
+        &state,
+        &settings(LabelSpec::Rfc1123, &[Host], &[]),
+        &HostAddrs::new(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        a(&s, "hello-world-app.myframework-v2.mesos."),
+        set(&["10.0.1.1"])
+    );
+    assert_eq!(a(&s, "ncd.myframework-v2.mesos."), set(&["10.0.1.1"]));
+    // A name that sanitises to nothing can't form a valid name: dropped, never served broken.
+    assert!(s.stats.dropped_names > 0);
+    for (name, _) in s.names() {
+        assert!(name.split('.').all(|l| l.len() <= 63));
+    }
+}
+
+#[test]
+fn tasks_on_unknown_agents_are_skipped() {
+    let state = tiny_state(json!([
+        {"name": "m", "pid": "s@10.0.0.2:1", "tasks": [running("x.1", "ghost", "no-such-agent")]},
+    ]));
+    let s = build(
+        &state,
+        &settings(LabelSpec::Rfc1123, &[Host], &[]),
+        &HostAddrs::new(),
+        1,
+    )
+    .unwrap();
+    assert!(s.lookup("ghost.m.mesos.").is_none());
+    assert_eq!(s.stats.tasks, 0);
+}
+
+#[test]
+fn enumeration_lists_every_task_record() {
+    let mut state = fixture();
+    state.leader = "master@144.76.157.37:5050".into();
+    let st = settings(LabelSpec::Rfc952, &[NetInfo, Docker, Mesos, Host], &[]);
+    let en = enumerate(&state, &st, &localhost_hosts());
+    let names: Vec<&str> = en.frameworks.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ipv6-framework",
+            "chronos with a space AND MIXED CASE-2.0.1",
+            "no pid",
+            "marathon"
+        ]
+    );
+    let marathon = &en.frameworks[3];
+    assert_eq!(marathon.tasks.len(), 7, "poseidon is not running");
+    let car = marathon
+        .tasks
+        .iter()
+        .find(|t| t.name == "car.store")
+        .unwrap();
+    assert!(car
+        .records
+        .iter()
+        .any(|r| r.name == "car-store.marathon.mesos." && r.rtype == "A"));
+    assert!(car
+        .records
+        .iter()
+        .any(|r| r.rtype == "SRV" && r.host == "car-store-zinaz-0.marathon.slave.mesos.:31364"));
+}
+
+#[test]
+fn lookups_use_lowercase_keys() {
+    let s = mesos_dns_test_snapshot(&[Host]);
+    assert!(s.lookup("nginx.marathon.mesos.").is_some());
+    assert!(
+        s.lookup("NGINX.marathon.mesos.").is_none(),
+        "callers lowercase the query name"
+    );
+}
+
+/// The whole record set for fake.json with the default configuration (RFC 1123 labels, IP
+/// sources netinfo, mesos, host; the fixture's own leader; name server on 127.0.0.1), checked
+/// against a reviewed listing so any change in any generated name or value shows up.
+#[test]
+fn full_record_set_for_fake_json() {
+    let s = build(
+        &fixture(),
+        &settings(LabelSpec::Rfc1123, &[NetInfo, Mesos, Host], &[]),
+        &localhost_hosts(),
+        1,
+    )
+    .unwrap();
+    let got = dump(&s).join("\n") + "\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/fake_json_records.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).expect("golden file");
+    assert_eq!(
+        got, want,
+        "record set changed; review and rerun with UPDATE_GOLDEN=1"
+    );
+}

@@ -11,27 +11,60 @@ use std::time::SystemTime;
 use hickory_proto::rr::Name;
 use serde::Serialize;
 
-/// The records of one owner name. A name with no records at all is an empty non-terminal: it
-/// exists because names below it do, so it answers NODATA rather than NXDOMAIN.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    /// The owner name, lowercase and fully qualified.
-    pub name: Name,
-    /// IPv4 addresses.
-    pub a: Box<[Ipv4Addr]>,
-    /// IPv6 addresses.
-    pub aaaa: Box<[Ipv6Addr]>,
-    /// SRV targets.
-    pub srv: Box<[SrvTarget]>,
+/// A run of records in one of the snapshot's record arrays.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
 }
 
-/// One SRV record's target and port.
-#[derive(Debug, Clone)]
-pub struct SrvTarget {
-    /// Target host name.
-    pub target: Name,
+impl Span {
+    fn of<'a, T>(&self, arena: &'a [T]) -> &'a [T] {
+        &arena[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
+/// Where one owner name's records lie in the record arrays.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Spans {
+    pub(crate) a: Span,
+    pub(crate) aaaa: Span,
+    pub(crate) srv: Span,
+}
+
+/// The records of one owner name. A name with no records at all is an empty non-terminal: it
+/// exists because names below it do, so it answers NODATA rather than NXDOMAIN.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// IPv4 addresses.
+    pub a: &'a [Ipv4Addr],
+    /// IPv6 addresses.
+    pub aaaa: &'a [Ipv6Addr],
+    /// SRV records.
+    pub srv: &'a [SrvRecord],
+}
+
+impl Entry<'_> {
+    /// Whether the name holds no records (an empty non-terminal).
+    pub fn is_empty(&self) -> bool {
+        self.a.is_empty() && self.aaaa.is_empty() && self.srv.is_empty()
+    }
+}
+
+/// One SRV record: a target (index into the snapshot's targets) and a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrvRecord {
+    /// Index of the target in `Snapshot::target`.
+    pub target: u32,
     /// Port.
     pub port: u16,
+}
+
+/// An SRV target name, shared by every SRV record that points at it.
+#[derive(Debug, Clone)]
+pub struct SrvTarget {
+    /// Target host name, lowercase and fully qualified.
+    pub name: Name,
     /// Index of the target's own entry, for its addresses in the additional section.
     pub entry: Option<u32>,
 }
@@ -111,6 +144,9 @@ pub struct Stats {
 }
 
 /// The cluster's names and records at one point in time.
+///
+/// Records live in flat arrays indexed by spans, so a snapshot of a large cluster is a handful
+/// of allocations rather than several per name.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The cluster domain, lowercase, fully qualified.
@@ -123,30 +159,42 @@ pub struct Snapshot {
     pub soa: Soa,
     /// The domain's name server (the SOA's mname).
     pub ns: Name,
-    /// Task enumeration for the HTTP API.
-    pub enumeration: Enumeration,
     /// When this snapshot was built.
     pub built_at: SystemTime,
     /// Counts.
     pub stats: Stats,
-    pub(crate) index: HashMap<Box<str>, u32>,
-    pub(crate) entries: Vec<Entry>,
+    pub(crate) index: HashMap<Box<str>, u32, ahash::RandomState>,
+    pub(crate) spans: Vec<Spans>,
+    pub(crate) a: Vec<Ipv4Addr>,
+    pub(crate) aaaa: Vec<Ipv6Addr>,
+    pub(crate) srv: Vec<SrvRecord>,
+    pub(crate) targets: Vec<SrvTarget>,
 }
 
 impl Snapshot {
     /// Finds a name given as lowercase text with trailing dot (`web.marathon.mesos.`).
-    pub fn lookup(&self, key: &str) -> Option<&Entry> {
-        self.index.get(key).map(|&i| &self.entries[i as usize])
+    pub fn lookup(&self, key: &str) -> Option<Entry<'_>> {
+        self.index.get(key).map(|&i| self.entry(i))
     }
 
     /// The entry at an index taken from an `SrvTarget`.
-    pub fn entry(&self, index: u32) -> &Entry {
-        &self.entries[index as usize]
+    pub fn entry(&self, index: u32) -> Entry<'_> {
+        let s = &self.spans[index as usize];
+        Entry {
+            a: s.a.of(&self.a),
+            aaaa: s.aaaa.of(&self.aaaa),
+            srv: s.srv.of(&self.srv),
+        }
     }
 
-    /// All owner names with their records, in no particular order.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter()
+    /// The SRV target an `SrvRecord` points at.
+    pub fn target(&self, index: u32) -> &SrvTarget {
+        &self.targets[index as usize]
+    }
+
+    /// Every owner name (lowercase, trailing dot) with its records, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = (&str, Entry<'_>)> {
+        self.index.iter().map(|(k, &i)| (&**k, self.entry(i)))
     }
 
     /// Whether `name` is the domain apex.

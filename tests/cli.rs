@@ -1,0 +1,75 @@
+//! Black-box tests of the command line: config checking and Mesos-DNS's flag spelling.
+
+mod common;
+
+use std::process::Command;
+
+use common::fixture;
+
+fn sidecar(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_accepts_the_mesos_dns_sample_in_both_spellings() {
+    let sample = fixture("config.json.sample");
+    for flag in ["--config", "-config"] {
+        let out = sidecar(&[flag, sample.to_str().unwrap(), "--check-config"]);
+        assert!(
+            out.status.success(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "configuration OK"
+        );
+    }
+    let out = sidecar(&[&format!("-config={}", sample.display()), "-check-config"]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn check_config_rejects_bad_values_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            r#"{"masters": ["10.0.0.1:5050"], "IPSources": ["host", "rkt"]}"#,
+            "IPSources",
+        ),
+        (
+            r#"{"masters": ["10.0.0.1:5050"], "port": "fifty-three"}"#,
+            "port",
+        ),
+        (r#"{"masters": ["not-an-address"]}"#, "masters"),
+        (
+            r#"{"masters": ["10.0.0.1:5050"], "resolvers": ["8.8.8.8", "x"]}"#,
+            "resolvers",
+        ),
+        (r#"{"masters": ["10.0.0.1:5050"], "#, "not valid JSON"),
+    ];
+    for (i, (doc, needle)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("c{i}.json"));
+        std::fs::write(&path, doc).unwrap();
+        let out = sidecar(&["--config", path.to_str().unwrap(), "--check-config"]);
+        assert!(!out.status.success(), "{doc} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{doc}: {err}");
+    }
+    let out = sidecar(&["--config", "/nonexistent/config.json", "--check-config"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn unknown_keys_warn_but_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.json");
+    std::fs::write(&path, r#"{"masters": ["10.0.0.1:5050"], "colour": "blue"}"#).unwrap();
+    let out = sidecar(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
+}

@@ -1,0 +1,181 @@
+//! Shared helpers for black-box tests: start the real binary, talk DNS to it over sockets.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+/// Path of the shared Mesos-DNS fixtures.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/mesos-dns")
+        .join(name)
+}
+
+/// A free port on 127.0.0.1 for both UDP and TCP (bound and released; the daemon binds it next).
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A running daemon, killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `args` plus `--listener 127.0.0.1 --port P`.
+pub fn start(args: &[&str]) -> Daemon {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
+        .args(args)
+        .args([
+            "--listener",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--log-level",
+            "warn",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start daemon");
+    let d = Daemon {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    d.wait_answering("leader.mesos.");
+    d
+}
+
+impl Daemon {
+    /// Waits until the daemon answers `name` with NOERROR (its state is loaded).
+    pub fn wait_answering(&self, name: &str) {
+        self.wait_for(name, RecordType::A, |m| {
+            m.metadata.response_code == ResponseCode::NoError
+        });
+    }
+
+    /// Polls `name` until `ok` holds for the UDP answer, for at most 10 seconds.
+    pub fn wait_for(
+        &self,
+        name: &str,
+        rtype: RecordType,
+        ok: impl Fn(&Message) -> bool,
+    ) -> Message {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(m) = try_udp(
+                self.addr,
+                &query(name, rtype, None),
+                Duration::from_millis(200),
+            ) {
+                if ok(&m) {
+                    return m;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon never answered {name} as expected"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Queries over UDP, optionally with EDNS and a payload size.
+    pub fn udp(&self, name: &str, rtype: RecordType, edns: Option<u16>) -> Message {
+        udp(self.addr, &query(name, rtype, edns))
+    }
+
+    /// Queries over TCP.
+    pub fn tcp(&self, name: &str, rtype: RecordType) -> Message {
+        Message::from_vec(&tcp_raw(
+            self.addr,
+            &query(name, rtype, None).to_vec().unwrap(),
+        ))
+        .unwrap()
+    }
+}
+
+/// A recursive-desired query message.
+pub fn query(name: &str, rtype: RecordType, edns: Option<u16>) -> Message {
+    let mut m = Message::query();
+    m.metadata.recursion_desired = true;
+    m.metadata.op_code = OpCode::Query;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+    if let Some(size) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        m.set_edns(e);
+    }
+    m
+}
+
+/// Sends raw bytes over UDP and returns the raw answer, if one comes within `timeout`.
+pub fn udp_raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(timeout)).unwrap();
+    sock.send_to(bytes, addr).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+fn try_udp(addr: SocketAddr, q: &Message, timeout: Duration) -> Option<Message> {
+    let raw = udp_raw(addr, &q.to_vec().unwrap(), timeout)?;
+    Message::from_vec(&raw).ok()
+}
+
+/// Sends `q` over UDP and parses the answer (panics on timeout).
+pub fn udp(addr: SocketAddr, q: &Message) -> Message {
+    let raw = udp_raw(addr, &q.to_vec().unwrap(), Duration::from_secs(3)).expect("udp answer");
+    let m = Message::from_vec(&raw).unwrap();
+    assert_eq!(m.metadata.id, q.metadata.id);
+    m
+}
+
+/// Sends one length-prefixed message over a new TCP connection and returns the raw answer.
+pub fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    s.write_all(&out).unwrap();
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).unwrap();
+    buf
+}
+
+/// The answer section's values as sorted text (`A 1.2.3.4`, `SRV 0 1 80 target.`).
+pub fn answers(m: &Message) -> Vec<String> {
+    let mut v: Vec<String> = m
+        .answers
+        .iter()
+        .map(|r| format!("{} {}", r.record_type(), r.data))
+        .collect();
+    v.sort();
+    v
+}

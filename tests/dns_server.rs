@@ -1,0 +1,308 @@
+//! Black-box tests: the real binary serving Mesos-DNS's fake.json, queried over UDP and TCP.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, RData, RecordType};
+
+fn fake_json_daemon() -> Daemon {
+    let path = fixture("fake.json");
+    start(&["--state-file", path.to_str().unwrap()])
+}
+
+#[test]
+fn answers_a_aaaa_and_srv_with_additional_addresses() {
+    let d = fake_json_daemon();
+
+    let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authoritative);
+    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert_eq!(m.answers[0].ttl, 60);
+
+    let m = d.udp("toy-store.ipv6-framework.mesos.", RecordType::AAAA, None);
+    assert_eq!(answers(&m), ["AAAA fd01:b::1:8000:2"]);
+
+    let m = d.udp(
+        "_car-store._tcp.marathon.mesos.",
+        RecordType::SRV,
+        Some(1232),
+    );
+    assert_eq!(
+        answers(&m),
+        [
+            "SRV 0 1 31364 car-store-zinaz-0.marathon.slave.mesos.",
+            "SRV 0 1 31365 car-store-zinaz-0.marathon.slave.mesos."
+        ]
+    );
+    let extra: Vec<String> = m
+        .additionals
+        .iter()
+        .map(|r| format!("{} {} {}", r.name, r.record_type(), r.data))
+        .collect();
+    assert_eq!(
+        extra,
+        ["car-store-zinaz-0.marathon.slave.mesos. A 1.2.3.11"]
+    );
+}
+
+#[test]
+fn tcp_gives_the_same_answers() {
+    let d = fake_json_daemon();
+    let m = d.tcp("liquor-store.marathon.mesos.", RecordType::A);
+    assert_eq!(answers(&m), ["A 1.2.3.11", "A 1.2.3.12"]);
+    let m = d.tcp("_leader._tcp.mesos.", RecordType::SRV);
+    assert_eq!(answers(&m), ["SRV 0 1 5050 leader.mesos."]);
+}
+
+#[test]
+fn nxdomain_and_nodata_carry_the_soa() {
+    let d = fake_json_daemon();
+    let m = d.udp("no-such-task.marathon.mesos.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authoritative);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities.len(), 1);
+    let RData::SOA(soa) = &m.authorities[0].data else {
+        panic!("authority is not an SOA")
+    };
+    assert_eq!(m.authorities[0].name.to_ascii(), "mesos.");
+    assert_eq!(soa.mname.to_ascii(), "ns1.mesos.");
+    assert_eq!(soa.minimum, 60);
+
+    // Existing name, other type: NODATA.
+    for (name, rtype) in [
+        ("nginx.marathon.mesos.", RecordType::AAAA),
+        ("nginx.marathon.mesos.", RecordType::TXT),
+        ("_tcp.marathon.mesos.", RecordType::A), // empty non-terminal
+    ] {
+        let m = d.udp(name, rtype, None);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{name} {rtype}"
+        );
+        assert!(m.answers.is_empty());
+        assert!(matches!(&m.authorities[0].data, RData::SOA(_)));
+    }
+}
+
+#[test]
+fn apex_soa_ns_and_any() {
+    let d = fake_json_daemon();
+    let m = d.udp("mesos.", RecordType::SOA, None);
+    assert_eq!(m.answers.len(), 1);
+    assert!(matches!(&m.answers[0].data, RData::SOA(_)));
+    let m = d.udp("mesos.", RecordType::NS, None);
+    assert_eq!(answers(&m), ["NS ns1.mesos."]);
+    assert!(m
+        .additionals
+        .iter()
+        .any(|r| r.record_type() == RecordType::A));
+
+    let m = d.udp("slave.mesos.", RecordType::ANY, Some(1232));
+    assert_eq!(
+        answers(&m),
+        ["A 1.2.3.10", "A 1.2.3.11", "A 1.2.3.12", "AAAA 2001:db8::1"]
+    );
+}
+
+#[test]
+fn names_are_case_insensitive_and_keep_the_query_case() {
+    let d = fake_json_daemon();
+    let m = d.udp("NgInX.MaRaThOn.MeSoS.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert_eq!(m.answers[0].name.to_ascii(), "NgInX.MaRaThOn.MeSoS.");
+    assert_eq!(m.queries[0].name().to_ascii(), "NgInX.MaRaThOn.MeSoS.");
+}
+
+#[test]
+fn other_domains_are_refused_until_forwarding_lands() {
+    let d = fake_json_daemon();
+    let m = d.udp("example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    let mut q = query("nginx.marathon.mesos.", RecordType::A, None);
+    q.queries[0].set_query_class(DNSClass::CH);
+    assert_eq!(
+        udp(d.addr, &q).metadata.response_code,
+        ResponseCode::Refused
+    );
+}
+
+#[test]
+fn multi_record_answers_are_shuffled() {
+    let d = fake_json_daemon();
+    let mut orders = std::collections::HashSet::new();
+    for _ in 0..40 {
+        let m = d.udp("slave.mesos.", RecordType::A, None);
+        let order: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+        orders.insert(order);
+    }
+    assert!(orders.len() > 1, "always the same order: {orders:?}");
+}
+
+#[test]
+fn unknown_opcode_is_notimp_and_edns_version_1_is_badvers() {
+    let d = fake_json_daemon();
+    let mut q = query("nginx.marathon.mesos.", RecordType::A, None);
+    q.metadata.op_code = OpCode::Status;
+    assert_eq!(udp(d.addr, &q).metadata.response_code, ResponseCode::NotImp);
+
+    let mut q = query("nginx.marathon.mesos.", RecordType::A, None);
+    let mut e = Edns::new();
+    e.set_version(1);
+    q.set_edns(e);
+    let m = udp(d.addr, &q);
+    // BADVERS is extended rcode 16 (hickory decodes 16 under its other name, BADSIG).
+    assert_eq!(u16::from(m.metadata.response_code), 16);
+    assert_eq!(m.edns.as_ref().map(|e| e.version()), Some(0));
+}
+
+#[test]
+fn malformed_packets_get_formerr_and_the_daemon_keeps_serving() {
+    let d = fake_json_daemon();
+    // A header claiming one question, followed by garbage.
+    let mut garbage = vec![0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
+    garbage.extend_from_slice(&[0xff; 20]);
+    let raw = udp_raw(d.addr, &garbage, Duration::from_secs(2)).expect("FORMERR answer");
+    let m = Message::from_vec(&raw).unwrap();
+    assert_eq!(m.metadata.id, 0xabcd);
+    assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+
+    // Too short for a header: dropped silently.
+    assert!(udp_raw(d.addr, &[1, 2, 3], Duration::from_millis(300)).is_none());
+
+    // Two questions: FORMERR.
+    let mut q = query("nginx.marathon.mesos.", RecordType::A, None);
+    q.add_query(q.queries[0].clone());
+    assert_eq!(
+        udp(d.addr, &q).metadata.response_code,
+        ResponseCode::FormErr
+    );
+
+    // Garbage over TCP too.
+    let raw = tcp_raw(d.addr, &garbage);
+    assert_eq!(
+        Message::from_vec(&raw).unwrap().metadata.response_code,
+        ResponseCode::FormErr
+    );
+
+    let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+}
+
+/// A state with one app of `n` instances, each with its own container address.
+fn big_app_state(n: usize) -> serde_json::Value {
+    let tasks: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({"id": format!("big.{i}"), "name": "big", "slave_id": "S1",
+                "state": "TASK_RUNNING", "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0,
+                "container_status": {"network_infos": [{"ip_addresses": [{"ip_address": format!("10.9.{}.{}", i / 250, i % 250 + 1)}]}]}}]})
+        })
+        .collect();
+    serde_json::json!({"leader": "master@10.0.0.1:5050",
+        "slaves": [{"id": "S1", "pid": "slave(1)@10.0.1.1:5051"}],
+        "frameworks": [{"name": "marathon", "pid": "s@10.0.0.2:1", "tasks": tasks}]})
+}
+
+#[test]
+fn large_answers_truncate_over_udp_and_complete_over_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    std::fs::write(&path, serde_json::to_vec(&big_app_state(60)).unwrap()).unwrap();
+    let d = start(&["--state-file", path.to_str().unwrap()]);
+
+    // 60 A records (~1 KB) don't fit 512 bytes: TC set, no partial answer.
+    let m = d.udp("big.marathon.mesos.", RecordType::A, None);
+    assert!(m.metadata.truncation);
+    assert!(m.answers.is_empty());
+    // The client's EDNS size is honoured: 1232 fits, 512 does not.
+    let m = d.udp("big.marathon.mesos.", RecordType::A, Some(1232));
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 60);
+    let m = d.udp("big.marathon.mesos.", RecordType::A, Some(512));
+    assert!(m.metadata.truncation);
+    // The retry over TCP gets everything.
+    let m = d.tcp("big.marathon.mesos.", RecordType::A);
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 60);
+}
+
+#[test]
+fn state_file_changes_are_picked_up_and_bad_documents_keep_the_last_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    // Not there yet: the daemon starts, but has nothing to say about the domain.
+    let d = {
+        let port_args = path.to_str().unwrap().to_string();
+        let port = free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
+            .args([
+                "--state-file",
+                &port_args,
+                "--listener",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .args(["--log-level", "error"])
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    };
+    let m = d.wait_for("big.marathon.mesos.", RecordType::A, |m| {
+        m.metadata.response_code == ResponseCode::ServFail
+    });
+    assert!(m.answers.is_empty());
+
+    let write = |doc: &[u8]| {
+        let tmp = dir.path().join("state.json.tmp");
+        std::fs::write(&tmp, doc).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    };
+    write(&serde_json::to_vec(&big_app_state(2)).unwrap());
+    d.wait_for("big.marathon.mesos.", RecordType::A, |m| {
+        m.answers.len() == 2
+    });
+
+    write(&serde_json::to_vec(&big_app_state(3)).unwrap());
+    d.wait_for("big.marathon.mesos.", RecordType::A, |m| {
+        m.answers.len() == 3
+    });
+
+    // Garbage, then a document without a leader: both rejected, the 3-task snapshot stays.
+    write(b"{\"frameworks\": [truncated");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        d.udp("big.marathon.mesos.", RecordType::A, None)
+            .answers
+            .len(),
+        3
+    );
+    write(b"{\"frameworks\": []}");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        d.udp("big.marathon.mesos.", RecordType::A, None)
+            .answers
+            .len(),
+        3
+    );
+}
+
+#[test]
+fn demo_cluster_answers_web() {
+    let d = start(&["--demo"]);
+    let m = d.udp("web.marathon.mesos.", RecordType::A, None);
+    assert_eq!(
+        answers(&m),
+        ["A 172.30.1.2", "A 172.30.2.7", "A 172.30.3.4"]
+    );
+    let m = d.udp("_api._tcp.marathon.mesos.", RecordType::SRV, None);
+    assert_eq!(m.answers.len(), 4);
+}
