@@ -7,7 +7,7 @@
 //! wrong type or range with an error that names the key.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
@@ -120,6 +120,30 @@ pub struct Config {
     pub zone_resolvers: BTreeMap<String, Vec<String>>,
     /// Our key `stateFile`: serve the state document at this path, re-read when it changes.
     pub state_file: Option<PathBuf>,
+    /// Our key `savedResolvConf`: the host's original resolv.conf, saved at install; its
+    /// nameservers are the upstreams when `resolvers` is empty.
+    pub saved_resolv_conf: PathBuf,
+    /// Our key `resolvConf`: the system resolv.conf, read for upstreams when there is neither
+    /// `resolvers` nor a saved copy.
+    pub resolv_conf: PathBuf,
+    /// Our key `extraListeners`: more DNS listen addresses (`ip` or `ip:port`), e.g. a
+    /// link-local address reachable from containers in their own network namespace.
+    pub extra_listeners: Vec<SocketAddr>,
+    /// Our key `cacheMaxEntries`: forwarding cache bound in entries.
+    pub cache_max_entries: u64,
+    /// Our key `cacheMaxBytes`: forwarding cache bound in bytes.
+    pub cache_max_bytes: u64,
+    /// Our key `cacheMinTtl`: positive answers are cached at least this many seconds.
+    pub cache_min_ttl: u32,
+    /// Our key `cacheMaxTtl`: answers are cached at most this many seconds.
+    pub cache_max_ttl: u32,
+    /// Our key `cacheNegativeMaxTtl`: NXDOMAIN/NODATA are cached at most this many seconds.
+    pub cache_negative_max_ttl: u32,
+    /// Our key `serveStaleSeconds`: how long past expiry an answer may be served when every
+    /// upstream fails (0 turns serve-stale off).
+    pub serve_stale_seconds: u64,
+    /// Our key `upstreamParallel`: ask the two best upstreams at once.
+    pub upstream_parallel: bool,
     /// Set by `--demo`: serve the bundled example cluster.
     pub demo: bool,
 }
@@ -160,6 +184,16 @@ impl Default for Config {
             srv_record_default_weight: 1,
             zone_resolvers: BTreeMap::new(),
             state_file: None,
+            saved_resolv_conf: PathBuf::from("/etc/mesos-dns-sidecar/resolv.conf.orig"),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            extra_listeners: Vec::new(),
+            cache_max_entries: 100_000,
+            cache_max_bytes: 64 * 1024 * 1024,
+            cache_min_ttl: 0,
+            cache_max_ttl: 86_400,
+            cache_negative_max_ttl: 3_600,
+            serve_stale_seconds: 3_600,
+            upstream_parallel: false,
             demo: false,
         }
     }
@@ -296,6 +330,16 @@ impl Config {
                 let s = string(key, v)?;
                 self.state_file = (!s.is_empty()).then(|| PathBuf::from(s));
             }
+            "savedresolvconf" => self.saved_resolv_conf = string(key, v)?.into(),
+            "resolvconf" => self.resolv_conf = string(key, v)?.into(),
+            "extralisteners" => self.extra_listeners = listen_addrs(key, v)?,
+            "cachemaxentries" => self.cache_max_entries = uint(key, v)?,
+            "cachemaxbytes" => self.cache_max_bytes = uint(key, v)?,
+            "cacheminttl" => self.cache_min_ttl = uint(key, v)?,
+            "cachemaxttl" => self.cache_max_ttl = uint(key, v)?,
+            "cachenegativemaxttl" => self.cache_negative_max_ttl = uint(key, v)?,
+            "servestaleseconds" => self.serve_stale_seconds = uint(key, v)?,
+            "upstreamparallel" => self.upstream_parallel = boolean(key, v)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -372,6 +416,12 @@ impl Config {
                 ));
             }
         }
+        if self.cache_max_entries == 0 || self.cache_max_bytes == 0 {
+            return Err(key_err("cacheMaxEntries", "cache bounds must be positive"));
+        }
+        if self.cache_min_ttl > self.cache_max_ttl {
+            return Err(key_err("cacheMinTtl", "must not exceed cacheMaxTtl"));
+        }
         if self.ip_sources.is_empty() {
             return Err(key_err("IPSources", "must list at least one source"));
         }
@@ -392,6 +442,22 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Every DNS listen address: the main one and the extra ones (port 0 = the DNS port).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        let mut out = vec![SocketAddr::new(self.listener, self.port)];
+        for a in &self.extra_listeners {
+            let a = if a.port() == 0 {
+                SocketAddr::new(a.ip(), self.port)
+            } else {
+                *a
+            };
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
     }
 
     /// The label rules in force (`EnforceRFC952`).
@@ -449,6 +515,20 @@ fn ip(key: &str, v: &Value) -> Result<IpAddr, ConfigError> {
     let s = string(key, v)?;
     s.parse()
         .map_err(|_| key_err(key, format!("`{s}` is not an IP address")))
+}
+
+/// Listen addresses as `ip` or `ip:port`. A port of 0 (or none) stands for the
+/// DNS port, resolved when the daemon starts (the port key may come later in the file).
+fn listen_addrs(key: &str, v: &Value) -> Result<Vec<SocketAddr>, ConfigError> {
+    strings(key, v)?
+        .iter()
+        .map(|s| {
+            s.parse::<IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 0))
+                .or_else(|_| s.parse::<SocketAddr>())
+                .map_err(|_| key_err(key, format!("`{s}` is not an ip or ip:port")))
+        })
+        .collect()
 }
 
 fn ip_sources(key: &str, v: &Value) -> Result<Vec<IpSource>, ConfigError> {

@@ -7,13 +7,20 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use tracing::{error, info};
 
+use hickory_proto::rr::Name;
+use tracing::warn;
+
 use crate::config::Config;
-use crate::dns::{Listeners, Responder, TcpLimits};
+use crate::dns::cache::CachePolicy;
+use crate::dns::forward::{parse_upstream, ForwardSettings};
+use crate::dns::upstream::UpstreamSet;
+use crate::dns::{Forwarder, Handlers, Listeners, Responder, ServerLimits};
 use crate::mesos::{demo, file};
 use crate::metrics::Metrics;
 use crate::netif;
 use crate::publish::Publisher;
 use crate::records::RecordSettings;
+use crate::resolv;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +39,9 @@ pub enum DaemonError {
     /// The configured source is not available in this build.
     #[error("{0}")]
     Unsupported(String),
+    /// No upstream resolvers could be determined.
+    #[error(transparent)]
+    Upstreams(#[from] resolv::ResolvError),
 }
 
 /// How often the `file` source checks its file for changes.
@@ -65,19 +75,91 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         info!("dnson is false: not serving DNS");
         std::future::pending::<()>().await;
     }
+    let listens = config.listen_addrs();
+    let forwarder = if config.recurse_on && config.external_on {
+        Some(Arc::new(build_forwarder(
+            &config,
+            &listens,
+            metrics.clone(),
+        )?))
+    } else {
+        info!("forwarding is off (recurseon/externalon false): other names are refused");
+        None
+    };
     let responder = Arc::new(Responder::new(
         &config.domain,
         store,
         metrics.clone(),
         config.recurse_on,
+        forwarder.is_some(),
     )?);
-    let addr = SocketAddr::new(config.listener, config.port);
-    let listeners = Listeners::bind(addr)
-        .await
-        .map_err(|source| DaemonError::Bind { addr, source })?;
-    info!(%addr, domain = %config.domain, "serving DNS");
-    listeners
-        .serve(responder, metrics, TcpLimits::default())
-        .await;
+    let handlers = Handlers {
+        responder,
+        forwarder,
+        metrics,
+    };
+    let mut servers = Vec::new();
+    for addr in listens {
+        let listeners = Listeners::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Bind { addr, source })?;
+        info!(%addr, domain = %config.domain, "serving DNS");
+        servers.push(tokio::spawn(
+            listeners.serve(handlers.clone(), ServerLimits::default()),
+        ));
+    }
+    for s in servers {
+        let _ = s.await;
+    }
     Ok(())
+}
+
+/// The forwarder for the configured upstreams, never pointing at ourselves.
+fn build_forwarder(
+    config: &Config,
+    listens: &[SocketAddr],
+    metrics: Arc<Metrics>,
+) -> Result<Forwarder, DaemonError> {
+    let plan = resolv::plan(config, listens, &netif::local_addresses())?;
+    for a in &plan.dropped_self {
+        warn!(upstream = %a, "upstream is this daemon itself; left out to avoid a loop");
+    }
+    if plan.addrs.is_empty() {
+        warn!(source = %plan.source, "no upstream resolvers: names outside the cluster get SERVFAIL");
+    } else {
+        info!(source = %plan.source, upstreams = ?plan.addrs, "forwarding other names");
+    }
+    let zones = config
+        .zone_resolvers
+        .iter()
+        .filter_map(|(zone, resolvers)| {
+            let name = Name::from_ascii(format!("{}.", zone.trim_end_matches('.'))).ok()?;
+            let addrs: Vec<SocketAddr> = resolvers
+                .iter()
+                .filter_map(|r| parse_upstream(r))
+                .filter(|a| !resolv::is_self(*a, listens, &[]))
+                .collect();
+            Some((name, UpstreamSet::new(&addrs, false)))
+        })
+        .collect();
+    let settings = ForwardSettings {
+        timeout: Duration::from_secs(config.timeout),
+        attempt_timeout_cap: plan.attempt_timeout,
+        attempts: plan.attempts,
+        parallel: config.upstream_parallel,
+        cache: CachePolicy {
+            max_entries: config.cache_max_entries,
+            max_bytes: config.cache_max_bytes,
+            min_ttl: config.cache_min_ttl,
+            max_ttl: config.cache_max_ttl,
+            negative_max_ttl: config.cache_negative_max_ttl,
+            stale_max: Duration::from_secs(config.serve_stale_seconds),
+        },
+    };
+    Ok(Forwarder::new(
+        UpstreamSet::new(&plan.addrs, plan.rotate),
+        zones,
+        settings,
+        metrics,
+    ))
 }

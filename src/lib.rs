@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod netif;
 pub mod publish;
 pub mod records;
+pub mod resolv;

@@ -20,6 +20,28 @@ pub struct Metrics {
     pub truncated_responses: AtomicU64,
     /// TCP connections refused because the connection limit was reached.
     pub tcp_connections_rejected: AtomicU64,
+    /// Forwarded queries answered from a fresh cache entry.
+    pub cache_hits: AtomicU64,
+    /// Forwarded queries that found only an expired entry.
+    pub cache_stale_hits: AtomicU64,
+    /// Forwarded queries not in the cache.
+    pub cache_misses: AtomicU64,
+    /// Answers served stale because no upstream answered in time.
+    pub stale_answers: AtomicU64,
+    /// Misses that joined an identical upstream query already in flight.
+    pub coalesced_queries: AtomicU64,
+    /// Forwarded queries answered SERVFAIL because no upstream answered.
+    pub forward_failures: AtomicU64,
+    /// Queries that came back to us through a forwarding loop.
+    pub forward_loops: AtomicU64,
+    /// Upstream exchanges that produced an answer.
+    pub upstream_queries: AtomicU64,
+    /// Upstream exchanges that failed (timeout, error, SERVFAIL/REFUSED).
+    pub upstream_failures: AtomicU64,
+    /// Upstream exchanges that timed out.
+    pub upstream_timeouts: AtomicU64,
+    /// Forwarded queries dropped because too many were already waiting on upstreams.
+    pub forward_overload_drops: AtomicU64,
     /// State documents loaded into a new snapshot.
     pub state_loads: AtomicU64,
     /// State documents rejected (unreadable, invalid JSON, no leader); the last snapshot stays.

@@ -13,6 +13,7 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
 
+use super::wire::{self, Question};
 use crate::metrics::Metrics;
 use crate::records::snapshot::{Entry, Snapshot};
 
@@ -25,6 +26,23 @@ pub enum Transport {
     Tcp,
 }
 
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send this response.
+    Reply(Vec<u8>),
+    /// Send nothing (not a query, or no header).
+    Drop,
+    /// The name is outside the cluster domain: forward it, answering in at most `max_size`
+    /// bytes.
+    Forward {
+        /// The question, located in the raw packet.
+        question: Question,
+        /// Response size limit for the client's transport.
+        max_size: usize,
+    },
+}
+
 /// UDP payload size we advertise and accept at most (the DNS flag day 2020 value, which avoids
 /// IP fragmentation on ordinary paths).
 pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 1232;
@@ -35,43 +53,49 @@ pub struct Responder {
     metrics: Arc<Metrics>,
     domain: Name,
     recursion_available: bool,
+    forwarding: bool,
     max_udp_payload: u16,
 }
 
 impl Responder {
-    /// A responder for `domain` (lowercase, no trailing dot) reading `snapshot`.
+    /// A responder for `domain` (lowercase, no trailing dot) reading `snapshot`. With
+    /// `forwarding`, other names are handed to the forwarder; without, they are refused.
     pub fn new(
         domain: &str,
         snapshot: Arc<ArcSwapOption<Snapshot>>,
         metrics: Arc<Metrics>,
         recursion_available: bool,
+        forwarding: bool,
     ) -> Result<Responder, hickory_proto::ProtoError> {
         Ok(Responder {
             snapshot,
             metrics,
             domain: Name::from_ascii(format!("{domain}."))?,
             recursion_available,
+            forwarding,
             max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
         })
     }
 
-    /// Builds the response to one request packet, or `None` when the packet must be dropped
-    /// (a response, or too short to carry a header).
-    pub fn respond(&self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    /// Decides what to do with one request packet: answer it (cluster names and errors),
+    /// drop it, or forward it.
+    pub fn handle(&self, packet: &[u8], transport: Transport) -> Outcome {
         let request = match Message::from_vec(packet) {
             Ok(m) => m,
             Err(_) => {
                 Metrics::inc(&self.metrics.malformed_packets);
-                let resp = formerr_from_header(packet);
-                if resp.is_some() {
-                    self.metrics.count_rcode(ResponseCode::FormErr.into());
-                }
-                return resp;
+                return match formerr_from_header(packet) {
+                    Some(resp) => {
+                        self.metrics.count_rcode(ResponseCode::FormErr.into());
+                        Outcome::Reply(resp)
+                    }
+                    None => Outcome::Drop,
+                };
             }
         };
         if request.metadata.message_type != MessageType::Query {
             Metrics::inc(&self.metrics.malformed_packets);
-            return None;
+            return Outcome::Drop;
         }
 
         let mut resp = Message::response(request.metadata.id, request.metadata.op_code);
@@ -91,32 +115,36 @@ impl Responder {
             edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
             resp.set_edns(edns);
             if req_edns.version() > 0 {
-                return Some(self.finish(resp, ResponseCode::BADVERS, max_size));
+                return Outcome::Reply(self.finish(resp, ResponseCode::BADVERS, max_size));
             }
         }
         if request.metadata.op_code != OpCode::Query {
-            return Some(self.finish(resp, ResponseCode::NotImp, max_size));
+            return Outcome::Reply(self.finish(resp, ResponseCode::NotImp, max_size));
         }
         if request.queries.len() != 1 {
-            return Some(self.finish(resp, ResponseCode::FormErr, max_size));
+            return Outcome::Reply(self.finish(resp, ResponseCode::FormErr, max_size));
         }
         let query = &request.queries[0];
         let qname = query.name();
         if !self.domain.zone_of(qname) {
-            // Forwarding is not in this build: names outside the cluster domain are refused.
-            return Some(self.finish(resp, ResponseCode::Refused, max_size));
+            if self.forwarding {
+                if let Ok(question) = wire::question(packet) {
+                    return Outcome::Forward { question, max_size };
+                }
+            }
+            return Outcome::Reply(self.finish(resp, ResponseCode::Refused, max_size));
         }
         if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY) {
-            return Some(self.finish(resp, ResponseCode::Refused, max_size));
+            return Outcome::Reply(self.finish(resp, ResponseCode::Refused, max_size));
         }
         let Some(snapshot) = self.snapshot.load_full() else {
             // No cluster state yet: an NXDOMAIN now would be cached by clients as a lie.
-            return Some(self.finish(resp, ResponseCode::ServFail, max_size));
+            return Outcome::Reply(self.finish(resp, ResponseCode::ServFail, max_size));
         };
         resp.metadata.authoritative = true;
         resp.metadata.recursion_available = self.recursion_available;
         let rcode = answer(&snapshot, qname, query.query_type(), &mut resp);
-        Some(self.finish(resp, rcode, max_size))
+        Outcome::Reply(self.finish(resp, rcode, max_size))
     }
 
     /// Sets the response code, encodes, and truncates to `max_size` when needed.

@@ -1,7 +1,13 @@
-//! The DNS server: wire handling and the authoritative responder for the cluster domain.
+//! The DNS server: wire handling, the authoritative responder for the cluster domain, and
+//! forwarding of every other name to the host's resolvers.
 
 pub mod answer;
+pub mod cache;
+pub mod forward;
 pub mod server;
+pub mod upstream;
+pub mod wire;
 
-pub use answer::{Responder, Transport};
-pub use server::{Listeners, TcpLimits};
+pub use answer::{Outcome, Responder, Transport};
+pub use forward::Forwarder;
+pub use server::{Handlers, Listeners, ServerLimits};

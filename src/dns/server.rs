@@ -1,9 +1,10 @@
 //! UDP and TCP listeners feeding the responder.
 //!
-//! UDP answers inline on the receiving task: the responder only reads memory, so handing each
-//! packet to another task would cost more than answering it. TCP serves each connection on its
-//! own task with a connection cap and an idle timeout, so idle or slow clients cannot pin the
-//! daemon's memory or file descriptors.
+//! UDP answers cluster names inline on the receiving task: the responder only reads memory, so
+//! handing each packet to another task would cost more than answering it. Forwarded queries run
+//! on their own tasks, capped in number so a flood of queries to a dead upstream cannot grow
+//! memory without bound. TCP serves each connection on its own task with a connection cap and
+//! an idle timeout, so idle or slow clients cannot pin the daemon's memory or descriptors.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,25 +15,40 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
-use super::answer::{Responder, Transport};
+use super::answer::{Outcome, Responder, Transport};
+use super::forward::Forwarder;
 use crate::metrics::Metrics;
 
-/// Limits for the TCP side.
+/// Limits for the server.
 #[derive(Debug, Clone, Copy)]
-pub struct TcpLimits {
+pub struct ServerLimits {
     /// Connections served at once; more are closed on accept.
     pub max_connections: usize,
     /// How long a connection may sit without sending a complete query.
     pub idle_timeout: Duration,
+    /// UDP queries being forwarded at once; more are dropped (the client retries).
+    pub max_forwarding: usize,
 }
 
-impl Default for TcpLimits {
+impl Default for ServerLimits {
     fn default() -> Self {
-        TcpLimits {
+        ServerLimits {
             max_connections: 512,
             idle_timeout: Duration::from_secs(10),
+            max_forwarding: 4096,
         }
     }
+}
+
+/// What serves queries: the responder, and the forwarder when forwarding is on.
+#[derive(Clone)]
+pub struct Handlers {
+    /// Cluster names and protocol errors.
+    pub responder: Arc<Responder>,
+    /// Everything else, when forwarding is on.
+    pub forwarder: Option<Arc<Forwarder>>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Bound sockets of one listen address, ready to serve.
@@ -55,14 +71,15 @@ impl Listeners {
     }
 
     /// Serves both transports until the process ends.
-    pub async fn serve(self, responder: Arc<Responder>, metrics: Arc<Metrics>, limits: TcpLimits) {
-        let udp = tokio::spawn(serve_udp(self.udp, responder.clone(), metrics.clone()));
-        let tcp = tokio::spawn(serve_tcp(self.tcp, responder, metrics, limits));
+    pub async fn serve(self, handlers: Handlers, limits: ServerLimits) {
+        let udp = tokio::spawn(serve_udp(Arc::new(self.udp), handlers.clone(), limits));
+        let tcp = tokio::spawn(serve_tcp(self.tcp, handlers, limits));
         let _ = tokio::join!(udp, tcp);
     }
 }
 
-async fn serve_udp(socket: UdpSocket, responder: Arc<Responder>, metrics: Arc<Metrics>) {
+async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
+    let forwarding = Arc::new(Semaphore::new(limits.max_forwarding));
     let mut buf = vec![0u8; 65535];
     loop {
         let (len, peer) = match socket.recv_from(&mut buf).await {
@@ -73,21 +90,39 @@ async fn serve_udp(socket: UdpSocket, responder: Arc<Responder>, metrics: Arc<Me
                 continue;
             }
         };
-        Metrics::inc(&metrics.udp_queries);
-        if let Some(resp) = responder.respond(&buf[..len], Transport::Udp) {
-            if let Err(e) = socket.send_to(&resp, peer).await {
-                debug!(error = %e, %peer, "udp send error");
+        Metrics::inc(&h.metrics.udp_queries);
+        let packet = &buf[..len];
+        match h.responder.handle(packet, Transport::Udp) {
+            Outcome::Reply(resp) => {
+                if let Err(e) = socket.send_to(&resp, peer).await {
+                    debug!(error = %e, %peer, "udp send error");
+                }
+            }
+            Outcome::Drop => {}
+            Outcome::Forward { question, max_size } => {
+                let (Some(fwd), Ok(permit)) =
+                    (h.forwarder.clone(), forwarding.clone().try_acquire_owned())
+                else {
+                    Metrics::inc(&h.metrics.forward_overload_drops);
+                    continue;
+                };
+                let socket = socket.clone();
+                let packet = packet.to_vec();
+                tokio::spawn(async move {
+                    let resp = fwd
+                        .forward(&packet, &question, Transport::Udp, max_size)
+                        .await;
+                    if let Err(e) = socket.send_to(&resp, peer).await {
+                        debug!(error = %e, %peer, "udp send error");
+                    }
+                    drop(permit);
+                });
             }
         }
     }
 }
 
-async fn serve_tcp(
-    listener: TcpListener,
-    responder: Arc<Responder>,
-    metrics: Arc<Metrics>,
-    limits: TcpLimits,
-) {
+async fn serve_tcp(listener: TcpListener, h: Handlers, limits: ServerLimits) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -100,16 +135,13 @@ async fn serve_tcp(
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            Metrics::inc(&metrics.tcp_connections_rejected);
+            Metrics::inc(&h.metrics.tcp_connections_rejected);
             drop(stream);
             continue;
         };
-        let responder = responder.clone();
-        let metrics = metrics.clone();
+        let h = h.clone();
         tokio::spawn(async move {
-            if let Err(e) =
-                serve_connection(stream, &responder, &metrics, limits.idle_timeout).await
-            {
+            if let Err(e) = serve_connection(stream, &h, limits.idle_timeout).await {
                 debug!(error = %e, %peer, "tcp connection ended");
             }
             drop(permit);
@@ -120,8 +152,7 @@ async fn serve_tcp(
 /// Serves length-prefixed queries on one connection until EOF, error or idle timeout.
 async fn serve_connection(
     mut stream: TcpStream,
-    responder: &Responder,
-    metrics: &Metrics,
+    h: &Handlers,
     idle: Duration,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
@@ -141,9 +172,14 @@ async fn serve_connection(
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
-        Metrics::inc(&metrics.tcp_queries);
-        let Some(resp) = responder.respond(&buf, Transport::Tcp) else {
-            continue;
+        Metrics::inc(&h.metrics.tcp_queries);
+        let resp = match h.responder.handle(&buf, Transport::Tcp) {
+            Outcome::Reply(r) => r,
+            Outcome::Drop => continue,
+            Outcome::Forward { question, max_size } => match &h.forwarder {
+                Some(fwd) => fwd.forward(&buf, &question, Transport::Tcp, max_size).await,
+                None => continue,
+            },
         };
         let mut out = Vec::with_capacity(resp.len() + 2);
         out.extend_from_slice(&(resp.len() as u16).to_be_bytes());

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -44,7 +46,36 @@ impl Drop for Daemon {
 
 /// Starts the binary with `args` plus `--listener 127.0.0.1 --port P`.
 pub fn start(args: &[&str]) -> Daemon {
-    let port = free_port();
+    start_on(args, free_port())
+}
+
+/// Starts the binary with a config document (written to a temporary file, kept alive by the
+/// returned guard) serving fake.json, plus `args`.
+pub fn start_with_config(
+    mut config: serde_json::Value,
+    args: &[&str],
+) -> (Daemon, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    if config.get("stateFile").is_none() {
+        config["stateFile"] = fixture("fake.json").to_str().unwrap().into();
+    }
+    // Never read the host's resolv.conf in tests unless a test says so.
+    if config.get("resolvConf").is_none() {
+        let empty = dir.path().join("resolv.conf");
+        std::fs::write(&empty, "").unwrap();
+        config["resolvConf"] = empty.to_str().unwrap().into();
+        config["savedResolvConf"] = dir.path().join("none").to_str().unwrap().into();
+    }
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let mut all = vec!["--config", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let d = start(&all);
+    (d, dir)
+}
+
+/// Starts the binary on `port`.
+pub fn start_on(args: &[&str], port: u16) -> Daemon {
     let child = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
         .args(args)
         .args([

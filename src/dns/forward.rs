@@ -1,0 +1,388 @@
+//! Forwarding of names outside the cluster domain to the host's resolvers.
+//!
+//! The client's query goes upstream as it came (new ID, EDNS payload capped), the upstream's
+//! answer comes back as it was sent, and is cached. Identical concurrent misses share one
+//! upstream query. When every upstream fails, an expired answer is served for a while with a
+//! short TTL (RFC 8767), and otherwise SERVFAIL comes within the configured timeout.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::Name;
+use tokio::sync::watch;
+use tracing::debug;
+
+use super::answer::Transport;
+use super::cache::{AnswerCache, CacheKey, CachePolicy, Cached};
+use super::upstream::{exchange_tcp, exchange_udp, ExchangeError, Upstream, UpstreamSet};
+use super::wire::{self, Question};
+use crate::metrics::Metrics;
+
+/// EDNS option code (private use range) carrying this process's loop marker.
+const LOOP_OPTION: u16 = 65_001;
+/// TTL of answers served stale (RFC 8767 recommends 30 seconds).
+const STALE_ANSWER_TTL: u32 = 30;
+/// How long a client waits for a refresh before it gets the stale answer (RFC 8767's
+/// client response timer).
+const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
+/// UDP payload size announced upstream.
+const UPSTREAM_PAYLOAD: u16 = 1232;
+
+/// How forwarding behaves.
+#[derive(Debug, Clone)]
+pub struct ForwardSettings {
+    /// Overall bound on answering one query from upstream.
+    pub timeout: Duration,
+    /// Cap on each attempt's timeout (resolv.conf `options timeout`).
+    pub attempt_timeout_cap: Duration,
+    /// Rounds over the upstream list (resolv.conf `options attempts`).
+    pub attempts: u32,
+    /// Ask the first two upstreams at once and take the first answer.
+    pub parallel: bool,
+    /// Cache policy.
+    pub cache: CachePolicy,
+}
+
+impl Default for ForwardSettings {
+    fn default() -> Self {
+        ForwardSettings {
+            timeout: Duration::from_secs(5),
+            attempt_timeout_cap: Duration::from_secs(5),
+            attempts: 2,
+            parallel: false,
+            cache: CachePolicy::default(),
+        }
+    }
+}
+
+type FetchResult = Option<Arc<Cached>>;
+
+/// Forwards queries with caching, coalescing, failover and serve-stale.
+pub struct Forwarder {
+    default: UpstreamSet,
+    zones: Vec<(Name, UpstreamSet)>,
+    settings: ForwardSettings,
+    cache: AnswerCache,
+    inflight: Mutex<HashMap<CacheKey, watch::Receiver<Option<FetchResult>>>>,
+    marker: [u8; 8],
+    metrics: Arc<Metrics>,
+}
+
+impl Forwarder {
+    /// A forwarder to `default` upstreams, with per-zone upstreams taking precedence for names
+    /// in their zones (Mesos-DNS's `ZoneResolvers`).
+    pub fn new(
+        default: UpstreamSet,
+        zones: Vec<(Name, UpstreamSet)>,
+        settings: ForwardSettings,
+        metrics: Arc<Metrics>,
+    ) -> Forwarder {
+        Forwarder {
+            default,
+            zones,
+            cache: AnswerCache::new(settings.cache.clone()),
+            settings,
+            inflight: Mutex::new(HashMap::new()),
+            marker: rand::random(),
+            metrics,
+        }
+    }
+
+    /// The default upstreams.
+    pub fn upstreams(&self) -> &UpstreamSet {
+        &self.default
+    }
+
+    /// The answer cache.
+    pub fn cache(&self) -> &AnswerCache {
+        &self.cache
+    }
+
+    fn upstreams_for(&self, name: &[u8]) -> &UpstreamSet {
+        let text = String::from_utf8_lossy(name);
+        let Ok(name) = Name::from_ascii(text.as_ref()) else {
+            return &self.default;
+        };
+        self.zones
+            .iter()
+            .filter(|(zone, _)| zone.zone_of(&name))
+            .max_by_key(|(zone, _)| zone.num_labels())
+            .map_or(&self.default, |(_, set)| set)
+    }
+
+    /// Answers `query` (whose question is `q`) from cache or upstream, in at most
+    /// `max_size` bytes.
+    pub async fn forward(
+        self: &Arc<Self>,
+        query: &[u8],
+        q: &Question,
+        transport: Transport,
+        max_size: usize,
+    ) -> Vec<u8> {
+        let edns = wire::edns(query).unwrap_or_default();
+        if edns.present && wire::has_option(query, edns.rdlen_at, LOOP_OPTION, &self.marker) {
+            // Our own query came back to us: answering it by forwarding would loop forever.
+            Metrics::inc(&self.metrics.forward_loops);
+            return wire::error_response(query, q, 2, true);
+        }
+        let key = CacheKey {
+            name: q.name_lower.clone().into_boxed_slice(),
+            qtype: q.qtype,
+            qclass: q.qclass,
+            dnssec_ok: edns.dnssec_ok,
+            checking_disabled: query[3] & 0x10 != 0,
+        };
+        let now = Instant::now();
+        let cached = self.cache.get(&key);
+        match cached {
+            Some(entry) if !entry.is_stale(now) => {
+                Metrics::inc(&self.metrics.cache_hits);
+                return self.serve(query, q, &entry, max_size, None);
+            }
+            Some(stale) => {
+                Metrics::inc(&self.metrics.cache_stale_hits);
+                let fetch = self.fetch_coalesced(key, query, transport);
+                match tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await {
+                    Ok(Some(fresh)) if wire::rcode(&fresh.bytes) != 2 => {
+                        return self.serve(query, q, &fresh, max_size, None);
+                    }
+                    _ => {
+                        Metrics::inc(&self.metrics.stale_answers);
+                        return self.serve(query, q, &stale, max_size, Some(STALE_ANSWER_TTL));
+                    }
+                }
+            }
+            None => Metrics::inc(&self.metrics.cache_misses),
+        }
+        let fetched = tokio::time::timeout(
+            self.settings.timeout,
+            self.fetch_coalesced(key, query, transport),
+        )
+        .await
+        .ok()
+        .flatten();
+        match fetched {
+            Some(entry) => self.serve(query, q, &entry, max_size, None),
+            None => {
+                Metrics::inc(&self.metrics.forward_failures);
+                wire::error_response(query, q, 2, true)
+            }
+        }
+    }
+
+    /// Builds the client's answer from a stored upstream answer: the client's ID, RD and CD
+    /// bits and question spelling, TTLs counted down (or set to `fixed_ttl`), truncated to
+    /// `max_size` with TC when it doesn't fit.
+    fn serve(
+        &self,
+        query: &[u8],
+        q: &Question,
+        entry: &Cached,
+        max_size: usize,
+        fixed_ttl: Option<u32>,
+    ) -> Vec<u8> {
+        if entry.bytes.len() > max_size {
+            Metrics::inc(&self.metrics.truncated_responses);
+            return wire::truncated_response(query, q, wire::rcode(&entry.bytes));
+        }
+        let mut out = entry.bytes.clone();
+        wire::set_id(&mut out, wire::id(query));
+        wire::copy_rd_cd(query, &mut out);
+        if let Ok(rq) = wire::question(&out) {
+            if rq.name_end == q.name_end {
+                out[wire::HEADER..q.name_end].copy_from_slice(&query[wire::HEADER..q.name_end]);
+            }
+        }
+        let age = entry.age(Instant::now()).as_secs().min(u32::MAX as u64) as u32;
+        let policy = self.cache.policy();
+        if entry.ttl > Duration::ZERO || fixed_ttl.is_some() {
+            wire::set_ttls(&mut out, &entry.ttl_offsets, |t| match fixed_ttl {
+                Some(f) => f,
+                None => t
+                    .max(if entry.negative { 0 } else { policy.min_ttl })
+                    .min(policy.max_ttl)
+                    .saturating_sub(age),
+            });
+        }
+        out
+    }
+
+    /// Joins the upstream query in flight for `key`, or starts one. The query runs on its own
+    /// task, so it completes (and fills the cache) even when the waiting client gives up.
+    async fn fetch_coalesced(
+        self: &Arc<Self>,
+        key: CacheKey,
+        query: &[u8],
+        transport: Transport,
+    ) -> FetchResult {
+        let mut rx = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            match inflight.get(&key) {
+                Some(rx) => {
+                    Metrics::inc(&self.metrics.coalesced_queries);
+                    rx.clone()
+                }
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    inflight.insert(key.clone(), rx.clone());
+                    let this = self.clone();
+                    let query = query.to_vec();
+                    tokio::spawn(async move {
+                        let result = tokio::time::timeout(
+                            this.settings.timeout,
+                            this.fetch(&key, &query, transport),
+                        )
+                        .await
+                        .ok()
+                        .flatten();
+                        this.inflight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&key);
+                        let _ = tx.send(Some(result));
+                    });
+                    rx
+                }
+            }
+        };
+        let result = match rx.wait_for(Option::is_some).await {
+            Ok(v) => v.clone().flatten(),
+            Err(_) => None,
+        };
+        result
+    }
+
+    /// Asks upstreams in health order until one answers usefully; stores the answer.
+    async fn fetch(&self, key: &CacheKey, query: &[u8], transport: Transport) -> FetchResult {
+        let set = self.upstreams_for(&key.name);
+        if set.is_empty() {
+            return None;
+        }
+        let mut upstream_query = query.to_vec();
+        let edns = wire::edns(&upstream_query).unwrap_or_default();
+        if edns.present {
+            // Cap the payload size we invite, and mark the query so a loop back to us shows.
+            let class_at = edns.rdlen_at - 6;
+            let payload = edns.payload.clamp(512, UPSTREAM_PAYLOAD);
+            upstream_query[class_at..class_at + 2].copy_from_slice(&payload.to_be_bytes());
+            wire::append_option(&mut upstream_query, &edns, LOOP_OPTION, &self.marker);
+        }
+        let deadline = Instant::now() + self.settings.timeout;
+        for round in 0..self.settings.attempts.max(1) {
+            let order = set.order();
+            let mut i = 0;
+            while i < order.len() {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    return None;
+                }
+                let answer = if self.settings.parallel && round == 0 && i == 0 && order.len() > 1 {
+                    i += 2;
+                    self.race(
+                        &order[0],
+                        &order[1],
+                        &mut upstream_query,
+                        transport,
+                        remaining,
+                    )
+                    .await
+                } else {
+                    i += 1;
+                    self.attempt(&order[i - 1], &mut upstream_query, transport, remaining)
+                        .await
+                };
+                if let Some(bytes) = answer {
+                    return self.cache.store(key.clone(), bytes);
+                }
+            }
+        }
+        None
+    }
+
+    /// Asks two upstreams at once; the first useful answer wins.
+    async fn race(
+        &self,
+        a: &Arc<Upstream>,
+        b: &Arc<Upstream>,
+        query: &mut [u8],
+        transport: Transport,
+        remaining: Duration,
+    ) -> Option<Vec<u8>> {
+        let mut qa = query.to_vec();
+        let mut qb = query.to_vec();
+        let fa = self.attempt(a, &mut qa, transport, remaining);
+        let fb = self.attempt(b, &mut qb, transport, remaining);
+        tokio::pin!(fa, fb);
+        let (mut a_done, mut b_done) = (false, false);
+        while !(a_done && b_done) {
+            tokio::select! {
+                r = &mut fa, if !a_done => { a_done = true; if r.is_some() { return r; } }
+                r = &mut fb, if !b_done => { b_done = true; if r.is_some() { return r; } }
+            }
+        }
+        None
+    }
+
+    /// One attempt at one upstream: UDP, then TCP when the answer is truncated (or TCP
+    /// straight away for TCP clients). Returns a useful answer, or `None` after recording why
+    /// the upstream failed.
+    async fn attempt(
+        &self,
+        up: &Upstream,
+        query: &mut [u8],
+        transport: Transport,
+        remaining: Duration,
+    ) -> Option<Vec<u8>> {
+        let timeout = up
+            .attempt_timeout()
+            .min(self.settings.attempt_timeout_cap)
+            .min(remaining);
+        wire::set_id(query, rand::random());
+        let started = Instant::now();
+        let result = match transport {
+            Transport::Tcp => exchange_tcp(up.addr, query, timeout).await,
+            Transport::Udp => match exchange_udp(up.addr, query, timeout).await {
+                Ok(r) if wire::truncated(&r) => {
+                    let left = timeout
+                        .saturating_sub(started.elapsed())
+                        .max(Duration::from_millis(100));
+                    exchange_tcp(up.addr, query, left.min(remaining)).await
+                }
+                other => other,
+            },
+        };
+        match result {
+            // SERVFAIL, NOTIMP and REFUSED mean "ask someone else".
+            Ok(r) if matches!(wire::rcode(&r), 2 | 4 | 5) => {
+                debug!(upstream = %up.addr, rcode = wire::rcode(&r), "upstream refused or failed");
+                up.failure();
+                Metrics::inc(&self.metrics.upstream_failures);
+                None
+            }
+            Ok(r) => {
+                up.success(started.elapsed());
+                Metrics::inc(&self.metrics.upstream_queries);
+                Some(r)
+            }
+            Err(e) => {
+                debug!(upstream = %up.addr, error = %e, "upstream exchange failed");
+                if matches!(e, ExchangeError::Timeout) {
+                    Metrics::inc(&self.metrics.upstream_timeouts);
+                }
+                up.failure();
+                Metrics::inc(&self.metrics.upstream_failures);
+                None
+            }
+        }
+    }
+}
+
+/// Parses upstream addresses written as `ip` or `ip:port` (port 53 by default).
+pub fn parse_upstream(text: &str) -> Option<SocketAddr> {
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, 53));
+    }
+    text.parse().ok()
+}

@@ -1,0 +1,281 @@
+//! Upstream resolvers: where forwarded queries go, how healthy each one is, and one exchange
+//! over UDP or TCP.
+//!
+//! Health is kept per upstream (consecutive failures and a smoothed round-trip time), so after
+//! one upstream dies the next queries go straight to a live one instead of waiting out a
+//! timeout each, and the dead one is retried after a back-off.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use super::wire;
+
+/// Consecutive failures after which an upstream counts as down.
+const DOWN_AFTER: u32 = 3;
+/// How long a down upstream is passed over before it is tried again.
+const DOWN_BACKOFF: Duration = Duration::from_secs(5);
+/// Attempt timeout for an upstream with no round-trip sample yet.
+const INITIAL_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Bounds of the adaptive attempt timeout.
+const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(250);
+const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2000);
+
+/// One upstream resolver and its health.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Address and port.
+    pub addr: SocketAddr,
+    failures: AtomicU32,
+    /// Smoothed RTT in microseconds; 0 = no sample yet.
+    srtt_us: AtomicU32,
+    /// Milliseconds since `epoch` until which the upstream is passed over.
+    down_until_ms: AtomicU64,
+    epoch: Instant,
+    /// Total failed exchanges (timeouts, errors, SERVFAIL/REFUSED answers).
+    pub failures_total: AtomicU64,
+    /// Total successful exchanges.
+    pub answers_total: AtomicU64,
+}
+
+impl Upstream {
+    /// A fresh upstream, assumed healthy.
+    pub fn new(addr: SocketAddr) -> Upstream {
+        Upstream {
+            addr,
+            failures: AtomicU32::new(0),
+            srtt_us: AtomicU32::new(0),
+            down_until_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            failures_total: AtomicU64::new(0),
+            answers_total: AtomicU64::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether the upstream is currently passed over.
+    pub fn is_down(&self) -> bool {
+        self.down_until_ms.load(Ordering::Relaxed) > self.now_ms()
+    }
+
+    /// Records a successful exchange that took `rtt`.
+    pub fn success(&self, rtt: Duration) {
+        self.failures.store(0, Ordering::Relaxed);
+        self.down_until_ms.store(0, Ordering::Relaxed);
+        self.answers_total.fetch_add(1, Ordering::Relaxed);
+        let sample = rtt.as_micros().min(u32::MAX as u128) as u32;
+        let old = self.srtt_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            (old / 8) * 7 + sample / 8
+        };
+        self.srtt_us.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// Records a failed exchange.
+    pub fn failure(&self) {
+        self.failures_total.fetch_add(1, Ordering::Relaxed);
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= DOWN_AFTER {
+            let until = self.now_ms() + DOWN_BACKOFF.as_millis() as u64;
+            self.down_until_ms.store(until, Ordering::Relaxed);
+        }
+    }
+
+    /// Smoothed round-trip time, if measured.
+    pub fn srtt(&self) -> Option<Duration> {
+        match self.srtt_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us as u64)),
+        }
+    }
+
+    /// How long to wait for this upstream before trying the next: a few round trips once
+    /// measured, bounded.
+    pub fn attempt_timeout(&self) -> Duration {
+        match self.srtt() {
+            None => INITIAL_ATTEMPT_TIMEOUT,
+            Some(s) => {
+                (s * 4 + Duration::from_millis(50)).clamp(MIN_ATTEMPT_TIMEOUT, MAX_ATTEMPT_TIMEOUT)
+            }
+        }
+    }
+}
+
+/// An ordered set of upstreams with optional rotation (resolv.conf `options rotate`).
+#[derive(Debug)]
+pub struct UpstreamSet {
+    list: Vec<Arc<Upstream>>,
+    rotate: bool,
+    next: AtomicUsize,
+}
+
+impl UpstreamSet {
+    /// A set in the given priority order.
+    pub fn new(addrs: &[SocketAddr], rotate: bool) -> UpstreamSet {
+        UpstreamSet {
+            list: addrs.iter().map(|&a| Arc::new(Upstream::new(a))).collect(),
+            rotate,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether there is no upstream at all.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// All upstreams, in configured order.
+    pub fn all(&self) -> &[Arc<Upstream>] {
+        &self.list
+    }
+
+    /// The order to try upstreams in for one query: live ones first (rotated when asked),
+    /// then the ones that are down, so that when all are down they are still tried.
+    pub fn order(&self) -> Vec<Arc<Upstream>> {
+        let n = self.list.len();
+        let start = if self.rotate && n > 0 {
+            self.next.fetch_add(1, Ordering::Relaxed) % n
+        } else {
+            0
+        };
+        let rotated = (0..n).map(|i| self.list[(start + i) % n].clone());
+        let (mut up, down): (Vec<_>, Vec<_>) = rotated.partition(|u| !u.is_down());
+        up.extend(down);
+        up
+    }
+}
+
+/// Why one exchange with an upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// Socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The answer was not a DNS message for our question.
+    #[error("bad answer")]
+    BadAnswer,
+}
+
+/// Whether `resp` answers `query` (same ID and same question).
+fn matches(query: &[u8], resp: &[u8]) -> bool {
+    resp.len() >= wire::HEADER
+        && wire::id(resp) == wire::id(query)
+        && resp[2] & 0x80 != 0
+        && match (wire::question(query), wire::question(resp)) {
+            (Ok(q), Ok(r)) => {
+                q.name_lower == r.name_lower && q.qtype == r.qtype && q.qclass == r.qclass
+            }
+            _ => false,
+        }
+}
+
+/// Sends `query` over UDP from a fresh random port and waits for the matching answer;
+/// packets that don't match (spoofing attempts, late answers) are ignored.
+pub async fn exchange_udp(
+    addr: SocketAddr,
+    query: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, ExchangeError> {
+    let bind: SocketAddr = if addr.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let sock = UdpSocket::bind(bind).await?;
+    sock.connect(addr).await?;
+    sock.send(query).await?;
+    let mut buf = vec![0u8; 65535];
+    tokio::time::timeout(timeout, async {
+        loop {
+            let n = sock.recv(&mut buf).await?;
+            if matches(query, &buf[..n]) {
+                buf.truncate(n);
+                return Ok(buf);
+            }
+        }
+    })
+    .await
+    .map_err(|_| ExchangeError::Timeout)?
+}
+
+/// Sends `query` over a new TCP connection and reads the answer.
+pub async fn exchange_tcp(
+    addr: SocketAddr,
+    query: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, ExchangeError> {
+    tokio::time::timeout(timeout, async {
+        let mut s = TcpStream::connect(addr).await?;
+        let _ = s.set_nodelay(true);
+        let mut out = Vec::with_capacity(query.len() + 2);
+        out.extend_from_slice(&(query.len() as u16).to_be_bytes());
+        out.extend_from_slice(query);
+        s.write_all(&out).await?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await?;
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).await?;
+        if matches(query, &buf) {
+            Ok(buf)
+        } else {
+            Err(ExchangeError::BadAnswer)
+        }
+    })
+    .await
+    .map_err(|_| ExchangeError::Timeout)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_orders_live_upstreams_first() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let set = UpstreamSet::new(&[a, b], false);
+        assert_eq!(set.order()[0].addr, a);
+        for _ in 0..DOWN_AFTER {
+            set.all()[0].failure();
+        }
+        assert!(set.all()[0].is_down());
+        let order: Vec<SocketAddr> = set.order().iter().map(|u| u.addr).collect();
+        assert_eq!(order, [b, a], "down upstream last, still tried");
+        set.all()[0].success(Duration::from_millis(2));
+        assert_eq!(set.order()[0].addr, a);
+    }
+
+    #[test]
+    fn rotation_spreads_the_first_choice() {
+        let addrs: Vec<SocketAddr> = (1..=3)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let set = UpstreamSet::new(&addrs, true);
+        let firsts: Vec<u16> = (0..3).map(|_| set.order()[0].addr.port()).collect();
+        assert_eq!(firsts, [1, 2, 3]);
+    }
+
+    #[test]
+    fn attempt_timeout_adapts_to_rtt() {
+        let u = Upstream::new("127.0.0.1:1".parse().unwrap());
+        assert_eq!(u.attempt_timeout(), INITIAL_ATTEMPT_TIMEOUT);
+        u.success(Duration::from_micros(100));
+        assert_eq!(u.attempt_timeout(), MIN_ATTEMPT_TIMEOUT);
+        for _ in 0..50 {
+            u.success(Duration::from_secs(3));
+        }
+        assert_eq!(u.attempt_timeout(), MAX_ATTEMPT_TIMEOUT);
+    }
+}

@@ -1,0 +1,401 @@
+//! Raw DNS message handling for forwarding: read and patch messages in place, so what passes
+//! through is byte for byte what the upstream sent (every section, every record type, DNSSEC
+//! records, unknown types), with only the ID, the question's letter case, flags the client
+//! set, and counted-down TTLs changed.
+
+/// Header length.
+pub const HEADER: usize = 12;
+const TYPE_OPT: u16 = 41;
+const TYPE_SOA: u16 = 6;
+
+/// Why a message could not be walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The message ends inside a field.
+    #[error("message truncated")]
+    Truncated,
+    /// A name is malformed (bad label type or pointer loop).
+    #[error("malformed name")]
+    BadName,
+}
+
+fn u16_at(b: &[u8], at: usize) -> Result<u16, WireError> {
+    b.get(at..at + 2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
+        .ok_or(WireError::Truncated)
+}
+
+fn u32_at(b: &[u8], at: usize) -> Result<u32, WireError> {
+    b.get(at..at + 4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or(WireError::Truncated)
+}
+
+/// Skips a (possibly compressed) name starting at `at`; returns the offset after it.
+fn skip_name(b: &[u8], mut at: usize) -> Result<usize, WireError> {
+    loop {
+        let len = *b.get(at).ok_or(WireError::Truncated)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Ok(at + 1),
+            0x00 => at += 1 + len as usize,
+            0xc0 => {
+                b.get(at + 1).ok_or(WireError::Truncated)?;
+                return Ok(at + 2);
+            }
+            _ => return Err(WireError::BadName),
+        }
+    }
+}
+
+/// Reads the name at `at` (following compression pointers) as lowercase label bytes joined by
+/// dots, for cache keys.
+fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let mut jumps = 0;
+    loop {
+        let len = *b.get(at).ok_or(WireError::Truncated)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Ok(()),
+            0x00 => {
+                let label = b
+                    .get(at + 1..at + 1 + len as usize)
+                    .ok_or(WireError::Truncated)?;
+                out.extend(label.iter().map(u8::to_ascii_lowercase));
+                out.push(b'.');
+                at += 1 + len as usize;
+            }
+            0xc0 => {
+                jumps += 1;
+                if jumps > 64 {
+                    return Err(WireError::BadName);
+                }
+                at = (u16_at(b, at)? & 0x3fff) as usize;
+            }
+            _ => return Err(WireError::BadName),
+        }
+    }
+}
+
+/// The message ID.
+pub fn id(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+/// Sets the message ID.
+pub fn set_id(b: &mut [u8], id: u16) {
+    b[..2].copy_from_slice(&id.to_be_bytes());
+}
+
+/// The response code (low four bits).
+pub fn rcode(b: &[u8]) -> u8 {
+    b[3] & 0x0f
+}
+
+/// Whether TC is set.
+pub fn truncated(b: &[u8]) -> bool {
+    b[2] & 0x02 != 0
+}
+
+/// Sets the RD and CD bits to the client's.
+pub fn copy_rd_cd(from: &[u8], to: &mut [u8]) {
+    to[2] = (to[2] & !0x01) | (from[2] & 0x01);
+    to[3] = (to[3] & !0x10) | (from[3] & 0x10);
+}
+
+/// The question of a query: where its name lies, and its type and class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// Byte range of the uncompressed question name, right after the header.
+    pub name_end: usize,
+    /// Query type.
+    pub qtype: u16,
+    /// Query class.
+    pub qclass: u16,
+    /// Lowercase name text (`example.com.`), for cache keys.
+    pub name_lower: Vec<u8>,
+}
+
+/// Reads the single question of a message.
+pub fn question(b: &[u8]) -> Result<Question, WireError> {
+    if b.len() < HEADER || u16_at(b, 4)? != 1 {
+        return Err(WireError::Truncated);
+    }
+    let name_end = skip_name(b, HEADER)?;
+    let mut name_lower = Vec::with_capacity(name_end - HEADER);
+    read_name_lower(b, HEADER, &mut name_lower)?;
+    if name_lower.is_empty() {
+        name_lower.push(b'.');
+    }
+    Ok(Question {
+        name_end,
+        qtype: u16_at(b, name_end)?,
+        qclass: u16_at(b, name_end + 2)?,
+        name_lower,
+    })
+}
+
+/// What the forwarder needs to know about a response's records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Offsets of the TTL fields of every record except OPT.
+    pub ttl_offsets: Vec<usize>,
+    /// The smallest TTL among answer records, if any.
+    pub min_answer_ttl: Option<u32>,
+    /// The smallest TTL among all records except OPT, if any.
+    pub min_ttl: Option<u32>,
+    /// The SOA in the authority section, as (its TTL, its MINIMUM field).
+    pub authority_soa: Option<(u32, u32)>,
+    /// Number of answer records.
+    pub answers: u16,
+}
+
+/// Walks every record of a message.
+pub fn layout(b: &[u8]) -> Result<Layout, WireError> {
+    let qd = u16_at(b, 4)?;
+    let an = u16_at(b, 6)?;
+    let ns = u16_at(b, 8)?;
+    let ar = u16_at(b, 10)?;
+    let mut at = HEADER;
+    for _ in 0..qd {
+        at = skip_name(b, at)? + 4;
+    }
+    let mut out = Layout {
+        answers: an,
+        ..Layout::default()
+    };
+    let total = an as usize + ns as usize + ar as usize;
+    for i in 0..total {
+        at = skip_name(b, at)?;
+        let rtype = u16_at(b, at)?;
+        let ttl = u32_at(b, at + 4)?;
+        let rdlen = u16_at(b, at + 8)? as usize;
+        let rdata = at + 10;
+        if rdata + rdlen > b.len() {
+            return Err(WireError::Truncated);
+        }
+        if rtype != TYPE_OPT {
+            out.ttl_offsets.push(at + 4);
+            out.min_ttl = Some(out.min_ttl.map_or(ttl, |m| m.min(ttl)));
+            if i < an as usize {
+                out.min_answer_ttl = Some(out.min_answer_ttl.map_or(ttl, |m| m.min(ttl)));
+            }
+            let in_authority = i >= an as usize && i < an as usize + ns as usize;
+            if in_authority && rtype == TYPE_SOA && out.authority_soa.is_none() {
+                // MINIMUM is the last 4 bytes of the SOA RDATA.
+                if rdlen >= 4 {
+                    out.authority_soa = Some((ttl, u32_at(b, rdata + rdlen - 4)?));
+                }
+            }
+        }
+        at = rdata + rdlen;
+    }
+    Ok(out)
+}
+
+/// Writes `ttl` into every TTL field listed in `offsets`.
+pub fn set_ttls(b: &mut [u8], offsets: &[usize], ttl_for: impl Fn(u32) -> u32) {
+    for &o in offsets {
+        if let Ok(old) = u32_at(b, o) {
+            b[o..o + 4].copy_from_slice(&ttl_for(old).to_be_bytes());
+        }
+    }
+}
+
+/// The client's EDNS information: presence, UDP payload size, DO bit, and whether our loop
+/// marker option is present.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EdnsInfo {
+    /// An OPT record is present.
+    pub present: bool,
+    /// Advertised UDP payload size.
+    pub payload: u16,
+    /// DNSSEC OK.
+    pub dnssec_ok: bool,
+    /// Offset of the OPT record's RDLENGTH field.
+    pub rdlen_at: usize,
+}
+
+/// Finds the OPT record in the additional section of a query.
+pub fn edns(b: &[u8]) -> Result<EdnsInfo, WireError> {
+    let qd = u16_at(b, 4)?;
+    let an = u16_at(b, 6)?;
+    let ns = u16_at(b, 8)?;
+    let ar = u16_at(b, 10)?;
+    let mut at = HEADER;
+    for _ in 0..qd {
+        at = skip_name(b, at)? + 4;
+    }
+    for i in 0..(an as usize + ns as usize + ar as usize) {
+        at = skip_name(b, at)?;
+        let rtype = u16_at(b, at)?;
+        let rdlen = u16_at(b, at + 8)? as usize;
+        if rtype == TYPE_OPT && i >= (an + ns) as usize {
+            return Ok(EdnsInfo {
+                present: true,
+                payload: u16_at(b, at + 2)?,
+                dnssec_ok: u32_at(b, at + 4)? & 0x8000 != 0,
+                rdlen_at: at + 8,
+            });
+        }
+        at += 10 + rdlen;
+        if at > b.len() {
+            return Err(WireError::Truncated);
+        }
+    }
+    Ok(EdnsInfo::default())
+}
+
+/// Whether the OPT record whose RDLENGTH is at `rdlen_at` carries option `code` with `value`.
+pub fn has_option(b: &[u8], rdlen_at: usize, code: u16, value: &[u8]) -> bool {
+    let Ok(rdlen) = u16_at(b, rdlen_at) else {
+        return false;
+    };
+    let mut at = rdlen_at + 2;
+    let end = at + rdlen as usize;
+    while at + 4 <= end {
+        let (Ok(c), Ok(l)) = (u16_at(b, at), u16_at(b, at + 2)) else {
+            return false;
+        };
+        let data = at + 4;
+        if c == code && b.get(data..data + l as usize) == Some(value) {
+            return true;
+        }
+        at = data + l as usize;
+    }
+    false
+}
+
+/// Appends option `code`/`value` to the OPT record of `b` (which must be the last record, as
+/// clients send it), or adds an OPT record carrying it when there is none.
+pub fn append_option(b: &mut Vec<u8>, info: &EdnsInfo, code: u16, value: &[u8]) {
+    let mut opt = Vec::with_capacity(4 + value.len());
+    opt.extend_from_slice(&code.to_be_bytes());
+    opt.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    opt.extend_from_slice(value);
+    if info.present {
+        let Ok(rdlen) = u16_at(b, info.rdlen_at) else {
+            return;
+        };
+        let end = info.rdlen_at + 2 + rdlen as usize;
+        if end != b.len() {
+            // OPT not last: leave the message alone rather than risk corrupting it.
+            return;
+        }
+        let new_len = rdlen as usize + opt.len();
+        b[info.rdlen_at..info.rdlen_at + 2].copy_from_slice(&(new_len as u16).to_be_bytes());
+        b.extend_from_slice(&opt);
+    } else {
+        b.push(0); // root name
+        b.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        b.extend_from_slice(&1232u16.to_be_bytes());
+        b.extend_from_slice(&0u32.to_be_bytes());
+        b.extend_from_slice(&(opt.len() as u16).to_be_bytes());
+        b.extend_from_slice(&opt);
+        let ar = u16::from_be_bytes([b[10], b[11]]).saturating_add(1);
+        b[10..12].copy_from_slice(&ar.to_be_bytes());
+    }
+}
+
+/// A truncated response to `query`: header and question, TC set, no records.
+pub fn truncated_response(query: &[u8], q: &Question, rcode: u8) -> Vec<u8> {
+    let end = (q.name_end + 4).min(query.len());
+    let mut out = query[..end].to_vec();
+    out[2] = 0x80 | (query[2] & 0x79) | 0x02;
+    out[3] = (query[3] & 0x10) | 0x80 | (rcode & 0x0f);
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    out[6..12].fill(0);
+    out
+}
+
+/// A response to `query` with no records and the given rcode (SERVFAIL, REFUSED...).
+pub fn error_response(query: &[u8], q: &Question, rcode: u8, recursion_available: bool) -> Vec<u8> {
+    let mut out = truncated_response(query, q, rcode);
+    out[2] &= !0x02;
+    out[3] = (query[3] & 0x10) | (rcode & 0x0f) | if recursion_available { 0x80 } else { 0 };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+    fn response() -> Vec<u8> {
+        let mut m = Message::query();
+        m.metadata.id = 0x1234;
+        m.add_query(Query::query(
+            Name::from_ascii("WwW.Example.com.").unwrap(),
+            RecordType::A,
+        ));
+        let n = Name::from_ascii("www.example.com.").unwrap();
+        m.add_answer(Record::from_rdata(
+            n.clone(),
+            300,
+            RData::A(A::new(1, 2, 3, 4)),
+        ));
+        m.add_answer(Record::from_rdata(n, 120, RData::A(A::new(1, 2, 3, 5))));
+        let zone = Name::from_ascii("example.com.").unwrap();
+        m.add_authority(Record::from_rdata(
+            zone.clone(),
+            900,
+            RData::SOA(SOA::new(zone.clone(), zone, 1, 2, 3, 4, 77)),
+        ));
+        m.set_edns(Edns::new());
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn walks_records_and_patches_ttls() {
+        let mut b = response();
+        let q = question(&b).unwrap();
+        assert_eq!(q.name_lower, b"www.example.com.");
+        assert_eq!(q.qtype, 1);
+        let l = layout(&b).unwrap();
+        assert_eq!(l.ttl_offsets.len(), 3, "OPT excluded");
+        assert_eq!(l.min_answer_ttl, Some(120));
+        assert_eq!(l.min_ttl, Some(120));
+        assert_eq!(l.authority_soa, Some((900, 77)));
+        set_ttls(&mut b, &l.ttl_offsets, |t| t - 100);
+        let m = Message::from_vec(&b).unwrap();
+        let ttls: Vec<u32> = m.answers.iter().map(|r| r.ttl).collect();
+        assert_eq!(ttls, [200, 20]);
+        assert_eq!(m.authorities[0].ttl, 800);
+    }
+
+    #[test]
+    fn edns_options_round_trip() {
+        let mut b = response();
+        let info = edns(&b).unwrap();
+        assert!(info.present);
+        assert!(!has_option(&b, info.rdlen_at, 65001, b"marker"));
+        append_option(&mut b, &info, 65001, b"marker");
+        let info = edns(&b).unwrap();
+        assert!(has_option(&b, info.rdlen_at, 65001, b"marker"));
+        assert!(Message::from_vec(&b).is_ok());
+
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii("a.").unwrap(), RecordType::A));
+        let mut plain = m.to_vec().unwrap();
+        let info = edns(&plain).unwrap();
+        assert!(!info.present);
+        append_option(&mut plain, &info, 65001, b"x");
+        let info = edns(&plain).unwrap();
+        assert!(info.present && has_option(&plain, info.rdlen_at, 65001, b"x"));
+        assert!(Message::from_vec(&plain).unwrap().edns.is_some());
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_panic() {
+        let b = response();
+        for cut in 0..b.len() {
+            let _ = layout(&b[..cut]);
+            let _ = edns(&b[..cut]);
+            let _ = question(&b[..cut]);
+        }
+        // A pointer loop in the question name.
+        let mut lp = b[..HEADER].to_vec();
+        lp.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert_eq!(question(&lp), Err(WireError::BadName));
+    }
+}

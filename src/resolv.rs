@@ -1,0 +1,198 @@
+//! Where forwarded queries go: the `resolvers` key, else the host's original resolv.conf saved
+//! at install, else the system resolv.conf, minus any address that is this daemon itself.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::dns::forward::parse_upstream;
+
+/// The upstreams chosen for forwarding, and where they came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamPlan {
+    /// Upstream addresses in priority order.
+    pub addrs: Vec<SocketAddr>,
+    /// Where they were read from (for the log).
+    pub source: String,
+    /// resolv.conf `options rotate`.
+    pub rotate: bool,
+    /// resolv.conf `options timeout` (per attempt).
+    pub attempt_timeout: Duration,
+    /// resolv.conf `options attempts` (rounds over the list).
+    pub attempts: u32,
+    /// Addresses left out because they point back at this daemon.
+    pub dropped_self: Vec<SocketAddr>,
+}
+
+/// Why no upstream plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolvError {
+    /// A resolv.conf exists but could not be read or parsed.
+    #[error("cannot use {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Reads a resolv.conf into (nameservers, rotate, timeout, attempts).
+fn read_resolv_conf(path: &Path) -> Result<(Vec<SocketAddr>, bool, Duration, u32), ResolvError> {
+    let bytes = std::fs::read(path).map_err(|e| ResolvError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let (conf, _errors) = resolv_conf::Config::parse_with_errors(&bytes);
+    let addrs = conf
+        .nameservers
+        .iter()
+        .map(|ns| {
+            let ip: IpAddr = ns.into();
+            SocketAddr::new(ip, 53)
+        })
+        .collect();
+    Ok((
+        addrs,
+        conf.rotate,
+        Duration::from_secs(conf.timeout.max(1) as u64),
+        conf.attempts.max(1),
+    ))
+}
+
+/// Whether `upstream` is one of our own listen addresses: the same address and port, or, for a
+/// wildcard listener, a loopback or local address on our port.
+pub fn is_self(upstream: SocketAddr, listens: &[SocketAddr], local_ips: &[IpAddr]) -> bool {
+    listens.iter().any(|l| {
+        upstream.port() == l.port()
+            && (upstream.ip() == l.ip()
+                || (l.ip().is_unspecified()
+                    && (upstream.ip().is_loopback() || local_ips.contains(&upstream.ip()))))
+    })
+}
+
+/// Chooses the upstreams for `config`, given our listen addresses and the host's addresses.
+pub fn plan(
+    config: &Config,
+    listens: &[SocketAddr],
+    local_ips: &[IpAddr],
+) -> Result<UpstreamPlan, ResolvError> {
+    let (addrs, source, rotate, attempt_timeout, attempts) = if !config.resolvers.is_empty() {
+        let addrs = config
+            .resolvers
+            .iter()
+            .filter_map(|r| parse_upstream(r))
+            .collect();
+        (
+            addrs,
+            "config key resolvers".to_string(),
+            false,
+            Duration::from_secs(config.timeout),
+            2,
+        )
+    } else {
+        let path = if config.saved_resolv_conf.exists() {
+            &config.saved_resolv_conf
+        } else {
+            &config.resolv_conf
+        };
+        let (addrs, rotate, timeout, attempts) = read_resolv_conf(path)?;
+        (addrs, path.display().to_string(), rotate, timeout, attempts)
+    };
+    let (addrs, dropped_self): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
+        .into_iter()
+        .partition(|a| !is_self(*a, listens, local_ips));
+    Ok(UpstreamPlan {
+        addrs,
+        source,
+        rotate,
+        attempt_timeout,
+        attempts,
+        dropped_self,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with(dir: &Path, saved: Option<&str>, system: &str) -> Config {
+        let sys = dir.join("resolv.conf");
+        std::fs::write(&sys, system).unwrap();
+        let saved_path = dir.join("resolv.conf.orig");
+        if let Some(s) = saved {
+            std::fs::write(&saved_path, s).unwrap();
+        }
+        Config {
+            resolv_conf: sys,
+            saved_resolv_conf: saved_path,
+            ..Config::default()
+        }
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn resolvers_key_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = config_with(
+            dir.path(),
+            Some("nameserver 10.0.0.1\n"),
+            "nameserver 10.0.0.2\n",
+        );
+        c.resolvers = vec!["192.0.2.1".into(), "192.0.2.2:5353".into()];
+        let p = plan(&c, &[sa("127.0.0.1:53")], &[]).unwrap();
+        assert_eq!(p.addrs, [sa("192.0.2.1:53"), sa("192.0.2.2:5353")]);
+    }
+
+    #[test]
+    fn saved_copy_before_system_file_with_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = "search example.internal\nnameserver 10.0.0.1\nnameserver 10.0.0.3\noptions timeout:2 attempts:3 rotate\n";
+        let c = config_with(dir.path(), Some(saved), "nameserver 127.0.0.1\n");
+        let p = plan(&c, &[sa("127.0.0.1:53")], &[]).unwrap();
+        assert_eq!(p.addrs, [sa("10.0.0.1:53"), sa("10.0.0.3:53")]);
+        assert!(p.rotate);
+        assert_eq!((p.attempt_timeout, p.attempts), (Duration::from_secs(2), 3));
+
+        let c = config_with(
+            tempfile::tempdir().unwrap().path(),
+            None,
+            "nameserver 10.9.9.9\n",
+        );
+        let p = plan(&c, &[sa("127.0.0.1:53")], &[]).unwrap();
+        assert_eq!(p.addrs, [sa("10.9.9.9:53")]);
+    }
+
+    #[test]
+    fn our_own_addresses_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = "nameserver 127.0.0.1\nnameserver 127.0.0.53\nnameserver 10.1.1.1\nnameserver 10.0.0.9\n";
+        let c = config_with(dir.path(), None, system);
+        // Listening on every address, port 53: loopback and our own 10.1.1.1 are us.
+        let p = plan(&c, &[sa("0.0.0.0:53")], &["10.1.1.1".parse().unwrap()]).unwrap();
+        assert_eq!(p.addrs, [sa("10.0.0.9:53")]);
+        assert_eq!(p.dropped_self.len(), 3);
+        // Listening on 127.0.0.1 only: 127.0.0.53 (systemd-resolved) is someone else.
+        let p = plan(&c, &[sa("127.0.0.1:53")], &[]).unwrap();
+        assert_eq!(
+            p.addrs,
+            [sa("127.0.0.53:53"), sa("10.1.1.1:53"), sa("10.0.0.9:53")]
+        );
+        // A different port is not us.
+        assert!(!is_self(sa("127.0.0.1:53"), &[sa("127.0.0.1:5353")], &[]));
+    }
+
+    #[test]
+    fn unreadable_file_is_an_error() {
+        let c = Config {
+            resolv_conf: "/nonexistent/resolv.conf".into(),
+            saved_resolv_conf: "/nonexistent/saved".into(),
+            ..Config::default()
+        };
+        assert!(plan(&c, &[], &[]).is_err());
+    }
+}

@@ -1,0 +1,345 @@
+//! Black-box forwarding tests: the real binary in front of an in-process upstream server.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::upstream::{black_hole, loopback, FakeUpstream};
+use common::*;
+use hickory_proto::op::{Edns, Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use serde_json::json;
+
+fn daemon_for(upstreams: &[SocketAddr], extra: serde_json::Value) -> (Daemon, tempfile::TempDir) {
+    let mut config = json!({
+        "resolvers": upstreams.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "timeout": 3,
+    });
+    if let serde_json::Value::Object(m) = extra {
+        for (k, v) in m {
+            config[k] = v;
+        }
+    }
+    start_with_config(config, &[])
+}
+
+/// The sections of a message with TTLs and IDs left out, for comparing two answers.
+fn sections(m: &Message) -> Vec<String> {
+    let fmt = |tag: &str, rs: &[hickory_proto::rr::Record]| -> Vec<String> {
+        rs.iter()
+            .map(|r| format!("{tag} {} {} {}", r.name, r.record_type(), r.data))
+            .collect()
+    };
+    let mut v = fmt("an", &m.answers);
+    v.extend(fmt("ns", &m.authorities));
+    v.extend(fmt("ar", &m.additionals));
+    v.push(format!(
+        "rcode={} aa={} ra={} ad={} cd={}",
+        m.metadata.response_code,
+        m.metadata.authoritative,
+        m.metadata.recursion_available,
+        m.metadata.authentic_data,
+        m.metadata.checking_disabled
+    ));
+    v
+}
+
+#[test]
+fn every_section_and_record_type_passes_through() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    let cases = [
+        ("www.example.com.", RecordType::A),
+        ("www.example.com.", RecordType::AAAA),
+        ("alias.example.com.", RecordType::A),
+        ("example.com.", RecordType::MX),
+        ("example.com.", RecordType::NS),
+        ("example.com.", RecordType::SOA),
+        ("txt.example.com.", RecordType::TXT),
+        ("_sip._tcp.example.com.", RecordType::SRV),
+        ("10.2.0.192.in-addr.arpa.", RecordType::PTR),
+        ("www.example.com.", RecordType::MX),
+        ("missing.example.com.", RecordType::A),
+    ];
+    for (name, rtype) in cases {
+        let direct = udp(up.addr, &query(name, rtype, Some(1232)));
+        let via = d.udp(name, rtype, Some(1232));
+        assert_eq!(sections(&via), sections(&direct), "{name} {rtype}");
+        assert_eq!(via.queries, direct.queries);
+    }
+    // The CNAME chain arrives whole, in order.
+    let m = d.udp("alias.example.com.", RecordType::A, None);
+    let types: Vec<RecordType> = m.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types, [RecordType::CNAME, RecordType::CNAME, RecordType::A]);
+}
+
+#[test]
+fn dnssec_records_and_ad_flag_pass_through_with_do() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    let mut q = query("signed.example.com.", RecordType::A, None);
+    let mut e = Edns::new();
+    e.set_dnssec_ok(true);
+    e.set_max_payload(1232);
+    q.set_edns(e);
+    let m = udp(d.addr, &q);
+    assert!(m.metadata.authentic_data);
+    assert!(m
+        .answers
+        .iter()
+        .any(|r| r.record_type() == RecordType::RRSIG));
+    // Without DO: a different cache entry, no RRSIG.
+    let m = d.udp("signed.example.com.", RecordType::A, Some(1232));
+    assert!(!m
+        .answers
+        .iter()
+        .any(|r| r.record_type() == RecordType::RRSIG));
+    assert!(!m.metadata.authentic_data);
+}
+
+#[test]
+fn answers_are_cached_with_ttls_counting_down() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    let first = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(first.answers[0].ttl, 300);
+    std::thread::sleep(Duration::from_millis(2100));
+    let second = d.udp("WWW.example.COM.", RecordType::A, None);
+    assert_eq!(
+        up.count("www.example.com."),
+        1,
+        "second answer came from the cache"
+    );
+    let ttl = second.answers[0].ttl;
+    assert!((297..=298).contains(&ttl), "ttl {ttl}");
+    // The question comes back as the client spelled it.
+    assert_eq!(second.queries[0].name().to_ascii(), "WWW.example.COM.");
+}
+
+#[test]
+fn negative_answers_are_cached_for_the_soa_time() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    // NXDOMAIN: SOA TTL 30, MINIMUM 2 -> cached 2 seconds.
+    for _ in 0..3 {
+        let m = d.udp("nope.example.com.", RecordType::A, None);
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert!(matches!(m.authorities[0].data, RData::SOA(_)));
+    }
+    assert_eq!(up.count("nope.example.com."), 1);
+    // NODATA likewise.
+    for _ in 0..3 {
+        let m = d.udp("www.example.com.", RecordType::TXT, None);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(m.answers.is_empty());
+    }
+    assert_eq!(up.count("www.example.com."), 1);
+    std::thread::sleep(Duration::from_millis(2200));
+    d.udp("nope.example.com.", RecordType::A, None);
+    assert_eq!(
+        up.count("nope.example.com."),
+        2,
+        "expired after the SOA minimum"
+    );
+}
+
+#[test]
+fn concurrent_identical_misses_send_one_upstream_query() {
+    let up = FakeUpstream::start();
+    up.mode.delay_ms.store(300, Ordering::Relaxed);
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    let addr = d.addr;
+    let clients: Vec<_> = (0..100)
+        .map(|_| {
+            std::thread::spawn(move || udp(addr, &query("www.example.com.", RecordType::A, None)))
+        })
+        .collect();
+    for c in clients {
+        let m = c.join().unwrap();
+        assert_eq!(answers(&m), ["A 192.0.2.10"]);
+    }
+    assert_eq!(up.count("www.example.com."), 1);
+}
+
+#[test]
+fn fails_over_from_a_dead_or_slow_upstream() {
+    let (dead, _u, _t) = black_hole();
+    let good = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[dead, good.addr], json!({}));
+    let started = Instant::now();
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 192.0.2.10"]);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let slow = FakeUpstream::start();
+    slow.mode.delay_ms.store(2500, Ordering::Relaxed);
+    let good = FakeUpstream::start();
+    let (d, _dir2) = daemon_for(&[slow.addr, good.addr], json!({}));
+    let started = Instant::now();
+    let m = d.udp("txt.example.com.", RecordType::TXT, None);
+    assert_eq!(m.answers.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // An upstream answering SERVFAIL is skipped too.
+    let failing = FakeUpstream::start();
+    failing.mode.servfail.store(true, Ordering::Relaxed);
+    let good = FakeUpstream::start();
+    let (d, _dir3) = daemon_for(&[failing.addr, good.addr], json!({}));
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(failing.count("www.example.com."), 1);
+}
+
+#[test]
+fn parallel_mode_takes_the_first_answer() {
+    let slow = FakeUpstream::start();
+    slow.mode.delay_ms.store(1500, Ordering::Relaxed);
+    let fast = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[slow.addr, fast.addr], json!({"upstreamParallel": true}));
+    let started = Instant::now();
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 192.0.2.10"]);
+    assert!(
+        started.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(slow.count("www.example.com."), 1, "both were asked");
+}
+
+#[test]
+fn serves_stale_when_upstreams_die_and_servfails_when_nothing_is_cached() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({"timeout": 2}));
+    let m = d.udp("short.example.com.", RecordType::A, None);
+    assert_eq!(m.answers[0].ttl, 1);
+    up.mode.dead.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(1200));
+    let started = Instant::now();
+    let m = d.udp("short.example.com.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 192.0.2.11"]);
+    assert_eq!(m.answers[0].ttl, 30, "stale answers carry a 30 s TTL");
+    assert!(started.elapsed() < Duration::from_millis(2500));
+
+    let started = Instant::now();
+    let m = d.udp("never-cached.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        started.elapsed() < Duration::from_millis(2800),
+        "bounded by timeout"
+    );
+}
+
+#[test]
+fn truncated_upstream_answers_are_fetched_over_tcp() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    // ~2.7 KB of TXT: too big for any UDP answer here.
+    let m = d.udp("big.example.com.", RecordType::TXT, Some(1232));
+    assert!(m.metadata.truncation);
+    assert!(
+        up.tcp_queries.load(Ordering::Relaxed) >= 1,
+        "upstream asked over TCP"
+    );
+    let m = d.tcp("big.example.com.", RecordType::TXT);
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 40);
+}
+
+#[test]
+fn cluster_names_are_never_forwarded() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    let m = d.udp("nothing.marathon.mesos.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authoritative);
+    assert_eq!(up.seen.lock().unwrap().len(), 0);
+}
+
+#[test]
+fn recurseon_false_refuses_other_names() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({"recurseon": false}));
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(up.count("www.example.com."), 0);
+}
+
+#[test]
+fn no_loop_when_the_upstream_list_names_ourselves() {
+    // The daemon's own address as its only upstream: dropped, so SERVFAIL at once.
+    let port = free_port();
+    let own = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    std::fs::write(
+        &config,
+        serde_json::to_vec(&json!({"resolvers": [own], "timeout": 3,
+            "stateFile": fixture("fake.json").to_str().unwrap(),
+            "resolvConf": "/nonexistent", "savedResolvConf": "/nonexistent"}))
+        .unwrap(),
+    )
+    .unwrap();
+    let d = start_on(&["--config", config.to_str().unwrap()], port);
+    let started = Instant::now();
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+#[test]
+fn no_loop_between_two_daemons_forwarding_to_each_other() {
+    let (pa, pb) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let conf = |name: &str, upstream: u16| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            serde_json::to_vec(
+                &json!({"resolvers": [format!("127.0.0.1:{upstream}")], "timeout": 3,
+                "stateFile": fixture("fake.json").to_str().unwrap(),
+                "resolvConf": "/nonexistent", "savedResolvConf": "/nonexistent"}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        p
+    };
+    let (ca, cb) = (conf("a.json", pb), conf("b.json", pa));
+    let a = start_on(&["--config", ca.to_str().unwrap()], pa);
+    let _b = start_on(&["--config", cb.to_str().unwrap()], pb);
+    let started = Instant::now();
+    let m = a.udp("loop.example.org.", RecordType::A, Some(1232));
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn extra_listen_address_serves_everything() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(
+        &[up.addr],
+        json!({"extraListeners": [loopback(2).to_string()]}),
+    );
+    let extra = SocketAddr::from((loopback(2), d.addr.port()));
+    let m = udp(extra, &query("nginx.marathon.mesos.", RecordType::A, None));
+    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    let m = udp(extra, &query("www.example.com.", RecordType::A, None));
+    assert_eq!(answers(&m), ["A 192.0.2.10"]);
+}
