@@ -158,11 +158,8 @@ mod tests {
         assert!(p.rotate);
         assert_eq!((p.attempt_timeout, p.attempts), (Duration::from_secs(2), 3));
 
-        let c = config_with(
-            tempfile::tempdir().unwrap().path(),
-            None,
-            "nameserver 10.9.9.9\n",
-        );
+        let other = tempfile::tempdir().unwrap();
+        let c = config_with(other.path(), None, "nameserver 10.9.9.9\n");
         let p = plan(&c, &[sa("127.0.0.1:53")], &[]).unwrap();
         assert_eq!(p.addrs, [sa("10.9.9.9:53")]);
     }
