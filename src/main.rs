@@ -35,6 +35,12 @@ struct Cli {
     /// Serve this master state document, re-read on change (overrides `stateFile`).
     #[arg(long, value_name = "FILE")]
     state_file: Option<PathBuf>,
+    /// Upstream resolvers, comma-separated `ip` or `ip:port` (overrides `resolvers`).
+    #[arg(long, value_delimiter = ',', value_name = "ADDRS")]
+    resolvers: Option<Vec<String>>,
+    /// Don't forward names outside the cluster domain: refuse them (as `recurseon: false`).
+    #[arg(long)]
+    no_forward: bool,
     /// Log filter, e.g. info, debug, or mesos_dns_sidecar=debug (RUST_LOG also works).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -97,6 +103,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if let Some(s) = &cli.state_file {
         config.state_file = Some(s.clone());
+    }
+    if let Some(r) = &cli.resolvers {
+        config.resolvers = r.clone();
+    }
+    if cli.no_forward {
+        config.recurse_on = false;
     }
     config.demo |= cli.demo;
     config.normalize();

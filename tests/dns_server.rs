@@ -120,7 +120,7 @@ fn names_are_case_insensitive_and_keep_the_query_case() {
 }
 
 #[test]
-fn other_domains_are_refused_until_forwarding_lands() {
+fn other_domains_are_refused_when_forwarding_is_off() {
     let d = fake_json_daemon();
     let m = d.udp("example.com.", RecordType::A, None);
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);

@@ -44,9 +44,12 @@ impl Drop for Daemon {
     }
 }
 
-/// Starts the binary with `args` plus `--listener 127.0.0.1 --port P`.
+/// Starts the binary with `args` plus `--listener 127.0.0.1 --port P`, forwarding off (so no
+/// test ever sends a query to the host's resolvers).
 pub fn start(args: &[&str]) -> Daemon {
-    start_on(args, free_port())
+    let mut all = args.to_vec();
+    all.push("--no-forward");
+    start_on(&all, free_port())
 }
 
 /// Starts the binary with a config document (written to a temporary file, kept alive by the
@@ -70,7 +73,7 @@ pub fn start_with_config(
     std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
     let mut all = vec!["--config", path.to_str().unwrap()];
     all.extend_from_slice(args);
-    let d = start(&all);
+    let d = start_on(&all, free_port());
     (d, dir)
 }
 
