@@ -214,7 +214,12 @@ fn parallel_mode_takes_the_first_answer() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(slow.count("www.example.com."), 1, "both were asked");
+    // Both were asked (the slow one's counter may lag behind under load).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while slow.count("www.example.com.") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(slow.count("www.example.com."), 1);
 }
 
 #[test]

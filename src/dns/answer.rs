@@ -52,6 +52,8 @@ pub struct Responder {
     snapshot: Arc<ArcSwapOption<Snapshot>>,
     metrics: Arc<Metrics>,
     domain: Name,
+    /// The domain as lowercase wire-style text with trailing dot, for the raw fast path.
+    domain_text: Vec<u8>,
     recursion_available: bool,
     forwarding: bool,
     max_udp_payload: u16,
@@ -71,6 +73,7 @@ impl Responder {
             snapshot,
             metrics,
             domain: Name::from_ascii(format!("{domain}."))?,
+            domain_text: format!("{domain}.").into_bytes(),
             recursion_available,
             forwarding,
             max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
@@ -80,6 +83,47 @@ impl Responder {
     /// Decides what to do with one request packet: answer it (cluster names and errors),
     /// drop it, or forward it.
     pub fn handle(&self, packet: &[u8], transport: Transport) -> Outcome {
+        if self.forwarding {
+            if let Some(outcome) = self.forward_fast_path(packet, transport) {
+                return outcome;
+            }
+        }
+        self.handle_parsed(packet, transport)
+    }
+
+    /// Recognises a plain query for a name outside the domain from its raw bytes, so forwarded
+    /// queries skip full parsing (the upstream sees them as they are anyway).
+    fn forward_fast_path(&self, packet: &[u8], transport: Transport) -> Option<Outcome> {
+        // QR=0 and OPCODE=QUERY; one question, nothing in answer/authority.
+        if packet.len() < wire::HEADER || packet[2] & 0xf8 != 0 || packet[6..10] != [0, 0, 0, 0] {
+            return None;
+        }
+        let question = wire::question(packet).ok()?;
+        let name = &question.name_lower;
+        let d = &self.domain_text;
+        let in_domain = name == d
+            || (name.len() > d.len()
+                && name.ends_with(d)
+                && name[name.len() - d.len() - 1] == b'.');
+        if in_domain {
+            return None;
+        }
+        let edns = wire::edns(packet).ok()?;
+        if edns.present && packet.get(edns.rdlen_at - 3).is_some_and(|v| *v > 0) {
+            // EDNS version > 0: the slow path answers BADVERS.
+            return None;
+        }
+        let max_size = match transport {
+            Transport::Tcp => u16::MAX as usize,
+            Transport::Udp if edns.present => {
+                edns.payload.clamp(512, self.max_udp_payload) as usize
+            }
+            Transport::Udp => 512,
+        };
+        Some(Outcome::Forward { question, max_size })
+    }
+
+    fn handle_parsed(&self, packet: &[u8], transport: Transport) -> Outcome {
         let request = match Message::from_vec(packet) {
             Ok(m) => m,
             Err(_) => {

@@ -112,6 +112,21 @@ impl Forwarder {
             .map_or(&self.default, |(_, set)| set)
     }
 
+    /// Answers `query` from a fresh cache entry without waiting, if there is one: the fast path
+    /// the server tries before spawning a task for `forward`.
+    pub fn cached(&self, query: &[u8], q: &Question, max_size: usize) -> Option<Vec<u8>> {
+        let edns = wire::edns(query).ok()?;
+        if edns.present && wire::has_option(query, edns.rdlen_at, LOOP_OPTION, &self.marker) {
+            return None;
+        }
+        let entry = self.cache.get(&cache_key(query, q, &edns))?;
+        if entry.is_stale(Instant::now()) {
+            return None;
+        }
+        Metrics::inc(&self.metrics.cache_hits);
+        Some(self.serve(query, q, &entry, max_size, None))
+    }
+
     /// Answers `query` (whose question is `q`) from cache or upstream, in at most
     /// `max_size` bytes.
     pub async fn forward(
@@ -127,13 +142,7 @@ impl Forwarder {
             Metrics::inc(&self.metrics.forward_loops);
             return wire::error_response(query, q, 2, true);
         }
-        let key = CacheKey {
-            name: q.name_lower.clone().into_boxed_slice(),
-            qtype: q.qtype,
-            qclass: q.qclass,
-            dnssec_ok: edns.dnssec_ok,
-            checking_disabled: query[3] & 0x10 != 0,
-        };
+        let key = cache_key(query, q, &edns);
         let now = Instant::now();
         let cached = self.cache.get(&key);
         match cached {
@@ -376,6 +385,17 @@ impl Forwarder {
                 None
             }
         }
+    }
+}
+
+/// The cache key of a query: its question and the DO and CD bits.
+fn cache_key(query: &[u8], q: &Question, edns: &wire::EdnsInfo) -> CacheKey {
+    CacheKey {
+        name: q.name_lower.clone().into_boxed_slice(),
+        qtype: q.qtype,
+        qclass: q.qclass,
+        dnssec_ok: edns.dnssec_ok,
+        checking_disabled: query[3] & 0x10 != 0,
     }
 }
 
