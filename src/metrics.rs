@@ -32,6 +32,8 @@ pub struct Metrics {
     pub coalesced_queries: AtomicU64,
     /// Forwarded queries answered SERVFAIL because no upstream answered.
     pub forward_failures: AtomicU64,
+    /// Forwarded queries that found every upstream down (answered after one quick probe).
+    pub all_upstreams_down: AtomicU64,
     /// Queries that came back to us through a forwarding loop.
     pub forward_loops: AtomicU64,
     /// Upstream exchanges that produced an answer.

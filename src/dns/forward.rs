@@ -27,6 +27,8 @@ const STALE_ANSWER_TTL: u32 = 30;
 /// How long a client waits for a refresh before it gets the stale answer (RFC 8767's
 /// client response timer).
 const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
+/// How long the single probe waits when every upstream is down.
+const ALL_DOWN_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// UDP payload size announced upstream.
 const UPSTREAM_PAYLOAD: u16 = 1232;
 
@@ -279,6 +281,17 @@ impl Forwarder {
             wire::append_option(&mut upstream_query, &edns, LOOP_OPTION, &self.marker);
         }
         let deadline = Instant::now() + self.settings.timeout;
+        if set.all().iter().all(|u| u.is_down()) {
+            // Every upstream failed repeatedly: one quick probe (so recovery is noticed), then
+            // SERVFAIL, instead of making every client wait out the full timeout.
+            Metrics::inc(&self.metrics.all_upstreams_down);
+            let probe = set.order()[0].clone();
+            let remaining = ALL_DOWN_PROBE_TIMEOUT.min(self.settings.timeout);
+            let answer = self
+                .attempt(&probe, &mut upstream_query, transport, remaining)
+                .await;
+            return answer.and_then(|bytes| self.cache.store(key.clone(), bytes));
+        }
         for round in 0..self.settings.attempts.max(1) {
             let order = set.order();
             let mut i = 0;

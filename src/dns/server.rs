@@ -19,6 +19,9 @@ use super::answer::{Outcome, Responder, Transport};
 use super::forward::Forwarder;
 use crate::metrics::Metrics;
 
+/// Socket buffer size asked for on UDP listeners.
+const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Limits for the server.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
@@ -61,6 +64,10 @@ impl Listeners {
     /// Binds UDP and TCP on `addr`.
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Listeners> {
         let udp = UdpSocket::bind(addr).await?;
+        // Bursts of queries must queue in the kernel rather than be dropped; the kernel caps
+        // these at net.core.{r,w}mem_max, which is fine.
+        let _ = nix::sys::socket::setsockopt(&udp, nix::sys::socket::sockopt::RcvBuf, &UDP_BUFFER);
+        let _ = nix::sys::socket::setsockopt(&udp, nix::sys::socket::sockopt::SndBuf, &UDP_BUFFER);
         let tcp = TcpListener::bind(addr).await?;
         Ok(Listeners { udp, tcp })
     }
