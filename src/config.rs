@@ -144,6 +144,11 @@ pub struct Config {
     pub serve_stale_seconds: u64,
     /// Our key `upstreamParallel`: ask the two best upstreams at once.
     pub upstream_parallel: bool,
+    /// Our key `persistFile`: where the last good state document is saved, so a restarted
+    /// daemon serves names before the master answers (empty = off).
+    pub persist_file: Option<PathBuf>,
+    /// Our key `maxStateBytes`: state documents larger than this are rejected.
+    pub max_state_bytes: u64,
     /// Set by `--demo`: serve the bundled example cluster.
     pub demo: bool,
 }
@@ -194,6 +199,8 @@ impl Default for Config {
             cache_negative_max_ttl: 3_600,
             serve_stale_seconds: 3_600,
             upstream_parallel: false,
+            persist_file: None,
+            max_state_bytes: 256 * 1024 * 1024,
             demo: false,
         }
     }
@@ -340,6 +347,11 @@ impl Config {
             "cachenegativemaxttl" => self.cache_negative_max_ttl = uint(key, v)?,
             "servestaleseconds" => self.serve_stale_seconds = uint(key, v)?,
             "upstreamparallel" => self.upstream_parallel = boolean(key, v)?,
+            "persistfile" => {
+                let s = string(key, v)?;
+                self.persist_file = (!s.is_empty()).then(|| PathBuf::from(s));
+            }
+            "maxstatebytes" => self.max_state_bytes = uint(key, v)?,
             _ => return Ok(false),
         }
         Ok(true)

@@ -15,7 +15,8 @@ use crate::dns::cache::CachePolicy;
 use crate::dns::forward::{parse_upstream, ForwardSettings};
 use crate::dns::upstream::UpstreamSet;
 use crate::dns::{Forwarder, Handlers, Listeners, Responder, ServerLimits};
-use crate::mesos::{demo, file};
+use crate::http;
+use crate::mesos::{demo, file, master};
 use crate::metrics::Metrics;
 use crate::netif;
 use crate::publish::Publisher;
@@ -52,7 +53,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(ArcSwapOption::empty());
     let settings = RecordSettings::from_config(&config, netif::listener_addresses(config.listener));
-    let publisher = Arc::new(Publisher::new(settings, store.clone(), metrics.clone()));
+    let persist = if config.demo {
+        None
+    } else {
+        config.persist_file.clone()
+    };
+    let publisher = Arc::new(Publisher::new(
+        settings,
+        store.clone(),
+        metrics.clone(),
+        persist,
+    ));
 
     if config.demo {
         // The bundled document is valid; failing here would be a build defect.
@@ -63,50 +74,81 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     } else if let Some(path) = config.state_file.clone() {
         info!(path = %path.display(), "serving the state file");
         tokio::spawn(file::watch(path, publisher.clone(), FILE_POLL));
+    } else if !config.masters.is_empty() {
+        publisher.load_persisted().await;
+        let client = master::MasterClient::new(&config)
+            .map_err(|e| DaemonError::Unsupported(e.to_string()))?;
+        info!(masters = ?config.masters, "polling the Mesos masters");
+        tokio::spawn(master::poll(
+            client,
+            config.masters.clone(),
+            publisher.clone(),
+            Duration::from_secs(config.refresh_seconds),
+        ));
     } else {
         return Err(DaemonError::Unsupported(
-            "reading state from Mesos masters or ZooKeeper is not in this build yet; \
-             set stateFile in the config (or --state-file), or run with --demo"
+            "ZooKeeper master detection is not in this build yet; list the masters in \
+             `masters`, set stateFile, or run with --demo"
                 .into(),
         ));
     }
 
-    if !config.dns_on {
-        info!("dnson is false: not serving DNS");
-        std::future::pending::<()>().await;
-    }
     let listens = config.listen_addrs();
-    let forwarder = if config.recurse_on && config.external_on {
+    let forwarder = if config.dns_on && config.recurse_on && config.external_on {
         Some(Arc::new(build_forwarder(
             &config,
             &listens,
             metrics.clone(),
         )?))
     } else {
-        info!("forwarding is off (recurseon/externalon false): other names are refused");
         None
     };
-    let responder = Arc::new(Responder::new(
-        &config.domain,
-        store,
-        metrics.clone(),
-        config.recurse_on,
-        forwarder.is_some(),
-    )?);
-    let handlers = Handlers {
-        responder,
-        forwarder,
-        metrics,
-    };
     let mut servers = Vec::new();
-    for addr in listens {
-        let listeners = Listeners::bind(addr)
+    if config.http_on {
+        let addr = SocketAddr::new(config.http_listener, config.http_port);
+        let api = http::Api {
+            publisher: publisher.clone(),
+            metrics: metrics.clone(),
+            config: Arc::new(config.clone()),
+            forwarder: forwarder.clone(),
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| DaemonError::Bind { addr, source })?;
-        info!(%addr, domain = %config.domain, "serving DNS");
-        servers.push(tokio::spawn(
-            listeners.serve(handlers.clone(), ServerLimits::default()),
-        ));
+        info!(%addr, "serving the HTTP API");
+        servers.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, http::router(api)).await {
+                error!(error = %e, "HTTP API stopped");
+            }
+        }));
+    }
+    if !config.dns_on {
+        info!("dnson is false: not serving DNS");
+    } else {
+        if forwarder.is_none() {
+            info!("forwarding is off (recurseon/externalon false): other names are refused");
+        }
+        let responder = Arc::new(Responder::new(
+            &config.domain,
+            store,
+            metrics.clone(),
+            config.recurse_on,
+            forwarder.is_some(),
+        )?);
+        let handlers = Handlers {
+            responder,
+            forwarder,
+            metrics,
+        };
+        for addr in listens {
+            let listeners = Listeners::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind { addr, source })?;
+            info!(%addr, domain = %config.domain, "serving DNS");
+            servers.push(tokio::spawn(
+                listeners.serve(handlers.clone(), ServerLimits::default()),
+            ));
+        }
     }
     for s in servers {
         let _ = s.await;

@@ -32,6 +32,9 @@ struct Cli {
     /// Cluster domain (overrides `domain`).
     #[arg(long)]
     domain: Option<String>,
+    /// HTTP API port (overrides `httpport`).
+    #[arg(long)]
+    http_port: Option<u16>,
     /// Serve this master state document, re-read on change (overrides `stateFile`).
     #[arg(long, value_name = "FILE")]
     state_file: Option<PathBuf>,
@@ -103,6 +106,9 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     }
     if let Some(s) = &cli.state_file {
         config.state_file = Some(s.clone());
+    }
+    if let Some(p) = cli.http_port {
+        config.http_port = p;
     }
     if let Some(r) = &cli.resolvers {
         config.resolvers = r.clone();

@@ -1,21 +1,25 @@
 //! Turns a state document into the served snapshot, keeping the last good one on any failure.
 //!
-//! Every source (file, demo, and the master sources to come) hands its documents here: parse,
-//! resolve hostnames, build on a blocking thread, then swap the snapshot in atomically. A
-//! document that fails any step is counted and logged, and the snapshot in service stays.
+//! Every source (file, demo, masters) hands its documents here: parse, resolve hostnames,
+//! build on a blocking thread, then swap the snapshot in atomically. A document that fails any
+//! step is counted and logged, and the snapshot in service stays. Good documents are also
+//! written to disk (atomically), so a rebooted host serves the cluster's names before the
+//! master is reachable.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwapOption;
-use tracing::info;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use tracing::{info, warn};
 
 use crate::mesos::hosts::HostResolver;
 use crate::mesos::model::{State, StateError};
 use crate::metrics::Metrics;
-use crate::records::snapshot::Stats;
-use crate::records::{build, BuildError, RecordSettings, Snapshot};
+use crate::records::snapshot::{Enumeration, Stats};
+use crate::records::{build, enumerate, BuildError, HostAddrs, RecordSettings, Snapshot};
 
 /// Why a document did not become a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -31,28 +35,82 @@ pub enum PublishError {
     Join(String),
 }
 
+/// The state behind the served snapshot, kept for the APIs that need more than records.
+pub struct Current {
+    /// The parsed state document.
+    pub state: State,
+    /// Addresses of its hostnames.
+    pub hosts: HostAddrs,
+    /// When the source produced it (for a persisted copy: when it was saved).
+    pub as_of: SystemTime,
+}
+
 /// Publishes snapshots into the store the DNS server reads.
 pub struct Publisher {
     settings: RecordSettings,
     store: Arc<ArcSwapOption<Snapshot>>,
+    current: ArcSwapOption<Current>,
     metrics: Arc<Metrics>,
     hosts: HostResolver,
     serial: AtomicU32,
+    persist_to: Option<PathBuf>,
+    last_error: ArcSwap<Option<String>>,
 }
 
 impl Publisher {
-    /// A publisher writing into `store`.
+    /// A publisher writing into `store`, and saving good documents to `persist_to`.
     pub fn new(
         settings: RecordSettings,
         store: Arc<ArcSwapOption<Snapshot>>,
         metrics: Arc<Metrics>,
+        persist_to: Option<PathBuf>,
     ) -> Publisher {
         Publisher {
             settings,
             store,
+            current: ArcSwapOption::empty(),
             metrics,
             hosts: HostResolver::new(Duration::from_secs(60), Duration::from_secs(2)),
             serial: AtomicU32::new(0),
+            persist_to,
+            last_error: ArcSwap::from_pointee(None),
+        }
+    }
+
+    /// The snapshot being served, if any.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.store.load_full()
+    }
+
+    /// The state behind the served snapshot, if any.
+    pub fn current(&self) -> Option<Arc<Current>> {
+        self.current.load_full()
+    }
+
+    /// The record settings in force.
+    pub fn settings(&self) -> &RecordSettings {
+        &self.settings
+    }
+
+    /// Seconds since the served state was produced by its source.
+    pub fn age(&self) -> Option<Duration> {
+        self.current().map(|c| {
+            SystemTime::now()
+                .duration_since(c.as_of)
+                .unwrap_or_default()
+        })
+    }
+
+    /// The last rejection, if the last document was rejected.
+    pub fn last_error(&self) -> Option<String> {
+        (**self.last_error.load()).clone()
+    }
+
+    /// The enumeration API's data for the served state.
+    pub fn enumeration(&self) -> Enumeration {
+        match self.current() {
+            Some(c) => enumerate(&c.state, &self.settings, &c.hosts),
+            None => Enumeration::default(),
         }
     }
 
@@ -76,38 +134,168 @@ impl Publisher {
         }
     }
 
-    /// Parses `document` and, if it is a valid state, makes it the served snapshot.
+    /// Parses `document` and, if it is a valid state, makes it the served snapshot (and saves
+    /// it when persistence is on).
     pub async fn publish(&self, document: &[u8]) -> Result<Stats, PublishError> {
-        let result = self.publish_inner(document).await;
+        self.publish_as_of(document, SystemTime::now(), true).await
+    }
+
+    /// Loads the persisted document, if there is one and nothing is served yet.
+    pub async fn load_persisted(&self) -> Option<Stats> {
+        let path = self.persist_to.as_ref()?;
+        let meta = std::fs::metadata(path).ok()?;
+        let bytes = std::fs::read(path).ok()?;
+        let as_of = meta.modified().unwrap_or_else(|_| SystemTime::now());
+        match self.publish_as_of(&bytes, as_of, false).await {
+            Ok(stats) => {
+                let age = SystemTime::now().duration_since(as_of).unwrap_or_default();
+                info!(path = %path.display(), age_s = age.as_secs(), "serving the persisted state until the master answers");
+                Some(stats)
+            }
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "persisted state unusable");
+                None
+            }
+        }
+    }
+
+    async fn publish_as_of(
+        &self,
+        document: &[u8],
+        as_of: SystemTime,
+        persist: bool,
+    ) -> Result<Stats, PublishError> {
+        let result = self.publish_inner(document, as_of).await;
         match &result {
-            Ok(_) => Metrics::inc(&self.metrics.state_loads),
-            Err(_) => Metrics::inc(&self.metrics.state_load_errors),
+            Ok(_) => {
+                Metrics::inc(&self.metrics.state_loads);
+                self.last_error.store(Arc::new(None));
+                if persist {
+                    if let Some(path) = &self.persist_to {
+                        if let Err(e) = write_atomically(path, document) {
+                            warn!(path = %path.display(), error = %e, "cannot persist the state");
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                Metrics::inc(&self.metrics.state_load_errors);
+                self.last_error.store(Arc::new(Some(e.to_string())));
+            }
         }
         result
     }
 
-    async fn publish_inner(&self, document: &[u8]) -> Result<Stats, PublishError> {
+    async fn publish_inner(
+        &self,
+        document: &[u8],
+        as_of: SystemTime,
+    ) -> Result<Stats, PublishError> {
         let started = Instant::now();
         let state = State::from_json(document)?;
         let hosts = self.hosts.resolve(&state).await;
         let settings = self.settings.clone();
         let serial = self.next_serial();
-        let snapshot =
-            tokio::task::spawn_blocking(move || build(&state, &settings, &hosts, serial))
-                .await
-                .map_err(|e| PublishError::Join(e.to_string()))??;
+        let (snapshot, state, hosts) = tokio::task::spawn_blocking(move || {
+            build(&state, &settings, &hosts, serial).map(|s| (s, state, hosts))
+        })
+        .await
+        .map_err(|e| PublishError::Join(e.to_string()))??;
         let stats = snapshot.stats;
+        let changed = self.snapshot().is_none_or(|old| old.stats != stats);
         self.store.store(Some(Arc::new(snapshot)));
-        info!(
-            names = stats.names,
-            a = stats.a,
-            aaaa = stats.aaaa,
-            srv = stats.srv,
-            tasks = stats.tasks,
-            serial,
-            ms = started.elapsed().as_millis() as u64,
-            "snapshot updated"
-        );
+        self.current.store(Some(Arc::new(Current {
+            state,
+            hosts,
+            as_of,
+        })));
+        let ms = started.elapsed().as_millis() as u64;
+        if changed {
+            info!(
+                names = stats.names,
+                a = stats.a,
+                aaaa = stats.aaaa,
+                srv = stats.srv,
+                tasks = stats.tasks,
+                serial,
+                ms,
+                "snapshot updated"
+            );
+        } else {
+            tracing::debug!(serial, ms, "snapshot refreshed, same counts");
+        }
         Ok(stats)
+    }
+}
+
+/// Writes `bytes` to `path` so readers see the old file or the new one, never a mix: a
+/// temporary file in the same directory, synced, then renamed over.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn publisher(persist: Option<PathBuf>) -> Publisher {
+        let settings = RecordSettings::from_config(&Config::default(), vec![]);
+        Publisher::new(
+            settings,
+            Arc::new(ArcSwapOption::empty()),
+            Arc::new(Metrics::default()),
+            persist,
+        )
+    }
+
+    const DOC: &[u8] = br#"{"leader":"master@10.0.0.1:5050","frameworks":[],"slaves":[]}"#;
+
+    #[tokio::test]
+    async fn bad_documents_keep_the_last_snapshot() {
+        let p = publisher(None);
+        p.publish(DOC).await.unwrap();
+        let serial = p.snapshot().unwrap().soa.serial;
+        assert!(p.publish(b"{garbage").await.is_err());
+        assert!(p.publish(b"{\"frameworks\":[]}").await.is_err());
+        assert_eq!(p.snapshot().unwrap().soa.serial, serial);
+        assert!(p.last_error().unwrap().contains("no leader"));
+        p.publish(DOC).await.unwrap();
+        assert!(
+            p.snapshot().unwrap().soa.serial > serial,
+            "serials only grow"
+        );
+        assert!(p.last_error().is_none());
+    }
+
+    #[tokio::test]
+    async fn persisted_state_is_served_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/last.json");
+        publisher(Some(path.clone())).publish(DOC).await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), DOC);
+
+        let restarted = publisher(Some(path));
+        assert!(restarted.snapshot().is_none());
+        restarted.load_persisted().await.unwrap();
+        assert!(restarted
+            .snapshot()
+            .unwrap()
+            .lookup("leader.mesos.")
+            .is_some());
+        assert!(restarted.age().unwrap() < Duration::from_secs(60));
     }
 }

@@ -239,6 +239,7 @@ fn state_file_changes_are_picked_up_and_bad_documents_keep_the_last_snapshot() {
     let d = {
         let port_args = path.to_str().unwrap().to_string();
         let port = free_port();
+        let http_port = free_port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
             .args([
                 "--state-file",
@@ -248,12 +249,14 @@ fn state_file_changes_are_picked_up_and_bad_documents_keep_the_last_snapshot() {
                 "--port",
                 &port.to_string(),
             ])
-            .args(["--log-level", "error"])
+            .args(["--log-level", "error", "--no-forward"])
+            .args(["--http-port", &http_port.to_string()])
             .spawn()
             .unwrap();
         Daemon {
             child,
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            http: std::net::SocketAddr::from(([127, 0, 0, 1], http_port)),
         }
     };
     let m = d.wait_for("big.marathon.mesos.", RecordType::A, |m| {

@@ -68,6 +68,7 @@ fn getent_resolves_cluster_and_forwarded_names() {
     )
     .unwrap();
     let listen = "127.83.83.83";
+    let http_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
         .args([
             "--config",
@@ -77,12 +78,13 @@ fn getent_resolves_cluster_and_forwarded_names() {
             "--port",
             "53",
         ])
-        .args(["--log-level", "warn"])
+        .args(["--log-level", "warn", "--http-port", &http_port.to_string()])
         .spawn()
         .unwrap();
     let d = Daemon {
         child,
         addr: SocketAddr::new(listen.parse().unwrap(), 53),
+        http: SocketAddr::from(([127, 0, 0, 1], http_port)),
     };
     d.wait_answering("leader.mesos.");
 

@@ -3,5 +3,6 @@
 pub mod demo;
 pub mod file;
 pub mod hosts;
+pub mod master;
 pub mod model;
 pub mod synthetic;

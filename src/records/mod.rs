@@ -8,5 +8,5 @@ pub mod snapshot;
 #[cfg(test)]
 mod generator_tests;
 
-pub use generator::{build, BuildError, HostAddrs, RecordSettings};
+pub use generator::{build, enumerate, BuildError, HostAddrs, RecordSettings};
 pub use snapshot::Snapshot;

@@ -35,6 +35,8 @@ pub fn free_port() -> u16 {
 pub struct Daemon {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The HTTP API's address.
+    pub http: SocketAddr,
 }
 
 impl Drop for Daemon {
@@ -79,6 +81,7 @@ pub fn start_with_config(
 
 /// Starts the binary on `port`.
 pub fn start_on(args: &[&str], port: u16) -> Daemon {
+    let http_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
         .args(args)
         .args([
@@ -88,6 +91,8 @@ pub fn start_on(args: &[&str], port: u16) -> Daemon {
             &port.to_string(),
             "--log-level",
             "warn",
+            "--http-port",
+            &http_port.to_string(),
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -97,6 +102,7 @@ pub fn start_on(args: &[&str], port: u16) -> Daemon {
     let d = Daemon {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        http: SocketAddr::from(([127, 0, 0, 1], http_port)),
     };
     d.wait_answering("leader.mesos.");
     d

@@ -1,0 +1,361 @@
+//! The HTTP API on `httpport`: Mesos-DNS's `/v1/*` endpoints with the same JSON shapes, plus
+//! Prometheus `/metrics` and `/health` / `/ready` probes.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+use crate::config::Config;
+use crate::dns::Forwarder;
+use crate::metrics::Metrics;
+use crate::publish::Publisher;
+use crate::records::snapshot::Entry;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct Api {
+    /// Snapshots and the state behind them.
+    pub publisher: Arc<Publisher>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The configuration, for `/v1/config`.
+    pub config: Arc<Config>,
+    /// The forwarder, for cache and upstream metrics.
+    pub forwarder: Option<Arc<Forwarder>>,
+}
+
+/// The router with every endpoint.
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/v1/version", get(version))
+        .route("/v1/config", get(config))
+        .route("/v1/hosts/{host}", get(hosts))
+        .route("/v1/services/{service}", get(services))
+        .route("/v1/enumerate", get(enumerate))
+        .route("/v1/axfr", get(axfr))
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
+        .with_state(api)
+}
+
+async fn version() -> Json<Value> {
+    Json(json!({
+        "Service": "Mesos-DNS",
+        "Version": concat!("mesos-dns-sidecar ", env!("CARGO_PKG_VERSION")),
+        "URL": "https://github.com/mesosphere/mesos-dns",
+    }))
+}
+
+/// The configuration with Mesos-DNS's field names (Go struct names; `HttpPort`, `DnsOn`,
+/// `HttpOn` as its JSON tags spell them). Credentials are not echoed.
+async fn config(State(api): State<Api>) -> Json<Value> {
+    let c = &api.config;
+    Json(json!({
+        "RefreshSeconds": c.refresh_seconds,
+        "Port": c.port,
+        "Timeout": c.timeout,
+        "StateTimeoutSeconds": c.state_timeout_seconds,
+        "ZkDetectionTimeout": c.zk_detection_timeout,
+        "HttpPort": c.http_port,
+        "TTL": c.ttl,
+        "SOASerial": api.publisher.snapshot().map_or(0, |s| s.soa.serial),
+        "SOARefresh": c.soa_refresh,
+        "SOARetry": c.soa_retry,
+        "SOAExpire": c.soa_expire,
+        "SOAMinttl": c.soa_minttl,
+        "SOAMname": c.soa_mname,
+        "SOARname": c.soa_rname,
+        "Masters": c.masters,
+        "Resolvers": c.resolvers,
+        "IPSources": c.ip_sources.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
+        "Zk": c.zk,
+        "Domain": c.domain,
+        "Listener": c.listener.to_string(),
+        "HTTPListener": c.http_listener.to_string(),
+        "RecurseOn": c.recurse_on,
+        "DnsOn": c.dns_on,
+        "HttpOn": c.http_on,
+        "ExternalOn": c.external_on,
+        "EnforceRFC952": c.enforce_rfc952,
+        "EnumerationOn": c.enumeration_on,
+        "MesosHTTPSOn": c.mesos_https_on,
+        "CACertFile": c.ca_cert_file,
+        "MesosAuthentication": c.mesos_authentication,
+        "SRVRecordDefaultWeight": c.srv_record_default_weight,
+    }))
+}
+
+/// Mesos-DNS lowercases the name and adds the trailing dot.
+fn fqdn_key(name: &str) -> String {
+    let mut k = name.to_ascii_lowercase();
+    if !k.ends_with('.') {
+        k.push('.');
+    }
+    k
+}
+
+async fn hosts(State(api): State<Api>, Path(host): Path<String>) -> Json<Value> {
+    let key = fqdn_key(&host);
+    let snap = api.publisher.snapshot();
+    let entry = snap.as_ref().and_then(|s| s.lookup(&key));
+    let mut out: Vec<Value> = Vec::new();
+    if let Some(e) = entry {
+        out.extend(
+            e.a.iter()
+                .map(|ip| json!({"host": key, "ip": ip.to_string()})),
+        );
+        out.extend(
+            e.aaaa
+                .iter()
+                .map(|ip| json!({"host": key, "ip": ip.to_string()})),
+        );
+    }
+    if out.is_empty() {
+        out.push(json!({"host": "", "ip": ""}));
+    }
+    Json(Value::Array(out))
+}
+
+async fn services(State(api): State<Api>, Path(service): Path<String>) -> Json<Value> {
+    let key = fqdn_key(&service);
+    let mut out: Vec<Value> = Vec::new();
+    if let Some(snap) = api.publisher.snapshot() {
+        if let Some(e) = snap.lookup(&key) {
+            for r in e.srv {
+                let t = snap.target(r.target);
+                let ip = t
+                    .entry
+                    .map(|i| snap.entry(i))
+                    .and_then(|te| first_address(&te))
+                    .unwrap_or_default();
+                out.push(json!({"service": service, "host": t.name.to_ascii(), "ip": ip, "port": r.port.to_string()}));
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(json!({"service": "", "host": "", "ip": "", "port": ""}));
+    }
+    Json(Value::Array(out))
+}
+
+fn first_address(e: &Entry<'_>) -> Option<String> {
+    e.a.first()
+        .map(|ip| ip.to_string())
+        .or_else(|| e.aaaa.first().map(|ip| ip.to_string()))
+}
+
+async fn enumerate(State(api): State<Api>) -> Response {
+    if !api.config.enumeration_on {
+        return Json(json!({"frameworks": []})).into_response();
+    }
+    Json(api.publisher.enumeration()).into_response()
+}
+
+/// Mesos-DNS's zone transfer model: TTL, serial, refresh, SOA names, domain, and the As,
+/// AAAAs and SRVs maps of name -> values.
+async fn axfr(State(api): State<Api>) -> Response {
+    let Some(snap) = api.publisher.snapshot() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no cluster state yet\n").into_response();
+    };
+    let (mut a, mut aaaa, mut srv) = (Map::new(), Map::new(), Map::new());
+    for (name, e) in snap.names() {
+        if !e.a.is_empty() {
+            a.insert(name.into(), e.a.iter().map(|ip| ip.to_string()).collect());
+        }
+        if !e.aaaa.is_empty() {
+            aaaa.insert(
+                name.into(),
+                e.aaaa.iter().map(|ip| ip.to_string()).collect(),
+            );
+        }
+        if !e.srv.is_empty() {
+            let v: Vec<String> = e
+                .srv
+                .iter()
+                .map(|r| format!("{}:{}", snap.target(r.target).name.to_ascii(), r.port))
+                .collect();
+            srv.insert(name.into(), v.into());
+        }
+    }
+    Json(json!({
+        "TTL": snap.ttl,
+        "Serial": snap.soa.serial,
+        "RefreshSeconds": api.config.refresh_seconds,
+        "Mname": snap.soa.mname.to_ascii(),
+        "Rname": snap.soa.rname.to_ascii(),
+        "Domain": api.config.domain,
+        "Records": {"As": a, "AAAAs": aaaa, "SRVs": srv},
+    }))
+    .into_response()
+}
+
+async fn ready(State(api): State<Api>) -> Response {
+    if api.publisher.snapshot().is_some() {
+        "ready\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no cluster state yet\n").into_response()
+    }
+}
+
+/// Prometheus text exposition of every counter and gauge.
+async fn metrics(State(api): State<Api>) -> Response {
+    let m = &api.metrics;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, value: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+        ));
+    };
+    counter(
+        "mesos_dns_sidecar_udp_queries_total",
+        "Queries received over UDP.",
+        Metrics::get(&m.udp_queries),
+    );
+    counter(
+        "mesos_dns_sidecar_tcp_queries_total",
+        "Queries received over TCP.",
+        Metrics::get(&m.tcp_queries),
+    );
+    counter(
+        "mesos_dns_sidecar_malformed_packets_total",
+        "Packets that were not DNS queries.",
+        Metrics::get(&m.malformed_packets),
+    );
+    counter(
+        "mesos_dns_sidecar_truncated_responses_total",
+        "Responses sent with TC set.",
+        Metrics::get(&m.truncated_responses),
+    );
+    counter(
+        "mesos_dns_sidecar_tcp_connections_rejected_total",
+        "TCP connections over the limit.",
+        Metrics::get(&m.tcp_connections_rejected),
+    );
+    counter(
+        "mesos_dns_sidecar_cache_hits_total",
+        "Forwarded queries answered from the cache.",
+        Metrics::get(&m.cache_hits),
+    );
+    counter(
+        "mesos_dns_sidecar_cache_misses_total",
+        "Forwarded queries not in the cache.",
+        Metrics::get(&m.cache_misses),
+    );
+    counter(
+        "mesos_dns_sidecar_cache_stale_hits_total",
+        "Forwarded queries that found an expired entry.",
+        Metrics::get(&m.cache_stale_hits),
+    );
+    counter(
+        "mesos_dns_sidecar_stale_answers_total",
+        "Answers served stale.",
+        Metrics::get(&m.stale_answers),
+    );
+    counter(
+        "mesos_dns_sidecar_coalesced_queries_total",
+        "Misses that joined a query in flight.",
+        Metrics::get(&m.coalesced_queries),
+    );
+    counter(
+        "mesos_dns_sidecar_forward_failures_total",
+        "Forwarded queries answered SERVFAIL.",
+        Metrics::get(&m.forward_failures),
+    );
+    counter(
+        "mesos_dns_sidecar_forward_loops_total",
+        "Queries that looped back to us.",
+        Metrics::get(&m.forward_loops),
+    );
+    counter(
+        "mesos_dns_sidecar_upstream_answers_total",
+        "Upstream exchanges with an answer.",
+        Metrics::get(&m.upstream_queries),
+    );
+    counter(
+        "mesos_dns_sidecar_upstream_failures_total",
+        "Failed upstream exchanges.",
+        Metrics::get(&m.upstream_failures),
+    );
+    counter(
+        "mesos_dns_sidecar_upstream_timeouts_total",
+        "Upstream exchanges that timed out.",
+        Metrics::get(&m.upstream_timeouts),
+    );
+    counter(
+        "mesos_dns_sidecar_state_loads_total",
+        "State documents loaded.",
+        Metrics::get(&m.state_loads),
+    );
+    counter(
+        "mesos_dns_sidecar_state_load_errors_total",
+        "State documents rejected (refresh errors).",
+        Metrics::get(&m.state_load_errors),
+    );
+    out.push_str("# HELP mesos_dns_sidecar_responses_total Responses by response code.\n# TYPE mesos_dns_sidecar_responses_total counter\n");
+    for (code, c) in m.responses_by_rcode.iter().enumerate() {
+        let v = Metrics::get(c);
+        if v > 0 {
+            out.push_str(&format!(
+                "mesos_dns_sidecar_responses_total{{rcode=\"{code}\"}} {v}\n"
+            ));
+        }
+    }
+    let mut gauge = |name: &str, help: &str, value: String| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    };
+    if let Some(snap) = api.publisher.snapshot() {
+        gauge(
+            "mesos_dns_sidecar_records",
+            "Records in the served snapshot.",
+            (snap.stats.a + snap.stats.aaaa + snap.stats.srv).to_string(),
+        );
+        gauge(
+            "mesos_dns_sidecar_names",
+            "Names in the served snapshot.",
+            snap.stats.names.to_string(),
+        );
+        gauge(
+            "mesos_dns_sidecar_tasks",
+            "Running tasks in the served snapshot.",
+            snap.stats.tasks.to_string(),
+        );
+    }
+    if let Some(age) = api.publisher.age() {
+        gauge(
+            "mesos_dns_sidecar_snapshot_age_seconds",
+            "Age of the served cluster state.",
+            format!("{:.3}", age.as_secs_f64()),
+        );
+    }
+    if let Some(f) = &api.forwarder {
+        gauge(
+            "mesos_dns_sidecar_cache_entries",
+            "Entries in the forwarding cache.",
+            f.cache().entry_count().to_string(),
+        );
+        gauge(
+            "mesos_dns_sidecar_cache_bytes",
+            "Weighted size of the forwarding cache.",
+            f.cache().weighted_size().to_string(),
+        );
+        out.push_str("# HELP mesos_dns_sidecar_upstream_rtt_seconds Smoothed upstream round-trip time.\n# TYPE mesos_dns_sidecar_upstream_rtt_seconds gauge\n");
+        for u in f.upstreams().all() {
+            if let Some(rtt) = u.srtt() {
+                out.push_str(&format!(
+                    "mesos_dns_sidecar_upstream_rtt_seconds{{upstream=\"{}\"}} {:.6}\n",
+                    u.addr,
+                    rtt.as_secs_f64()
+                ));
+            }
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,214 @@
+//! The polling source: the leading master's `/master/state`, every `refreshSeconds`.
+//!
+//! Masters come from the `masters` list; the last known leader is asked first. A non-leading
+//! master either redirects (307) to the leader, which is followed, or returns a state naming
+//! another leader, which is then asked directly, as Mesos-DNS does. Older masters without
+//! `/master/state` get `/master/state.json`. Bodies are size-capped and time-limited, so a
+//! misbehaving master cannot exhaust memory or stall refreshes; every failure leaves the last
+//! good snapshot in service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Client, StatusCode};
+use tracing::{debug, info, warn};
+
+use super::model::{split_host_port, State};
+use crate::config::Config;
+use crate::publish::Publisher;
+
+/// Why one fetch from one master failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// HTTP-level failure (connect, timeout, TLS, body).
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    /// A status other than 200.
+    #[error("HTTP status {0}")]
+    Status(StatusCode),
+    /// The body exceeded the size cap.
+    #[error("state larger than {0} bytes")]
+    TooLarge(u64),
+    /// The body is not a leader's state.
+    #[error("invalid state: {0}")]
+    Invalid(String),
+    /// The client could not be built (bad CA file).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Fetches master states.
+pub struct MasterClient {
+    client: Client,
+    scheme: &'static str,
+    credentials: Option<(String, String)>,
+    max_bytes: u64,
+}
+
+impl MasterClient {
+    /// A client configured from `masters`-related keys: HTTPS and CA, credentials, timeouts.
+    pub fn new(config: &Config) -> Result<MasterClient, FetchError> {
+        let mut builder = Client::builder()
+            .timeout(Duration::from_secs(config.state_timeout_seconds))
+            .connect_timeout(Duration::from_secs(config.state_timeout_seconds.min(10)))
+            .user_agent(concat!("mesos-dns-sidecar/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if !config.ca_cert_file.is_empty() {
+            let pem = std::fs::read(&config.ca_cert_file).map_err(|e| {
+                FetchError::Setup(format!("CACertFile {}: {e}", config.ca_cert_file))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                FetchError::Setup(format!("CACertFile {}: {e}", config.ca_cert_file))
+            })?;
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder.build()?;
+        let credentials = config
+            .mesos_credentials
+            .as_ref()
+            .filter(|_| config.mesos_authentication != "iam")
+            .map(|c| (c.principal.clone(), c.secret.clone()));
+        Ok(MasterClient {
+            client,
+            scheme: if config.mesos_https_on {
+                "https"
+            } else {
+                "http"
+            },
+            credentials,
+            max_bytes: config.max_state_bytes,
+        })
+    }
+
+    async fn get(&self, master: &str, path: &str) -> Result<Vec<u8>, FetchError> {
+        let url = format!("{}://{}{}", self.scheme, master, path);
+        let mut req = self.client.get(&url).header("Accept", "application/json");
+        if let Some((user, pass)) = &self.credentials {
+            req = req.basic_auth(user, Some(pass));
+        }
+        let mut resp = req.send().await?;
+        if resp.status() != StatusCode::OK {
+            return Err(FetchError::Status(resp.status()));
+        }
+        if resp.content_length().is_some_and(|n| n > self.max_bytes) {
+            return Err(FetchError::TooLarge(self.max_bytes));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await? {
+            if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
+                return Err(FetchError::TooLarge(self.max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// The state document of `master` (`ip:port`), from `/master/state`, else the older
+    /// `/master/state.json`.
+    pub async fn fetch(&self, master: &str) -> Result<Vec<u8>, FetchError> {
+        match self.get(master, "/master/state").await {
+            Err(FetchError::Status(StatusCode::NOT_FOUND)) => {
+                self.get(master, "/master/state.json").await
+            }
+            other => other,
+        }
+    }
+}
+
+/// The `ip:port` of the leader named in a state's `leader` PID.
+fn leader_address(state: &State) -> Option<String> {
+    let addr = state.leader.split('@').nth(1)?;
+    let (host, port) = split_host_port(addr)?;
+    Some(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
+}
+
+/// Asks the masters in turn (last known leader first) for the leader's state; returns the
+/// document and the leader's address.
+pub async fn fetch_leader_state(
+    client: &MasterClient,
+    masters: &[String],
+    last_leader: Option<&str>,
+) -> Result<(Vec<u8>, String), FetchError> {
+    let mut candidates: Vec<&str> = last_leader.into_iter().collect();
+    candidates.extend(
+        masters
+            .iter()
+            .map(String::as_str)
+            .filter(|m| Some(*m) != last_leader),
+    );
+    let mut last_err = FetchError::Invalid("no masters configured".into());
+    for master in candidates {
+        match client.fetch(master).await {
+            Ok(body) => {
+                let state = match State::from_json(&body) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        last_err = FetchError::Invalid(e.to_string());
+                        continue;
+                    }
+                };
+                let Some(leader) = leader_address(&state) else {
+                    last_err = FetchError::Invalid("no leader address".into());
+                    continue;
+                };
+                if leader == master {
+                    return Ok((body, leader));
+                }
+                // A state from a non-leading master: ask the leader it names.
+                debug!(%master, %leader, "master is not the leader; asking the leader");
+                match client.fetch(&leader).await {
+                    Ok(body) => return Ok((body, leader)),
+                    Err(e) => last_err = e,
+                }
+            }
+            Err(e) => {
+                debug!(%master, error = %e, "master fetch failed");
+                last_err = e;
+            }
+        }
+    }
+    Err(last_err)
+}
+
+/// Polls the masters forever, publishing each leader state; `refresh` between polls, with up
+/// to 10% jitter so thousands of agents don't poll in step.
+pub async fn poll(
+    client: MasterClient,
+    masters: Vec<String>,
+    publisher: Arc<Publisher>,
+    refresh: Duration,
+) {
+    let mut leader: Option<String> = None;
+    let mut failing = false;
+    loop {
+        match fetch_leader_state(&client, &masters, leader.as_deref()).await {
+            Ok((body, new_leader)) => {
+                if leader.as_deref() != Some(new_leader.as_str()) {
+                    info!(leader = %new_leader, "following the leading master");
+                    leader = Some(new_leader);
+                }
+                if let Err(e) = publisher.publish(&body).await {
+                    warn!(error = %e, "master state rejected; keeping the last snapshot");
+                } else if failing {
+                    info!("master state available again");
+                    failing = false;
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    warn!(error = %e, "cannot fetch the master state; keeping the last snapshot");
+                }
+                failing = true;
+                leader = None;
+            }
+        }
+        let jitter = refresh.mul_f64(rand::random::<f64>() * 0.1);
+        tokio::time::sleep(refresh + jitter).await;
+    }
+}
