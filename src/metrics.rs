@@ -46,7 +46,8 @@ pub struct Metrics {
     pub forward_overload_drops: AtomicU64,
     /// State documents loaded into a new snapshot.
     pub state_loads: AtomicU64,
-    /// State documents rejected (unreadable, invalid JSON, no leader); the last snapshot stays.
+    /// Refreshes that failed: documents rejected (unreadable, invalid JSON, no leader) or not
+    /// fetched at all (master down, HTTP errors); the last snapshot stays.
     pub state_load_errors: AtomicU64,
 }
 

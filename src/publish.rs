@@ -140,6 +140,13 @@ impl Publisher {
         self.publish_as_of(document, SystemTime::now(), true).await
     }
 
+    /// Records that a source could not get a document at all (master down, bad answer); the
+    /// snapshot in service stays, and the failure shows in metrics and `last_error`.
+    pub fn fetch_failed(&self, error: &str) {
+        Metrics::inc(&self.metrics.state_load_errors);
+        self.last_error.store(Arc::new(Some(error.to_string())));
+    }
+
     /// Loads the persisted document, if there is one and nothing is served yet.
     pub async fn load_persisted(&self) -> Option<Stats> {
         let path = self.persist_to.as_ref()?;

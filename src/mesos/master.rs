@@ -201,6 +201,7 @@ pub async fn poll(
                 }
             }
             Err(e) => {
+                publisher.fetch_failed(&e.to_string());
                 if !failing {
                     warn!(error = %e, "cannot fetch the master state; keeping the last snapshot");
                 }

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod master;
 pub mod upstream;
 
 use std::io::{Read, Write};

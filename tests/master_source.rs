@@ -1,0 +1,292 @@
+//! The master polling source against an in-process fake master, and the HTTP API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::master::{fake_json, http_get, FakeMaster, Mode};
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use serde_json::{json, Value};
+
+fn daemon_polling(masters: &[&FakeMaster], extra: Value) -> (Daemon, tempfile::TempDir) {
+    let mut config = json!({
+        "masters": masters.iter().map(|m| m.addr.to_string()).collect::<Vec<_>>(),
+        "refreshSeconds": 1,
+        "stateTimeoutSeconds": 1,
+        "stateFile": "",
+        "recurseon": false,
+    });
+    if let Value::Object(m) = extra {
+        for (k, v) in m {
+            config[k] = v;
+        }
+    }
+    start_with_config(config, &[])
+}
+
+/// fake.json plus one more running task, to see a refresh land.
+fn with_extra_task(name: &str) -> Value {
+    let mut doc = fake_json();
+    let task = json!({"id": format!("{name}.1"), "name": name, "slave_id": "20140803-125133-3041283216-5050-2410-0",
+        "state": "TASK_RUNNING", "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0,
+        "labels": [{"key": "MesosContainerizer.NetworkSettings.IPAddress", "value": "10.7.7.7"}]}]});
+    let marathon = doc["frameworks"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["name"] == "marathon")
+        .unwrap();
+    marathon["tasks"].as_array_mut().unwrap().push(task);
+    doc
+}
+
+#[test]
+fn serves_the_leaders_state_and_picks_up_changes() {
+    let master = FakeMaster::start(&fake_json());
+    let (d, _dir) = daemon_polling(&[&master], json!({}));
+    let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    // The leader record is the fake master itself.
+    let m = d.udp("leader.mesos.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 127.0.0.1"]);
+
+    master.set_state(&with_extra_task("newapp"), master.addr);
+    d.wait_for("newapp.marathon.mesos.", RecordType::A, |m| {
+        answers(m) == ["A 10.7.7.7"]
+    });
+}
+
+#[test]
+fn follows_redirects_and_leader_hints_and_old_endpoints() {
+    let leader = FakeMaster::start(&fake_json());
+    let redirecting = FakeMaster::start(&fake_json());
+    redirecting.set_mode(Mode::RedirectTo(leader.addr));
+    let (d, _dir) = daemon_polling(&[&redirecting], json!({}));
+    d.wait_answering("nginx.marathon.mesos.");
+    assert!(leader.requests.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+
+    // A non-leading master answering with a state that names another leader.
+    let leader2 = FakeMaster::start(&with_extra_task("fromleader"));
+    let follower = FakeMaster::start(&fake_json());
+    follower.set_state(&fake_json(), leader2.addr);
+    let (d, _dir2) = daemon_polling(&[&follower], json!({}));
+    d.wait_for("fromleader.marathon.mesos.", RecordType::A, |m| {
+        !m.answers.is_empty()
+    });
+
+    // Mesos < 1.0: only /master/state.json.
+    let old = FakeMaster::start(&fake_json());
+    old.set_mode(Mode::OldOnly);
+    let (d, _dir3) = daemon_polling(&[&old], json!({}));
+    d.wait_answering("nginx.marathon.mesos.");
+
+    // gzip-encoded answers.
+    let gz = FakeMaster::start(&fake_json());
+    gz.set_mode(Mode::Gzip);
+    let (d, _dir4) = daemon_polling(&[&gz], json!({}));
+    d.wait_answering("nginx.marathon.mesos.");
+}
+
+#[test]
+fn every_fault_keeps_the_last_snapshot_and_recovers() {
+    let master = FakeMaster::start(&fake_json());
+    let (d, _dir) = daemon_polling(&[&master], json!({}));
+    d.wait_answering("nginx.marathon.mesos.");
+    let errors_before = metric(&d, "mesos_dns_sidecar_state_load_errors_total");
+    for mode in [Mode::Error, Mode::Garbage, Mode::Truncated, Mode::Hang] {
+        master.set_mode(mode.clone());
+        std::thread::sleep(Duration::from_millis(2300));
+        let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
+        assert_eq!(answers(&m), ["A 10.3.0.3"], "after {mode:?}");
+    }
+    assert!(
+        metric(&d, "mesos_dns_sidecar_state_load_errors_total") > errors_before,
+        "garbage and truncated documents are counted"
+    );
+    let (code, _) = http_get(d.http, "/ready");
+    assert_eq!(code, 200);
+    master.set_state(&with_extra_task("recovered"), master.addr);
+    master.set_mode(Mode::Normal);
+    d.wait_for("recovered.marathon.mesos.", RecordType::A, |m| {
+        !m.answers.is_empty()
+    });
+}
+
+#[test]
+fn a_restarted_daemon_serves_the_persisted_state_before_the_master_answers() {
+    let master = FakeMaster::start(&fake_json());
+    let dir = tempfile::tempdir().unwrap();
+    let persist = dir.path().join("state.json");
+    let extra = json!({"persistFile": persist.to_str().unwrap()});
+    {
+        let (d, _cfg) = daemon_polling(&[&master], extra.clone());
+        d.wait_answering("nginx.marathon.mesos.");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !persist.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(persist.exists());
+    }
+    master.set_mode(Mode::Error);
+    let (d, _cfg) = daemon_polling(&[&master], extra);
+    let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert!(metric(&d, "mesos_dns_sidecar_snapshot_age_seconds") >= 0.0);
+}
+
+#[test]
+fn no_state_yet_means_servfail_and_not_ready() {
+    let master = FakeMaster::start(&fake_json());
+    master.set_mode(Mode::Error);
+    let port = free_port();
+    let http_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(
+        &cfg,
+        serde_json::to_vec(
+            &json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "recurseon": false}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
+        .args(["--config", cfg.to_str().unwrap(), "--listener", "127.0.0.1"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--http-port",
+            &http_port.to_string(),
+            "--log-level",
+            "error",
+        ])
+        .spawn()
+        .unwrap();
+    let d = Daemon {
+        child,
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        http: std::net::SocketAddr::from(([127, 0, 0, 1], http_port)),
+    };
+    let m = d.wait_for("nginx.marathon.mesos.", RecordType::A, |m| {
+        m.metadata.response_code == ResponseCode::ServFail
+    });
+    assert!(m.answers.is_empty());
+    assert_eq!(http_get(d.http, "/ready").0, 503);
+    assert_eq!(http_get(d.http, "/health").0, 200);
+    master.set_mode(Mode::Normal);
+    d.wait_answering("nginx.marathon.mesos.");
+    assert_eq!(http_get(d.http, "/ready").0, 200);
+}
+
+fn metric(d: &Daemon, name: &str) -> f64 {
+    let (_, body) = http_get(d.http, "/metrics");
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing in:\n{body}"))
+}
+
+fn get_json(d: &Daemon, path: &str) -> Value {
+    let (code, body) = http_get(d.http, path);
+    assert_eq!(code, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+#[test]
+fn http_api_matches_mesos_dns_shapes_for_fake_json() {
+    let d = start(&["--state-file", fixture("fake.json").to_str().unwrap()]);
+
+    let v = get_json(&d, "/v1/version");
+    assert_eq!(v["Service"], "Mesos-DNS");
+    assert_eq!(v["URL"], "https://github.com/mesosphere/mesos-dns");
+    assert!(v["Version"].is_string());
+
+    let c = get_json(&d, "/v1/config");
+    for key in [
+        "RefreshSeconds",
+        "Port",
+        "TTL",
+        "Domain",
+        "SOAMname",
+        "Masters",
+        "Resolvers",
+        "IPSources",
+        "HttpPort",
+        "DnsOn",
+        "HttpOn",
+        "EnforceRFC952",
+    ] {
+        assert!(c.get(key).is_some(), "config lacks {key}: {c}");
+    }
+    assert_eq!(c["Domain"], "mesos");
+
+    assert_eq!(
+        get_json(&d, "/v1/hosts/nginx.marathon.mesos"),
+        json!([{"host": "nginx.marathon.mesos.", "ip": "10.3.0.3"}])
+    );
+    assert_eq!(
+        get_json(&d, "/v1/hosts/NGINX.marathon.mesos."),
+        json!([{"host": "nginx.marathon.mesos.", "ip": "10.3.0.3"}])
+    );
+    assert_eq!(
+        get_json(&d, "/v1/hosts/nope.mesos"),
+        json!([{"host": "", "ip": ""}])
+    );
+
+    let mut s = get_json(&d, "/v1/services/_car-store._tcp.marathon.mesos");
+    s.as_array_mut()
+        .unwrap()
+        .sort_by_key(|v| v["port"].as_str().unwrap().to_string());
+    assert_eq!(
+        s,
+        json!([
+            {"service": "_car-store._tcp.marathon.mesos", "host": "car-store-zinaz-0.marathon.slave.mesos.", "ip": "1.2.3.11", "port": "31364"},
+            {"service": "_car-store._tcp.marathon.mesos", "host": "car-store-zinaz-0.marathon.slave.mesos.", "ip": "1.2.3.11", "port": "31365"},
+        ])
+    );
+    assert_eq!(
+        get_json(&d, "/v1/services/_nope._tcp.mesos"),
+        json!([{"service": "", "host": "", "ip": "", "port": ""}])
+    );
+
+    let e = get_json(&d, "/v1/enumerate");
+    let fws = e["frameworks"].as_array().unwrap();
+    assert_eq!(fws.len(), 4);
+    let marathon = fws.iter().find(|f| f["name"] == "marathon").unwrap();
+    let nginx = marathon["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "nginx")
+        .unwrap();
+    assert_eq!(nginx["id"], "nginx.1bc32344-3dda-11e4-a088-c20493233aa5");
+    assert!(nginx["records"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"name": "nginx.marathon.mesos.", "host": "10.3.0.3", "rtype": "A"})));
+
+    let a = get_json(&d, "/v1/axfr");
+    assert_eq!(a["Domain"], "mesos");
+    assert_eq!(a["Mname"], "ns1.mesos.");
+    assert_eq!(
+        a["Records"]["As"]["nginx.marathon.mesos."],
+        json!(["10.3.0.3"])
+    );
+    assert_eq!(
+        a["Records"]["AAAAs"]["slave.mesos."],
+        json!(["2001:db8::1"])
+    );
+    assert_eq!(
+        a["Records"]["SRVs"]["_leader._tcp.mesos."],
+        json!(["leader.mesos.:5050"])
+    );
+    assert!(a["Serial"].as_u64().unwrap() > 0);
+
+    d.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert!(metric(&d, "mesos_dns_sidecar_udp_queries_total") >= 1.0);
+    assert!(metric(&d, "mesos_dns_sidecar_records") > 100.0);
+    assert_eq!(http_get(d.http, "/health").0, 200);
+}
