@@ -16,7 +16,7 @@ use crate::dns::forward::{parse_upstream, ForwardSettings};
 use crate::dns::upstream::UpstreamSet;
 use crate::dns::{Forwarder, Handlers, Listeners, Responder, ServerLimits};
 use crate::http;
-use crate::mesos::{demo, file, master};
+use crate::mesos::{demo, file, master, zk};
 use crate::metrics::Metrics;
 use crate::netif;
 use crate::publish::Publisher;
@@ -74,22 +74,27 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     } else if let Some(path) = config.state_file.clone() {
         info!(path = %path.display(), "serving the state file");
         tokio::spawn(file::watch(path, publisher.clone(), FILE_POLL));
-    } else if !config.masters.is_empty() {
+    } else {
         publisher.load_persisted().await;
         let client = master::MasterClient::new(&config)
             .map_err(|e| DaemonError::Unsupported(e.to_string()))?;
+        let zk_leader = if config.zk.is_empty() {
+            None
+        } else {
+            let url = zk::ZkUrl::parse(&config.zk)
+                .ok_or_else(|| DaemonError::Unsupported(format!("invalid zk URL {}", config.zk)))?;
+            info!(servers = %url.servers, path = %url.path, "detecting the leading master in ZooKeeper");
+            let rx = zk::detect(url, Duration::from_secs(10));
+            tokio::spawn(warn_if_no_leader(rx.clone(), config.zk_detection_timeout));
+            Some(rx)
+        };
         info!(masters = ?config.masters, "polling the Mesos masters");
         tokio::spawn(master::poll(
             client,
             config.masters.clone(),
+            zk_leader,
             publisher.clone(),
             Duration::from_secs(config.refresh_seconds),
-        ));
-    } else {
-        return Err(DaemonError::Unsupported(
-            "ZooKeeper master detection is not in this build yet; list the masters in \
-             `masters`, set stateFile, or run with --demo"
-                .into(),
         ));
     }
 
@@ -154,6 +159,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let _ = s.await;
     }
     Ok(())
+}
+
+/// Logs an error when ZooKeeper names no leader within `zkDetectionTimeout` seconds (0 = never);
+/// polling keeps going with the static masters meanwhile.
+async fn warn_if_no_leader(mut rx: tokio::sync::watch::Receiver<Option<String>>, timeout_s: u64) {
+    if timeout_s == 0 {
+        return;
+    }
+    let found =
+        tokio::time::timeout(Duration::from_secs(timeout_s), rx.wait_for(Option::is_some)).await;
+    if found.is_err() {
+        error!(timeout_s, "ZooKeeper named no leading master within zkDetectionTimeout; using the static masters meanwhile");
+    }
 }
 
 /// The forwarder for the configured upstreams, never pointing at ourselves.

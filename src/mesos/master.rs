@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::model::{split_host_port, State};
@@ -135,6 +136,7 @@ pub async fn fetch_leader_state(
     masters: &[String],
     last_leader: Option<&str>,
 ) -> Result<(Vec<u8>, String), FetchError> {
+    let mut last_err = FetchError::Invalid("no masters known yet".into());
     let mut candidates: Vec<&str> = last_leader.into_iter().collect();
     candidates.extend(
         masters
@@ -142,7 +144,6 @@ pub async fn fetch_leader_state(
             .map(String::as_str)
             .filter(|m| Some(*m) != last_leader),
     );
-    let mut last_err = FetchError::Invalid("no masters configured".into());
     for master in candidates {
         match client.fetch(master).await {
             Ok(body) => {
@@ -177,16 +178,24 @@ pub async fn fetch_leader_state(
 }
 
 /// Polls the masters forever, publishing each leader state; `refresh` between polls, with up
-/// to 10% jitter so thousands of agents don't poll in step.
+/// to 10% jitter so thousands of agents don't poll in step. With ZooKeeper detection
+/// (`zk_leader`), the detected leader is asked first and a leader change triggers a poll at
+/// once; the static `masters` remain the fallback.
 pub async fn poll(
     client: MasterClient,
     masters: Vec<String>,
+    mut zk_leader: Option<watch::Receiver<Option<String>>>,
     publisher: Arc<Publisher>,
     refresh: Duration,
 ) {
     let mut leader: Option<String> = None;
     let mut failing = false;
     loop {
+        if let Some(zk) = &zk_leader {
+            if let Some(l) = zk.borrow().clone() {
+                leader = Some(l);
+            }
+        }
         match fetch_leader_state(&client, &masters, leader.as_deref()).await {
             Ok((body, new_leader)) => {
                 if leader.as_deref() != Some(new_leader.as_str()) {
@@ -210,6 +219,18 @@ pub async fn poll(
             }
         }
         let jitter = refresh.mul_f64(rand::random::<f64>() * 0.1);
-        tokio::time::sleep(refresh + jitter).await;
+        match &mut zk_leader {
+            Some(zk) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(refresh + jitter) => {}
+                    changed = zk.changed() => {
+                        if changed.is_err() {
+                            zk_leader = None;
+                        }
+                    }
+                }
+            }
+            None => tokio::time::sleep(refresh + jitter).await,
+        }
     }
 }

@@ -6,3 +6,4 @@ pub mod hosts;
 pub mod master;
 pub mod model;
 pub mod synthetic;
+pub mod zk;

@@ -1,0 +1,148 @@
+//! Leader detection with a real ZooKeeper (Debian's `zookeeper` package): two masters register,
+//! the leader's node goes away, and the daemon follows the new leader. CI installs ZooKeeper;
+//! elsewhere the test is skipped when it isn't installed.
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::master::{fake_json, FakeMaster};
+use common::*;
+use hickory_proto::rr::RecordType;
+use serde_json::json;
+use zookeeper_client as zk;
+
+const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
+
+struct ZkServer(Child, tempfile::TempDir);
+
+impl Drop for ZkServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_zookeeper(port: u16) -> Option<ZkServer> {
+    if !std::path::Path::new(ZK_JAR).exists() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("java")
+        .args(["-cp", &format!("/etc/zookeeper/conf:{ZK_JAR}")])
+        .args([
+            "org.apache.zookeeper.server.ZooKeeperServerMain",
+            cfg.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let server = ZkServer(child, dir);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "ZooKeeper did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(server)
+}
+
+fn master_info(addr: SocketAddr) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "address": {"hostname": "localhost", "ip": addr.ip().to_string(), "port": addr.port()},
+        "hostname": "localhost", "id": format!("master-{}", addr.port()),
+        "pid": format!("master@{addr}"), "port": addr.port(), "version": "1.11.0"
+    }))
+    .unwrap()
+}
+
+#[test]
+fn follows_the_leader_registered_in_zookeeper() {
+    let port = free_port();
+    let Some(_zk) = start_zookeeper(port) else {
+        if std::env::var_os("CI").is_some() {
+            panic!("ZooKeeper ({ZK_JAR}) is not installed in CI");
+        }
+        eprintln!("skipping: ZooKeeper not installed (apt-get install zookeeper)");
+        return;
+    };
+
+    let first = FakeMaster::start(&fake_json());
+    let mut second_doc = fake_json();
+    let marathon = second_doc["frameworks"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["name"] == "marathon")
+        .unwrap();
+    marathon["tasks"].as_array_mut().unwrap().push(json!({
+        "id": "fromsecond.1", "name": "fromsecond", "slave_id": "20140803-125133-3041283216-5050-2410-0",
+        "state": "TASK_RUNNING", "statuses": []}));
+    let second = FakeMaster::start(&second_doc);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(async {
+        let client = zk::Client::connect(&format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        client.create("/mesos", b"", &open).await.unwrap();
+        client
+            .create(
+                "/mesos/json.info_0000000001",
+                &master_info(first.addr),
+                &open,
+            )
+            .await
+            .unwrap();
+        client
+            .create(
+                "/mesos/json.info_0000000002",
+                &master_info(second.addr),
+                &open,
+            )
+            .await
+            .unwrap();
+        client
+    });
+
+    // No static masters: only ZooKeeper says where the leader is. A long refresh interval
+    // shows that a leader change triggers a poll by itself.
+    let (d, _dir) = start_with_config(
+        json!({"zk": format!("zk://127.0.0.1:{port}/mesos"), "stateFile": "", "refreshSeconds": 60,
+               "recurseon": false}),
+        &[],
+    );
+    let m = d.udp("leader.mesos.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 127.0.0.1"]);
+    assert!(d
+        .udp("fromsecond.marathon.mesos.", RecordType::A, None)
+        .answers
+        .is_empty());
+
+    // The leader dies: its node goes away, the next in line leads.
+    rt.block_on(client.delete("/mesos/json.info_0000000001", None))
+        .unwrap();
+    d.wait_for("fromsecond.marathon.mesos.", RecordType::A, |m| {
+        !m.answers.is_empty()
+    });
+    let m = d.udp("_leader._tcp.mesos.", RecordType::SRV, None);
+    assert!(
+        m.answers
+            .iter()
+            .any(|r| r.data.to_string().contains(&second.addr.port().to_string())),
+        "{:?}",
+        answers(&m)
+    );
+}
