@@ -16,12 +16,16 @@ use zookeeper_client as zk;
 
 const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
 
-struct ZkServer(Child, tempfile::TempDir);
+/// The server process, and its data directory (deleted when the server is dropped).
+struct ZkServer {
+    child: Child,
+    _data: tempfile::TempDir,
+}
 
 impl Drop for ZkServer {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -49,7 +53,7 @@ fn start_zookeeper(port: u16) -> Option<ZkServer> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let server = ZkServer(child, dir);
+    let server = ZkServer { child, _data: dir };
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "ZooKeeper did not start");
