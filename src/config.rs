@@ -147,6 +147,9 @@ pub struct Config {
     /// Our key `persistFile`: where the last good state document is saved, so a restarted
     /// daemon serves names before the master answers (empty = off).
     pub persist_file: Option<PathBuf>,
+    /// Our key `relay`: follow another daemon's `/v1/snapshot` at this base URL
+    /// (`http://relay:8123`) instead of polling the masters.
+    pub relay: Option<String>,
     /// Our key `maxStateBytes`: state documents larger than this are rejected.
     pub max_state_bytes: u64,
     /// Set by `--demo`: serve the bundled example cluster.
@@ -200,6 +203,7 @@ impl Default for Config {
             serve_stale_seconds: 3_600,
             upstream_parallel: false,
             persist_file: None,
+            relay: None,
             max_state_bytes: 256 * 1024 * 1024,
             demo: false,
         }
@@ -352,6 +356,10 @@ impl Config {
                 self.persist_file = (!s.is_empty()).then(|| PathBuf::from(s));
             }
             "maxstatebytes" => self.max_state_bytes = uint(key, v)?,
+            "relay" => {
+                let s = string(key, v)?;
+                self.relay = (!s.is_empty()).then_some(s);
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -446,11 +454,20 @@ impl Config {
                 ),
             ));
         }
-        if self.masters.is_empty() && self.zk.is_empty() && self.state_file.is_none() && !self.demo
+        if let Some(r) = &self.relay {
+            if !(r.starts_with("http://") || r.starts_with("https://")) {
+                return Err(key_err("relay", format!("`{r}` is not an http(s) URL")));
+            }
+        }
+        if self.masters.is_empty()
+            && self.zk.is_empty()
+            && self.state_file.is_none()
+            && self.relay.is_none()
+            && !self.demo
         {
             return Err(key_err(
                 "masters",
-                "no cluster state source: set masters, zk or stateFile (or run with --demo)",
+                "no cluster state source: set masters, zk, relay or stateFile (or run with --demo)",
             ));
         }
         Ok(())

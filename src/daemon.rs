@@ -16,7 +16,7 @@ use crate::dns::forward::{parse_upstream, ForwardSettings};
 use crate::dns::upstream::UpstreamSet;
 use crate::dns::{Forwarder, Handlers, Listeners, Responder, ServerLimits};
 use crate::http;
-use crate::mesos::{demo, file, master, zk};
+use crate::mesos::{demo, file, master, relay, zk};
 use crate::metrics::Metrics;
 use crate::netif;
 use crate::publish::Publisher;
@@ -74,6 +74,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     } else if let Some(path) = config.state_file.clone() {
         info!(path = %path.display(), "serving the state file");
         tokio::spawn(file::watch(path, publisher.clone(), FILE_POLL));
+    } else if let Some(relay) = config.relay.clone() {
+        publisher.load_persisted().await;
+        info!(%relay, "following the relay");
+        tokio::spawn(relay::follow(
+            relay,
+            publisher.clone(),
+            Duration::from_secs(config.state_timeout_seconds.min(60)),
+            config.max_state_bytes,
+        ));
     } else {
         publisher.load_persisted().await;
         let client = master::MasterClient::new(&config)

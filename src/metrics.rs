@@ -44,6 +44,10 @@ pub struct Metrics {
     pub upstream_timeouts: AtomicU64,
     /// Forwarded queries dropped because too many were already waiting on upstreams.
     pub forward_overload_drops: AtomicU64,
+    /// Requests for the relay document (`/v1/snapshot`).
+    pub relay_requests: AtomicU64,
+    /// Relay requests answered 304 Not Modified.
+    pub relay_not_modified: AtomicU64,
     /// State documents loaded into a new snapshot.
     pub state_loads: AtomicU64,
     /// Refreshes that failed: documents rejected (unreadable, invalid JSON, no leader) or not

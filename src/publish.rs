@@ -45,6 +45,22 @@ pub struct Current {
     pub as_of: SystemTime,
 }
 
+/// The served state as relays hand it on: a compact, versioned document, its gzip form and an
+/// ETag derived from its content (so relays with the same state agree on it).
+pub struct RelayDoc {
+    /// `{"version": 1, "state": {...}}` with only the fields records are made from.
+    pub json: Vec<u8>,
+    /// The same, gzip-compressed.
+    pub gzip: Vec<u8>,
+    /// Quoted strong ETag.
+    pub etag: String,
+    /// The snapshot serial it belongs to.
+    pub serial: u32,
+}
+
+/// Version of the relay document format.
+pub const RELAY_FORMAT_VERSION: u32 = 1;
+
 /// Publishes snapshots into the store the DNS server reads.
 pub struct Publisher {
     settings: RecordSettings,
@@ -55,6 +71,8 @@ pub struct Publisher {
     serial: AtomicU32,
     persist_to: Option<PathBuf>,
     last_error: ArcSwap<Option<String>>,
+    relay_doc: std::sync::Mutex<Option<Arc<RelayDoc>>>,
+    changes: tokio::sync::watch::Sender<u32>,
 }
 
 impl Publisher {
@@ -74,7 +92,49 @@ impl Publisher {
             serial: AtomicU32::new(0),
             persist_to,
             last_error: ArcSwap::from_pointee(None),
+            relay_doc: std::sync::Mutex::new(None),
+            changes: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Notifies every published snapshot (its serial), for long-polling relay clients.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u32> {
+        self.changes.subscribe()
+    }
+
+    /// The relay document of the served state, built on first request after each change.
+    pub fn relay_doc(&self) -> Option<Arc<RelayDoc>> {
+        let serial = self.snapshot()?.soa.serial;
+        let mut cached = self.relay_doc.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(doc) = cached.as_ref().filter(|d| d.serial == serial) {
+            return Some(doc.clone());
+        }
+        let current = self.current()?;
+        let json = serde_json::to_vec(&serde_json::json!({
+            "version": RELAY_FORMAT_VERSION,
+            "state": &current.state,
+        }))
+        .ok()?;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&json).ok()?;
+        let gzip = enc.finish().ok()?;
+        use sha1::Digest;
+        let digest = sha1::Sha1::digest(&json);
+        let etag = format!(
+            "\"{}\"",
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let doc = Arc::new(RelayDoc {
+            json,
+            gzip,
+            etag,
+            serial,
+        });
+        *cached = Some(doc.clone());
+        Some(doc)
     }
 
     /// The snapshot being served, if any.
@@ -210,12 +270,15 @@ impl Publisher {
         .map_err(|e| PublishError::Join(e.to_string()))??;
         let stats = snapshot.stats;
         let changed = self.snapshot().is_none_or(|old| old.stats != stats);
-        self.store.store(Some(Arc::new(snapshot)));
+        // The state first, then the snapshot: a relay document is keyed by the snapshot's
+        // serial, so it must never be built from an older state under a newer serial.
         self.current.store(Some(Arc::new(Current {
             state,
             hosts,
             as_of,
         })));
+        self.store.store(Some(Arc::new(snapshot)));
+        self.changes.send_replace(serial);
         let ms = started.elapsed().as_millis() as u64;
         if changed {
             info!(

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -38,6 +40,7 @@ pub fn router(api: Api) -> Router {
         .route("/v1/services/{service}", get(services))
         .route("/v1/enumerate", get(enumerate))
         .route("/v1/axfr", get(axfr))
+        .route("/v1/snapshot", get(snapshot))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
@@ -193,6 +196,91 @@ async fn axfr(State(api): State<Api>) -> Response {
         "Records": {"As": a, "AAAAs": aaaa, "SRVs": srv},
     }))
     .into_response()
+}
+
+/// Query parameters of `/v1/snapshot`.
+#[derive(Debug, serde::Deserialize)]
+struct SnapshotQuery {
+    /// Long-poll: with an `If-None-Match` that is current, wait up to this many seconds (at
+    /// most 60) for a change before answering 304.
+    wait: Option<u64>,
+}
+
+/// Longest long-poll.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The served state for relays and agents: compact, versioned, with a content ETag,
+/// `If-None-Match` -> 304, gzip when accepted, and `Cache-Control` so HTTP caches can fan it out.
+async fn snapshot(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Query(q): Query<SnapshotQuery>,
+) -> Response {
+    Metrics::inc(&api.metrics.relay_requests);
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("gzip"));
+    let deadline = Instant::now() + Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
+    let mut changes = api.publisher.subscribe();
+    loop {
+        let doc = api.publisher.relay_doc();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match doc {
+            Some(doc) if if_none_match.as_deref() != Some(doc.etag.as_str()) => {
+                let cache = format!("public, max-age={}", api.config.refresh_seconds.clamp(1, 5));
+                let mut resp = if gzip {
+                    (
+                        [(header::CONTENT_ENCODING, "gzip".to_string())],
+                        doc.gzip.clone(),
+                    )
+                        .into_response()
+                } else {
+                    doc.json.clone().into_response()
+                };
+                let h = resp.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+                if let Ok(v) = doc.etag.parse() {
+                    h.insert(header::ETAG, v);
+                }
+                if let Ok(v) = cache.parse() {
+                    h.insert(header::CACHE_CONTROL, v);
+                }
+                h.insert(
+                    header::VARY,
+                    header::HeaderValue::from_static("Accept-Encoding"),
+                );
+                return resp;
+            }
+            Some(doc) if remaining.is_zero() => {
+                Metrics::inc(&api.metrics.relay_not_modified);
+                let mut resp = StatusCode::NOT_MODIFIED.into_response();
+                if let Ok(v) = doc.etag.parse() {
+                    resp.headers_mut().insert(header::ETAG, v);
+                }
+                return resp;
+            }
+            None if remaining.is_zero() => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "no cluster state yet\n").into_response();
+            }
+            _ => {
+                if tokio::time::timeout(remaining, changes.changed())
+                    .await
+                    .is_err()
+                {
+                    // Deadline: loop once more to answer 304 (or 503).
+                    continue;
+                }
+            }
+        }
+    }
 }
 
 async fn ready(State(api): State<Api>) -> Response {

@@ -5,5 +5,6 @@ pub mod file;
 pub mod hosts;
 pub mod master;
 pub mod model;
+pub mod relay;
 pub mod synthetic;
 pub mod zk;

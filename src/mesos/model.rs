@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Deserializes `null` as the type's default, so `"tasks": null` reads as no tasks.
 fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -21,38 +21,42 @@ where
 }
 
 /// A whole master state document: who leads, which frameworks run which tasks, on which agents.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct State {
     /// The leading master's PID, e.g. `master@10.0.0.1:5050`.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub leader: String,
     /// Registered frameworks with their tasks.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub frameworks: Vec<Framework>,
     /// Registered agents ("slaves" in the state document).
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub slaves: Vec<Slave>,
 }
 
 /// A framework (scheduler), e.g. Marathon.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Framework {
     /// Framework ID.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub id: String,
     /// Framework name; becomes the middle label(s) of its tasks' names.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub name: String,
     /// The scheduler's libprocess PID; absent for HTTP API frameworks.
-    #[serde(deserialize_with = "lenient_pid")]
+    #[serde(
+        deserialize_with = "lenient_pid",
+        serialize_with = "pid_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pid: Option<Pid>,
     /// The scheduler's hostname, used when there is no PID.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub hostname: String,
     /// The framework's current tasks.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub tasks: Vec<Task>,
 }
 
@@ -68,47 +72,51 @@ impl Framework {
 }
 
 /// An agent.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Slave {
     /// Agent ID; its last dash-separated part appears in task unique names.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub id: String,
     /// Agent hostname.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub hostname: String,
     /// The agent's libprocess PID, whose host gives the agent's address.
-    #[serde(deserialize_with = "lenient_pid")]
+    #[serde(
+        deserialize_with = "lenient_pid",
+        serialize_with = "pid_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub pid: Option<Pid>,
 }
 
 /// A task as the master reports it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Task {
     /// Task ID; hashed into the task's unique name.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub id: String,
     /// Task name.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub name: String,
     /// ID of the framework that launched it.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub framework_id: String,
     /// ID of the agent it runs on.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub slave_id: String,
     /// Current state, e.g. `TASK_RUNNING`.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub state: String,
     /// Status updates, each with labels and container network information.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub statuses: Vec<Status>,
     /// Resources, of which only the port ranges matter here.
     #[serde(deserialize_with = "nullable")]
     pub resources: Resources,
     /// Service discovery information set by the framework, if any.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub discovery: Option<DiscoveryInfo>,
 }
 
@@ -139,17 +147,17 @@ impl Task {
 }
 
 /// One status update of a task.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Status {
     /// Task state at this update.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub state: String,
     /// When the update happened (seconds since the epoch).
     #[serde(deserialize_with = "nullable")]
     pub timestamp: f64,
     /// Labels set by the executor, e.g. `Docker.NetworkSettings.IPAddress`.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub labels: Vec<Label>,
     /// Container status with network information (Mesos >= 0.25).
     #[serde(deserialize_with = "nullable")]
@@ -157,38 +165,38 @@ pub struct Status {
 }
 
 /// A key/value label.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Label {
     /// Label key.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub key: String,
     /// Label value.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub value: String,
 }
 
 /// Container status of a task.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ContainerStatus {
     /// The container's network interfaces.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub network_infos: Vec<NetworkInfo>,
 }
 
 /// A container network interface and its addresses.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct NetworkInfo {
     /// Addresses (Mesos >= 0.26).
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub ip_addresses: Vec<IpAddressEntry>,
     /// Single address (Mesos 0.25).
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub ip_address: String,
     /// Network name.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub name: String,
 }
 
@@ -211,20 +219,23 @@ impl NetworkInfo {
 }
 
 /// One entry of `ip_addresses`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct IpAddressEntry {
     /// The address as text.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub ip_address: String,
 }
 
 /// Task resources; Mesos-DNS reads only the `ports` ranges.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Resources {
     /// Port ranges as the master prints them, e.g. `[31000-31001, 31005-31005]`.
-    #[serde(deserialize_with = "lenient_string")]
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ports: String,
 }
 
@@ -259,11 +270,11 @@ pub fn parse_port_ranges(text: &str) -> Vec<u16> {
 }
 
 /// DiscoveryInfo set by the framework (Marathon sets it from the app's port definitions).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DiscoveryInfo {
     /// Service name; replaces the task name in records when set.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub name: String,
     /// Discovery ports.
     #[serde(deserialize_with = "nullable")]
@@ -271,26 +282,26 @@ pub struct DiscoveryInfo {
 }
 
 /// Wrapper object around the discovery port list, as in the state document.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DiscoveryPorts {
     /// The ports.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub ports: Vec<DiscoveryPort>,
 }
 
 /// A named service port of a task.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DiscoveryPort {
     /// Port number; values above 65535 are ignored when building records.
     #[serde(deserialize_with = "nullable")]
     pub number: u64,
     /// `tcp`, `udp`, or empty for both.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub protocol: String,
     /// Port name, giving the `_name._task._proto` SRV records.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub name: String,
 }
 
@@ -338,6 +349,37 @@ pub fn split_host_port(addr: &str) -> Option<(&str, u16)> {
         return None;
     }
     Some((host, port.parse().ok()?))
+}
+
+/// Whether a string or list is empty (for `skip_serializing_if`).
+fn is_empty<T: IsEmpty>(v: &T) -> bool {
+    v.is_empty_value()
+}
+
+trait IsEmpty {
+    fn is_empty_value(&self) -> bool;
+}
+
+impl IsEmpty for String {
+    fn is_empty_value(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<T> IsEmpty for Vec<T> {
+    fn is_empty_value(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+fn pid_string<S: Serializer>(pid: &Option<Pid>, s: S) -> Result<S::Ok, S::Error> {
+    match pid {
+        Some(p) if p.host.contains(':') => {
+            s.serialize_str(&format!("{}@[{}]:{}", p.id, p.host, p.port))
+        }
+        Some(p) => s.serialize_str(&format!("{}@{}:{}", p.id, p.host, p.port)),
+        None => s.serialize_none(),
+    }
 }
 
 fn lenient_pid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Pid>, D::Error> {
@@ -417,6 +459,26 @@ mod tests {
         assert!(s.frameworks[0].pid.is_none());
         assert!(s.frameworks[0].tasks.is_empty());
         assert!(s.slaves[0].pid.is_none());
+    }
+
+    #[test]
+    fn compact_serialization_round_trips() {
+        let doc = br#"{"leader":"master@1.2.3.4:5050","flags":{"x":"y"},"frameworks":[{"name":"f",
+            "pid":"s(1)@[2001:db8::1]:7","tasks":[{"id":"t","name":"n","slave_id":"s","state":"TASK_RUNNING",
+            "resources":{"cpus":1,"ports":"[1-2]"},"statuses":[{"state":"TASK_RUNNING","timestamp":2.5,
+            "container_status":{"network_infos":[{"ip_addresses":[{"ip_address":"10.0.0.1"}]}]}}],
+            "discovery":{"name":"d","ports":{"ports":[{"number":80,"protocol":"tcp","name":"http"}]}}}]}],
+            "slaves":[{"id":"s","pid":"slave(1)@10.0.0.9:5051"}]}"#;
+        let s = State::from_json(doc).unwrap();
+        let compact = serde_json::to_vec(&s).unwrap();
+        assert!(!String::from_utf8_lossy(&compact).contains("flags"));
+        let again = State::from_json(&compact).unwrap();
+        assert_eq!(serde_json::to_vec(&again).unwrap(), compact);
+        assert_eq!(
+            again.frameworks[0].pid.as_ref().unwrap().host,
+            "2001:db8::1"
+        );
+        assert_eq!(again.frameworks[0].tasks[0].resources.ports(), vec![1, 2]);
     }
 
     #[test]
