@@ -5,6 +5,20 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Query types counted on their own: (type code, name).
+pub const QTYPES: [(u16, &str); 10] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (33, "SRV"),
+    (255, "ANY"),
+    (12, "PTR"),
+    (15, "MX"),
+    (16, "TXT"),
+    (2, "NS"),
+    (6, "SOA"),
+    (5, "CNAME"),
+];
+
 /// Counters shared by the DNS server and the state sources.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -12,6 +26,8 @@ pub struct Metrics {
     pub udp_queries: AtomicU64,
     /// Queries received over TCP.
     pub tcp_queries: AtomicU64,
+    /// Queries by type, in the order of `QTYPES` plus a last slot for every other type.
+    pub queries_by_type: [AtomicU64; QTYPES.len() + 1],
     /// Responses by response code (index = the 4-bit RCODE; 16 = BADVERS).
     pub responses_by_rcode: [AtomicU64; 17],
     /// Packets that could not be parsed as DNS messages.
@@ -64,6 +80,15 @@ impl Metrics {
     /// Reads a counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Counts a query of type `qtype`.
+    pub fn count_qtype(&self, qtype: u16) {
+        let i = QTYPES
+            .iter()
+            .position(|&(t, _)| t == qtype)
+            .unwrap_or(QTYPES.len());
+        Self::inc(&self.queries_by_type[i]);
     }
 
     /// Counts a response with the given 12-bit response code.

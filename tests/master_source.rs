@@ -288,5 +288,12 @@ fn http_api_matches_mesos_dns_shapes_for_fake_json() {
     d.udp("nginx.marathon.mesos.", RecordType::A, None);
     assert!(metric(&d, "mesos_dns_sidecar_udp_queries_total") >= 1.0);
     assert!(metric(&d, "mesos_dns_sidecar_records") > 100.0);
+    let (_, body) = http_get(d.http, "/metrics");
+    let a_queries = body
+        .lines()
+        .find_map(|l| l.strip_prefix("mesos_dns_sidecar_queries_total{qtype=\"A\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(a_queries >= Some(1), "{body}");
+    assert!(body.contains("mesos_dns_sidecar_responses_total{rcode=\"0\"}"));
     assert_eq!(http_get(d.http, "/health").0, 200);
 }

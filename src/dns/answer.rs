@@ -120,6 +120,7 @@ impl Responder {
             }
             Transport::Udp => 512,
         };
+        self.metrics.count_qtype(question.qtype);
         Some(Outcome::Forward { question, max_size })
     }
 
@@ -170,6 +171,7 @@ impl Responder {
         }
         let query = &request.queries[0];
         let qname = query.name();
+        self.metrics.count_qtype(query.query_type().into());
         if !self.domain.zone_of(qname) {
             if self.forwarding {
                 if let Ok(question) = wire::question(packet) {

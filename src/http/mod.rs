@@ -385,6 +385,14 @@ async fn metrics(State(api): State<Api>) -> Response {
         "State documents rejected (refresh errors).",
         Metrics::get(&m.state_load_errors),
     );
+    out.push_str("# HELP mesos_dns_sidecar_queries_total Queries by type.\n# TYPE mesos_dns_sidecar_queries_total counter\n");
+    for (i, c) in m.queries_by_type.iter().enumerate() {
+        let name = crate::metrics::QTYPES.get(i).map_or("other", |&(_, n)| n);
+        out.push_str(&format!(
+            "mesos_dns_sidecar_queries_total{{qtype=\"{name}\"}} {}\n",
+            Metrics::get(c)
+        ));
+    }
     out.push_str("# HELP mesos_dns_sidecar_responses_total Responses by response code.\n# TYPE mesos_dns_sidecar_responses_total counter\n");
     for (code, c) in m.responses_by_rcode.iter().enumerate() {
         let v = Metrics::get(c);
