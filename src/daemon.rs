@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use tokio::task::JoinSet;
 use tracing::{error, info};
 
 use hickory_proto::rr::Name;
@@ -45,11 +46,43 @@ pub enum DaemonError {
     Upstreams(#[from] resolv::ResolvError),
 }
 
+/// How long a restarted generation waits for the previous one's sockets to close.
+const BIND_PATIENCE: Duration = Duration::from_secs(10);
+
 /// How often the `file` source checks its file for changes.
 const FILE_POLL: Duration = Duration::from_secs(1);
 
+/// A running daemon: its tasks (aborted when this is dropped, which closes its sockets) and
+/// the publisher holding the served state.
+pub struct Running {
+    /// Snapshots and the state behind them.
+    pub publisher: Arc<Publisher>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Waits until every task has ended (normally never).
+    pub async fn wait(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// The served state as a compact document, to seed a restarted daemon without a gap.
+    pub fn state_document(&self) -> Option<Vec<u8>> {
+        let current = self.publisher.current()?;
+        serde_json::to_vec(&current.state).ok()
+    }
+}
+
 /// Runs the daemon until the process is stopped. The configuration must be validated.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    start(config, None).await?.wait().await;
+    Ok(())
+}
+
+/// Starts every part of the daemon. `seed` is a state document served until the configured
+/// source delivers (used across configuration reloads). The configuration must be validated.
+pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, DaemonError> {
+    let mut tasks = JoinSet::new();
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(ArcSwapOption::empty());
     let settings = RecordSettings::from_config(&config, netif::listener_addresses(config.listener));
@@ -65,6 +98,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         persist,
     ));
 
+    if let (Some(doc), false) = (&seed, config.demo) {
+        if let Err(e) = publisher.publish(doc).await {
+            warn!(error = %e, "previous state not reusable after the reload");
+        }
+    }
     if config.demo {
         // The bundled document is valid; failing here would be a build defect.
         if let Err(e) = publisher.publish(demo::DEMO_STATE).await {
@@ -73,11 +111,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         info!("serving the bundled demo cluster");
     } else if let Some(path) = config.state_file.clone() {
         info!(path = %path.display(), "serving the state file");
-        tokio::spawn(file::watch(path, publisher.clone(), FILE_POLL));
+        tasks.spawn(file::watch(path, publisher.clone(), FILE_POLL));
     } else if let Some(relay) = config.relay.clone() {
         publisher.load_persisted().await;
         info!(%relay, "following the relay");
-        tokio::spawn(relay::follow(
+        tasks.spawn(relay::follow(
             relay,
             publisher.clone(),
             Duration::from_secs(config.state_timeout_seconds.min(60)),
@@ -93,12 +131,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             let url = zk::ZkUrl::parse(&config.zk)
                 .ok_or_else(|| DaemonError::Unsupported(format!("invalid zk URL {}", config.zk)))?;
             info!(servers = %url.servers, path = %url.path, "detecting the leading master in ZooKeeper");
-            let rx = zk::detect(url, Duration::from_secs(10));
-            tokio::spawn(warn_if_no_leader(rx.clone(), config.zk_detection_timeout));
+            let (rx, detector) = zk::detect(url, Duration::from_secs(10));
+            tasks.spawn(detector);
+            tasks.spawn(warn_if_no_leader(rx.clone(), config.zk_detection_timeout));
             Some(rx)
         };
         info!(masters = ?config.masters, "polling the Mesos masters");
-        tokio::spawn(master::poll(
+        tasks.spawn(master::poll(
             client,
             config.masters.clone(),
             zk_leader,
@@ -117,7 +156,6 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     } else {
         None
     };
-    let mut servers = Vec::new();
     if config.http_on {
         let addr = SocketAddr::new(config.http_listener, config.http_port);
         let api = http::Api {
@@ -126,15 +164,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             config: Arc::new(config.clone()),
             forwarder: forwarder.clone(),
         };
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| DaemonError::Bind { addr, source })?;
+        let listener =
+            bind_retrying(addr, BIND_PATIENCE, || tokio::net::TcpListener::bind(addr)).await?;
         info!(%addr, "serving the HTTP API");
-        servers.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(e) = axum::serve(listener, http::router(api)).await {
                 error!(error = %e, "HTTP API stopped");
             }
-        }));
+        });
     }
     if !config.dns_on {
         info!("dnson is false: not serving DNS");
@@ -155,19 +192,38 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             metrics,
         };
         for addr in listens {
-            let listeners = Listeners::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind { addr, source })?;
+            let listeners = bind_retrying(addr, BIND_PATIENCE, || Listeners::bind(addr)).await?;
             info!(%addr, domain = %config.domain, "serving DNS");
-            servers.push(tokio::spawn(
-                listeners.serve(handlers.clone(), ServerLimits::default()),
-            ));
+            tasks.spawn(listeners.serve(handlers.clone(), ServerLimits::default()));
         }
     }
-    for s in servers {
-        let _ = s.await;
+    Ok(Running { publisher, tasks })
+}
+
+/// Binds with retries for up to `patience`: after a reload, the previous generation's sockets
+/// may take a moment to close.
+async fn bind_retrying<T, F, Fut>(
+    addr: SocketAddr,
+    patience: Duration,
+    bind: F,
+) -> Result<T, DaemonError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match bind().await {
+            Ok(x) => return Ok(x),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(source) => return Err(DaemonError::Bind { addr, source }),
+        }
     }
-    Ok(())
 }
 
 /// Logs an error when ZooKeeper names no leader within `zkDetectionTimeout` seconds (0 = never);

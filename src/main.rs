@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use mesos_dns_sidecar::config::Config;
 use mesos_dns_sidecar::daemon;
-use tracing::warn;
+use tracing::{error, info, warn};
 
 /// Node-local DNS for Apache Mesos clusters, answering Mesos-DNS's names.
 #[derive(Debug, Parser)]
@@ -141,7 +141,7 @@ fn main() -> ExitCode {
         println!("configuration OK");
         return ExitCode::SUCCESS;
     }
-    match run(config) {
+    match run(&cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mesos-dns-sidecar: {e:#}");
@@ -150,17 +150,49 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    runtime.block_on(serve_until_stopped(cli, config))
+}
+
+/// Runs the daemon; SIGHUP re-reads the configuration and restarts the daemon's parts with it,
+/// carrying the served state over so there is no moment without answers. An invalid new
+/// configuration is reported and the running one stays.
+async fn serve_until_stopped(cli: &Cli, mut config: Config) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut running = daemon::start(config.clone(), None).await?;
+    loop {
         tokio::select! {
-            r = daemon::run(config) => r.map_err(anyhow::Error::from),
-            _ = shutdown_signal() => Ok(()),
+            _ = running.wait() => return Ok(()),
+            _ = shutdown_signal() => return Ok(()),
+            _ = hup.recv() => {
+                let new = match load_config(cli) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        error!("configuration reload rejected, keeping the running one: {e:#}");
+                        continue;
+                    }
+                };
+                let seed = running.state_document();
+                drop(running);
+                running = match daemon::start(new.clone(), seed.clone()).await {
+                    Ok(r) => {
+                        info!("configuration reloaded");
+                        config = new;
+                        r
+                    }
+                    Err(e) => {
+                        error!("reloaded configuration failed to start ({e}); restoring the previous one");
+                        daemon::start(config.clone(), seed).await?
+                    }
+                };
+            }
         }
-    })
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

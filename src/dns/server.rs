@@ -77,11 +77,12 @@ impl Listeners {
         self.udp.local_addr()
     }
 
-    /// Serves both transports until the process ends.
+    /// Serves both transports until the task running this is aborted (which stops both).
     pub async fn serve(self, handlers: Handlers, limits: ServerLimits) {
-        let udp = tokio::spawn(serve_udp(Arc::new(self.udp), handlers.clone(), limits));
-        let tcp = tokio::spawn(serve_tcp(self.tcp, handlers, limits));
-        let _ = tokio::join!(udp, tcp);
+        let mut both = tokio::task::JoinSet::new();
+        both.spawn(serve_udp(Arc::new(self.udp), handlers.clone(), limits));
+        both.spawn(serve_tcp(self.tcp, handlers, limits));
+        while both.join_next().await.is_some() {}
     }
 }
 

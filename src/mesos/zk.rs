@@ -99,11 +99,17 @@ pub fn leader_node(children: &[String]) -> Option<&str> {
         .map(|(_, c)| c)
 }
 
-/// Watches ZooKeeper forever, publishing the leader's `ip:port` (or `None` while there is
-/// none) on the returned channel.
-pub fn detect(url: ZkUrl, session_timeout: Duration) -> watch::Receiver<Option<String>> {
+/// A channel carrying the leader's `ip:port` (or `None` while there is none), and the future
+/// that watches ZooKeeper forever to keep it current (for the caller to spawn).
+pub fn detect(
+    url: ZkUrl,
+    session_timeout: Duration,
+) -> (
+    watch::Receiver<Option<String>>,
+    impl std::future::Future<Output = ()> + Send,
+) {
     let (tx, rx) = watch::channel(None);
-    tokio::spawn(async move {
+    let detector = async move {
         let mut backoff = Duration::from_millis(200);
         loop {
             match watch_once(&url, session_timeout, &tx).await {
@@ -115,8 +121,8 @@ pub fn detect(url: ZkUrl, session_timeout: Duration) -> watch::Receiver<Option<S
                 }
             }
         }
-    });
-    rx
+    };
+    (rx, detector)
 }
 
 /// One ZooKeeper session: follow the leader until the session is lost.
