@@ -147,6 +147,9 @@ pub struct Config {
     /// Our key `persistFile`: where the last good state document is saved, so a restarted
     /// daemon serves names before the master answers (empty = off).
     pub persist_file: Option<PathBuf>,
+    /// Our key `stream`: follow the master's v1 event stream when it has one (default true);
+    /// false polls every `refreshSeconds`.
+    pub stream: bool,
     /// Our key `relay`: follow another daemon's `/v1/snapshot` at this base URL
     /// (`http://relay:8123`) instead of polling the masters.
     pub relay: Option<String>,
@@ -204,6 +207,7 @@ impl Default for Config {
             upstream_parallel: false,
             persist_file: None,
             relay: None,
+            stream: true,
             max_state_bytes: 256 * 1024 * 1024,
             demo: false,
         }
@@ -356,6 +360,7 @@ impl Config {
                 self.persist_file = (!s.is_empty()).then(|| PathBuf::from(s));
             }
             "maxstatebytes" => self.max_state_bytes = uint(key, v)?,
+            "stream" => self.stream = boolean(key, v)?,
             "relay" => {
                 let s = string(key, v)?;
                 self.relay = (!s.is_empty()).then_some(s);

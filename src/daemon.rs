@@ -137,12 +137,18 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             Some(rx)
         };
         info!(masters = ?config.masters, "polling the Mesos masters");
-        tasks.spawn(master::poll(
+        let mode = if config.stream {
+            master::Mode::Stream
+        } else {
+            master::Mode::Poll
+        };
+        tasks.spawn(master::follow(
             client,
             config.masters.clone(),
             zk_leader,
             publisher.clone(),
             Duration::from_secs(config.refresh_seconds),
+            mode,
         ));
     }
 

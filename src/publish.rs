@@ -226,22 +226,45 @@ impl Publisher {
         }
     }
 
+    /// Makes an already parsed state the served snapshot (for sources that maintain a state
+    /// themselves, like the event stream); persisted in compact form when persistence is on.
+    pub async fn publish_state(&self, state: State) -> Result<Stats, PublishError> {
+        let persisted = self
+            .persist_to
+            .as_ref()
+            .and_then(|_| serde_json::to_vec(&state).ok());
+        self.finish(
+            self.publish_inner(state, SystemTime::now()).await,
+            persisted.as_deref(),
+        )
+    }
+
     async fn publish_as_of(
         &self,
         document: &[u8],
         as_of: SystemTime,
         persist: bool,
     ) -> Result<Stats, PublishError> {
-        let result = self.publish_inner(document, as_of).await;
+        let result = match State::from_json(document) {
+            Ok(state) => self.publish_inner(state, as_of).await,
+            Err(e) => Err(e.into()),
+        };
+        self.finish(result, persist.then_some(document))
+    }
+
+    /// Counts the outcome and, on success, saves `persist` when persistence is on.
+    fn finish(
+        &self,
+        result: Result<Stats, PublishError>,
+        persist: Option<&[u8]>,
+    ) -> Result<Stats, PublishError> {
         match &result {
             Ok(_) => {
                 Metrics::inc(&self.metrics.state_loads);
                 self.last_error.store(Arc::new(None));
-                if persist {
-                    if let Some(path) = &self.persist_to {
-                        if let Err(e) = write_atomically(path, document) {
-                            warn!(path = %path.display(), error = %e, "cannot persist the state");
-                        }
+                if let (Some(path), Some(bytes)) = (&self.persist_to, persist) {
+                    if let Err(e) = write_atomically(path, bytes) {
+                        warn!(path = %path.display(), error = %e, "cannot persist the state");
                     }
                 }
             }
@@ -253,13 +276,8 @@ impl Publisher {
         result
     }
 
-    async fn publish_inner(
-        &self,
-        document: &[u8],
-        as_of: SystemTime,
-    ) -> Result<Stats, PublishError> {
+    async fn publish_inner(&self, state: State, as_of: SystemTime) -> Result<Stats, PublishError> {
         let started = Instant::now();
-        let state = State::from_json(document)?;
         let hosts = self.hosts.resolve(&state).await;
         let settings = self.settings.clone();
         let serial = self.next_serial();

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::model::{split_host_port, State};
+use super::stream;
 use crate::config::Config;
 use crate::publish::Publisher;
 
@@ -41,6 +42,8 @@ pub enum FetchError {
 /// Fetches master states.
 pub struct MasterClient {
     client: Client,
+    /// Without an overall timeout, for the event stream (heartbeats bound it instead).
+    stream_client: Client,
     scheme: &'static str,
     credentials: Option<(String, String)>,
     max_bytes: u64,
@@ -49,23 +52,30 @@ pub struct MasterClient {
 impl MasterClient {
     /// A client configured from `masters`-related keys: HTTPS and CA, credentials, timeouts.
     pub fn new(config: &Config) -> Result<MasterClient, FetchError> {
-        let mut builder = Client::builder()
-            .timeout(Duration::from_secs(config.state_timeout_seconds))
-            .connect_timeout(Duration::from_secs(config.state_timeout_seconds.min(10)))
-            .user_agent(concat!("mesos-dns-sidecar/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5));
-        if !config.ca_cert_file.is_empty() {
+        let certs = if config.ca_cert_file.is_empty() {
+            Vec::new()
+        } else {
             let pem = std::fs::read(&config.ca_cert_file).map_err(|e| {
                 FetchError::Setup(format!("CACertFile {}: {e}", config.ca_cert_file))
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 FetchError::Setup(format!("CACertFile {}: {e}", config.ca_cert_file))
-            })?;
-            for c in certs {
-                builder = builder.add_root_certificate(c);
+            })?
+        };
+        let builder = || {
+            let mut b = Client::builder()
+                .connect_timeout(Duration::from_secs(config.state_timeout_seconds.min(10)))
+                .user_agent(concat!("mesos-dns-sidecar/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::limited(5));
+            for c in &certs {
+                b = b.add_root_certificate(c.clone());
             }
-        }
-        let client = builder.build()?;
+            b
+        };
+        let client = builder()
+            .timeout(Duration::from_secs(config.state_timeout_seconds))
+            .build()?;
+        let stream_client = builder().build()?;
         let credentials = config
             .mesos_credentials
             .as_ref()
@@ -73,6 +83,7 @@ impl MasterClient {
             .map(|c| (c.principal.clone(), c.secret.clone()));
         Ok(MasterClient {
             client,
+            stream_client,
             scheme: if config.mesos_https_on {
                 "https"
             } else {
@@ -104,6 +115,29 @@ impl MasterClient {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+
+    /// Subscribes to the event stream of `master`; `Ok(None)` when the master has no v1
+    /// operator API (Mesos < 1.0).
+    pub async fn subscribe(&self, master: &str) -> Result<Option<reqwest::Response>, FetchError> {
+        let url = format!("{}://{}/api/v1", self.scheme, master);
+        let mut req = self
+            .stream_client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .body(r#"{"type":"SUBSCRIBE"}"#);
+        if let Some((user, pass)) = &self.credentials {
+            req = req.basic_auth(user, Some(pass));
+        }
+        let resp = req.send().await?;
+        match resp.status() {
+            StatusCode::OK => Ok(Some(resp)),
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE => Ok(None),
+            s => Err(FetchError::Status(s)),
+        }
     }
 
     /// The state document of `master` (`ip:port`), from `/master/state`, else the older
@@ -177,30 +211,43 @@ pub async fn fetch_leader_state(
     Err(last_err)
 }
 
-/// Polls the masters forever, publishing each leader state; `refresh` between polls, with up
-/// to 10% jitter so thousands of agents don't poll in step. With ZooKeeper detection
-/// (`zk_leader`), the detected leader is asked first and a leader change triggers a poll at
-/// once; the static `masters` remain the fallback.
-pub async fn poll(
+/// How the master source gets changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Event stream when the master has one, polling otherwise.
+    Stream,
+    /// Polling only.
+    Poll,
+}
+
+/// Follows the leading master forever: fetches its state, then follows its event stream
+/// (or, without one, polls every `refresh`, with up to 10% jitter so thousands of agents
+/// don't poll in step). With ZooKeeper detection (`zk_leader`), the detected leader is asked
+/// first and a leader change resubscribes (or polls) at once; the static `masters` remain the
+/// fallback.
+pub async fn follow(
     client: MasterClient,
     masters: Vec<String>,
     mut zk_leader: Option<watch::Receiver<Option<String>>>,
     publisher: Arc<Publisher>,
     refresh: Duration,
+    mode: Mode,
 ) {
     let mut leader: Option<String> = None;
     let mut failing = false;
+    let mut stream_supported = mode == Mode::Stream;
     loop {
         if let Some(zk) = &zk_leader {
             if let Some(l) = zk.borrow().clone() {
                 leader = Some(l);
             }
         }
+        let mut fetched = None;
         match fetch_leader_state(&client, &masters, leader.as_deref()).await {
             Ok((body, new_leader)) => {
                 if leader.as_deref() != Some(new_leader.as_str()) {
                     info!(leader = %new_leader, "following the leading master");
-                    leader = Some(new_leader);
+                    leader = Some(new_leader.clone());
                 }
                 if let Err(e) = publisher.publish(&body).await {
                     warn!(error = %e, "master state rejected; keeping the last snapshot");
@@ -208,6 +255,7 @@ pub async fn poll(
                     info!("master state available again");
                     failing = false;
                 }
+                fetched = Some(new_leader);
             }
             Err(e) => {
                 publisher.fetch_failed(&e.to_string());
@@ -216,6 +264,23 @@ pub async fn poll(
                 }
                 failing = true;
                 leader = None;
+            }
+        }
+        if let (Some(l), true) = (fetched, stream_supported) {
+            let zk_rx = zk_leader.clone();
+            match stream::follow_stream(&client, &l, &publisher, zk_rx, client.max_bytes as usize)
+                .await
+            {
+                StreamEnd::Unsupported => {
+                    info!(leader = %l, "no v1 operator API on this master: polling every refreshSeconds");
+                    stream_supported = false;
+                }
+                StreamEnd::LeaderChanged => continue,
+                StreamEnd::Broken(e) => {
+                    warn!(leader = %l, error = %e, "event stream ended; resubscribing");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
             }
         }
         let jitter = refresh.mul_f64(rand::random::<f64>() * 0.1);
@@ -233,4 +298,15 @@ pub async fn poll(
             None => tokio::time::sleep(refresh + jitter).await,
         }
     }
+}
+
+/// Why following an event stream stopped.
+#[derive(Debug)]
+pub enum StreamEnd {
+    /// The master has no event stream.
+    Unsupported,
+    /// ZooKeeper reports another leader.
+    LeaderChanged,
+    /// The stream failed or went silent.
+    Broken(String),
 }

@@ -6,5 +6,6 @@ pub mod hosts;
 pub mod master;
 pub mod model;
 pub mod relay;
+pub mod stream;
 pub mod synthetic;
 pub mod zk;

@@ -1,0 +1,600 @@
+//! The streaming source: the master's v1 operator API event stream.
+//!
+//! `POST /api/v1 {"type":"SUBSCRIBE"}` answers with a RecordIO stream (`<length>\n<json>`...):
+//! first SUBSCRIBED carrying the whole state, then TASK_ADDED, TASK_UPDATED, AGENT_ADDED,
+//! AGENT_REMOVED and FRAMEWORK_* events, and HEARTBEATs. Events are applied to a local copy of
+//! the state, and a snapshot is published at most every `PUBLISH_DELAY` while events arrive,
+//! so a task is answerable well within a second of the master's event while a burst of
+//! thousands of updates costs a handful of rebuilds. A silent stream (no heartbeat for three
+//! intervals) is dropped and resubscribed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::master::{MasterClient, StreamEnd};
+use crate::publish::Publisher;
+
+use super::model::{
+    ContainerStatus, DiscoveryInfo, Framework, Label, Pid, Slave, State, Status, Task,
+};
+
+/// How long after the first of a burst of events the snapshot is rebuilt.
+pub const PUBLISH_DELAY: Duration = Duration::from_millis(100);
+
+/// Task states after which a task never runs again (it is dropped from the local state).
+const TERMINAL: &[&str] = &[
+    "TASK_FINISHED",
+    "TASK_FAILED",
+    "TASK_KILLED",
+    "TASK_LOST",
+    "TASK_ERROR",
+    "TASK_DROPPED",
+    "TASK_GONE",
+    "TASK_GONE_BY_OPERATOR",
+];
+
+/// Splits a RecordIO byte stream into records.
+#[derive(Debug, Default)]
+pub struct RecordIo {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+/// A RecordIO framing error: the stream can't be trusted past it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordIoError {
+    /// The length prefix isn't a number.
+    #[error("bad record length prefix")]
+    BadLength,
+    /// A record larger than the limit.
+    #[error("record of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+}
+
+impl RecordIo {
+    /// A decoder refusing records over `max` bytes.
+    pub fn new(max: usize) -> RecordIo {
+        RecordIo {
+            buf: Vec::new(),
+            max,
+        }
+    }
+
+    /// Feeds bytes; returns the complete records they finish.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, RecordIoError> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        loop {
+            let Some(nl) = self.buf.iter().position(|&b| b == b'\n') else {
+                if self.buf.len() > 20 {
+                    return Err(RecordIoError::BadLength);
+                }
+                break;
+            };
+            let len: usize = std::str::from_utf8(&self.buf[..nl])
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or(RecordIoError::BadLength)?;
+            if len > self.max {
+                return Err(RecordIoError::TooLarge(len));
+            }
+            if self.buf.len() < nl + 1 + len {
+                break;
+            }
+            out.push(self.buf[nl + 1..nl + 1 + len].to_vec());
+            self.buf.drain(..nl + 1 + len);
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Id {
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1Labels {
+    #[serde(default)]
+    labels: Vec<Label>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1Status {
+    #[serde(default)]
+    task_id: Id,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    timestamp: f64,
+    #[serde(default)]
+    labels: V1Labels,
+    #[serde(default)]
+    container_status: ContainerStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1Range {
+    begin: u64,
+    end: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1Ranges {
+    #[serde(default)]
+    range: Vec<V1Range>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1Resource {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    ranges: Option<V1Ranges>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1Task {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    task_id: Id,
+    #[serde(default)]
+    framework_id: Id,
+    #[serde(default)]
+    agent_id: Id,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    resources: Vec<V1Resource>,
+    #[serde(default)]
+    statuses: Vec<V1Status>,
+    #[serde(default)]
+    discovery: Option<DiscoveryInfo>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1FrameworkInfo {
+    #[serde(default)]
+    id: Id,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    hostname: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1Framework {
+    #[serde(default)]
+    framework_info: V1FrameworkInfo,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1AgentInfo {
+    #[serde(default)]
+    id: Id,
+    #[serde(default)]
+    hostname: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct V1Agent {
+    #[serde(default)]
+    agent_info: V1AgentInfo,
+    #[serde(default)]
+    pid: String,
+}
+
+fn status_from(s: V1Status) -> Status {
+    Status {
+        state: s.state,
+        timestamp: s.timestamp,
+        labels: s.labels.labels,
+        container_status: s.container_status,
+    }
+}
+
+/// Renders v1 port ranges as the state document's `[lo-hi, ...]` text.
+fn ports_text(resources: &[V1Resource]) -> String {
+    let ranges: Vec<String> = resources
+        .iter()
+        .filter(|r| r.name == "ports")
+        .filter_map(|r| r.ranges.as_ref())
+        .flat_map(|r| r.range.iter().map(|x| format!("{}-{}", x.begin, x.end)))
+        .collect();
+    if ranges.is_empty() {
+        String::new()
+    } else {
+        format!("[{}]", ranges.join(", "))
+    }
+}
+
+fn task_from(t: V1Task) -> Task {
+    Task {
+        id: t.task_id.value,
+        name: t.name,
+        framework_id: t.framework_id.value,
+        slave_id: t.agent_id.value,
+        state: t.state,
+        resources: super::model::Resources {
+            ports: ports_text(&t.resources),
+        },
+        statuses: t.statuses.into_iter().map(status_from).collect(),
+        discovery: t.discovery,
+    }
+}
+
+/// The cluster as the event stream describes it, kept up to date event by event.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    /// The leader's PID (`master@ip:port`): the master we are subscribed to.
+    pub leader: String,
+    frameworks: HashMap<String, Framework>,
+    framework_order: Vec<String>,
+    agents: HashMap<String, Slave>,
+    tasks: HashMap<String, Task>,
+    /// Framework PIDs known from a state document, which v1 events don't carry.
+    pids: HashMap<String, Pid>,
+}
+
+/// What an event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The state changed: republish.
+    Changed,
+    /// A heartbeat or an event that changes nothing we serve.
+    Unchanged,
+    /// A SUBSCRIBED event replaced the whole state.
+    Subscribed {
+        /// The heartbeat interval the master announced.
+        heartbeat: Option<Duration>,
+    },
+}
+
+impl StreamState {
+    /// An empty state for the master at `leader` (`ip:port`), with framework PIDs taken from
+    /// an earlier state document, if any.
+    pub fn new(leader_addr: &str, known: Option<&State>) -> StreamState {
+        let pids = known
+            .map(|s| {
+                s.frameworks
+                    .iter()
+                    .filter_map(|f| Some((f.id.clone(), f.pid.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        StreamState {
+            leader: format!("master@{leader_addr}"),
+            pids,
+            ..StreamState::default()
+        }
+    }
+
+    fn add_framework(&mut self, f: V1Framework) {
+        let info = f.framework_info;
+        let id = info.id.value;
+        if !self.frameworks.contains_key(&id) {
+            self.framework_order.push(id.clone());
+        }
+        let pid = self.pids.get(&id).cloned();
+        self.frameworks.insert(
+            id.clone(),
+            Framework {
+                id,
+                name: info.name,
+                pid,
+                hostname: info.hostname,
+                tasks: Vec::new(),
+            },
+        );
+    }
+
+    fn add_agent(&mut self, a: V1Agent) {
+        let id = a.agent_info.id.value;
+        self.agents.insert(
+            id.clone(),
+            Slave {
+                id,
+                hostname: a.agent_info.hostname,
+                pid: Pid::parse(&a.pid),
+            },
+        );
+    }
+
+    fn add_task(&mut self, t: V1Task) {
+        let task = task_from(t);
+        if TERMINAL.contains(&task.state.as_str()) {
+            self.tasks.remove(&task.id);
+        } else {
+            self.tasks.insert(task.id.clone(), task);
+        }
+    }
+
+    /// Applies one event (a RecordIO record).
+    pub fn apply(&mut self, event: &[u8]) -> Result<Applied, serde_json::Error> {
+        let v: Value = serde_json::from_slice(event)?;
+        let kind = v["type"].as_str().unwrap_or("");
+        let take = |key: &str| v.get(key).cloned().unwrap_or(Value::Null);
+        match kind {
+            "SUBSCRIBED" => {
+                let sub = take("subscribed");
+                let state = &sub["get_state"];
+                self.frameworks.clear();
+                self.framework_order.clear();
+                self.agents.clear();
+                self.tasks.clear();
+                for f in state["get_frameworks"]["frameworks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    self.add_framework(serde_json::from_value(f.clone())?);
+                }
+                for a in state["get_agents"]["agents"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    self.add_agent(serde_json::from_value(a.clone())?);
+                }
+                for t in state["get_tasks"]["tasks"].as_array().into_iter().flatten() {
+                    self.add_task(serde_json::from_value(t.clone())?);
+                }
+                let heartbeat = sub["heartbeat_interval_seconds"]
+                    .as_f64()
+                    .filter(|s| *s > 0.0)
+                    .map(Duration::from_secs_f64);
+                Ok(Applied::Subscribed { heartbeat })
+            }
+            "TASK_ADDED" => {
+                self.add_task(serde_json::from_value(take("task_added")["task"].clone())?);
+                Ok(Applied::Changed)
+            }
+            "TASK_UPDATED" => {
+                let u = take("task_updated");
+                let status: V1Status = serde_json::from_value(u["status"].clone())?;
+                let state = u["state"].as_str().unwrap_or(&status.state).to_string();
+                let id = status.task_id.value.clone();
+                if TERMINAL.contains(&state.as_str()) {
+                    return Ok(if self.tasks.remove(&id).is_some() {
+                        Applied::Changed
+                    } else {
+                        Applied::Unchanged
+                    });
+                }
+                match self.tasks.get_mut(&id) {
+                    Some(task) => {
+                        task.state = state;
+                        task.statuses.push(status_from(status));
+                        Ok(Applied::Changed)
+                    }
+                    None => Ok(Applied::Unchanged),
+                }
+            }
+            "AGENT_ADDED" => {
+                self.add_agent(serde_json::from_value(
+                    take("agent_added")["agent"].clone(),
+                )?);
+                Ok(Applied::Changed)
+            }
+            "AGENT_REMOVED" => {
+                let id: Id = serde_json::from_value(take("agent_removed")["agent_id"].clone())?;
+                self.agents.remove(&id.value);
+                Ok(Applied::Changed)
+            }
+            "FRAMEWORK_ADDED" | "FRAMEWORK_UPDATED" => {
+                let key = if kind == "FRAMEWORK_ADDED" {
+                    "framework_added"
+                } else {
+                    "framework_updated"
+                };
+                self.add_framework(serde_json::from_value(take(key)["framework"].clone())?);
+                Ok(Applied::Changed)
+            }
+            "FRAMEWORK_REMOVED" => {
+                let info: V1FrameworkInfo =
+                    serde_json::from_value(take("framework_removed")["framework_info"].clone())?;
+                self.frameworks.remove(&info.id.value);
+                self.framework_order.retain(|f| f != &info.id.value);
+                Ok(Applied::Changed)
+            }
+            _ => Ok(Applied::Unchanged),
+        }
+    }
+
+    /// The state document equivalent of the stream so far.
+    pub fn to_state(&self) -> State {
+        let mut frameworks: Vec<Framework> = self
+            .framework_order
+            .iter()
+            .filter_map(|id| self.frameworks.get(id).cloned())
+            .collect();
+        let index: HashMap<&str, usize> = self
+            .framework_order
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        let mut tasks: Vec<&Task> = self.tasks.values().collect();
+        tasks.sort_by(|a, b| a.id.cmp(&b.id));
+        for t in tasks {
+            if let Some(&i) = index.get(t.framework_id.as_str()) {
+                frameworks[i].tasks.push(t.clone());
+            }
+        }
+        let mut slaves: Vec<Slave> = self.agents.values().cloned().collect();
+        slaves.sort_by(|a, b| a.id.cmp(&b.id));
+        State {
+            leader: self.leader.clone(),
+            frameworks,
+            slaves,
+        }
+    }
+}
+
+/// Heartbeat interval assumed until the master announces its own.
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Resolves when ZooKeeper names a leader other than `current` (never, without ZooKeeper).
+async fn leader_change(zk: &mut Option<watch::Receiver<Option<String>>>, current: &str) {
+    match zk {
+        Some(rx) => {
+            let _ = rx
+                .wait_for(|l| l.as_deref().is_some_and(|l| l != current))
+                .await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Subscribes to `leader` (`ip:port`) and applies its events until the stream ends, goes
+/// silent, or ZooKeeper names another leader.
+pub async fn follow_stream(
+    client: &MasterClient,
+    leader: &str,
+    publisher: &Publisher,
+    mut zk: Option<watch::Receiver<Option<String>>>,
+    max_record: usize,
+) -> StreamEnd {
+    let mut resp = match client.subscribe(leader).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return StreamEnd::Unsupported,
+        Err(e) => return StreamEnd::Broken(e.to_string()),
+    };
+    let known = publisher.current();
+    let mut state = StreamState::new(leader, known.as_ref().map(|c| &c.state));
+    let mut records = RecordIo::new(max_record);
+    let mut heartbeat = DEFAULT_HEARTBEAT;
+    let mut publish_at: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            chunk = tokio::time::timeout(heartbeat * 3, resp.chunk()) => {
+                let bytes = match chunk {
+                    Err(_) => return StreamEnd::Broken("no event or heartbeat for three intervals".into()),
+                    Ok(Err(e)) => return StreamEnd::Broken(e.to_string()),
+                    Ok(Ok(None)) => return StreamEnd::Broken("stream closed by the master".into()),
+                    Ok(Ok(Some(b))) => b,
+                };
+                let events = match records.push(&bytes) {
+                    Ok(r) => r,
+                    Err(e) => return StreamEnd::Broken(e.to_string()),
+                };
+                for event in events {
+                    match state.apply(&event) {
+                        Ok(Applied::Subscribed { heartbeat: hb }) => {
+                            heartbeat = hb.unwrap_or(DEFAULT_HEARTBEAT);
+                            publish_at = None;
+                            if let Err(e) = publisher.publish_state(state.to_state()).await {
+                                tracing::warn!(error = %e, "subscribed state rejected");
+                            }
+                        }
+                        Ok(Applied::Changed) => {
+                            publish_at.get_or_insert_with(|| Instant::now() + PUBLISH_DELAY);
+                        }
+                        Ok(Applied::Unchanged) => {}
+                        Err(e) => return StreamEnd::Broken(format!("malformed event: {e}")),
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(publish_at.unwrap_or_else(Instant::now)), if publish_at.is_some() => {
+                publish_at = None;
+                if let Err(e) = publisher.publish_state(state.to_state()).await {
+                    tracing::warn!(error = %e, "streamed state rejected");
+                }
+            }
+            _ = leader_change(&mut zk, leader) => return StreamEnd::LeaderChanged,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recordio_frames_across_chunk_boundaries() {
+        let mut r = RecordIo::new(1000);
+        assert_eq!(r.push(b"5\nhel").unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(
+            r.push(b"lo3\nabc2").unwrap(),
+            vec![b"hello".to_vec(), b"abc".to_vec()]
+        );
+        assert_eq!(r.push(b"\nok").unwrap(), vec![b"ok".to_vec()]);
+        assert_eq!(
+            RecordIo::new(1000).push(b"x\nabc"),
+            Err(RecordIoError::BadLength)
+        );
+        assert_eq!(
+            RecordIo::new(10).push(b"11\n"),
+            Err(RecordIoError::TooLarge(11))
+        );
+        assert_eq!(
+            RecordIo::new(10).push(&[b'1'; 30]),
+            Err(RecordIoError::BadLength)
+        );
+    }
+
+    const SUBSCRIBED: &str = r#"{"type":"SUBSCRIBED","subscribed":{"heartbeat_interval_seconds":15,
+      "get_state":{
+        "get_frameworks":{"frameworks":[{"framework_info":{"id":{"value":"fw1"},"name":"marathon","hostname":"m1"}}]},
+        "get_agents":{"agents":[{"agent_info":{"id":{"value":"a1"},"hostname":"h1"},"pid":"slave(1)@10.0.1.1:5051"}]},
+        "get_tasks":{"tasks":[{"name":"web","task_id":{"value":"web.1"},"framework_id":{"value":"fw1"},
+          "agent_id":{"value":"a1"},"state":"TASK_RUNNING",
+          "resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":1}},
+                       {"name":"ports","type":"RANGES","ranges":{"range":[{"begin":31000,"end":31001}]}}],
+          "statuses":[{"task_id":{"value":"web.1"},"state":"TASK_RUNNING","timestamp":1.5,
+            "labels":{"labels":[{"key":"k","value":"v"}]},
+            "container_status":{"network_infos":[{"ip_addresses":[{"ip_address":"172.17.0.2"}]}]}}]}]}}}}"#;
+
+    #[test]
+    fn subscribed_then_events_track_the_cluster() {
+        let mut s = StreamState::new("10.0.0.1:5050", None);
+        let applied = s.apply(SUBSCRIBED.as_bytes()).unwrap();
+        assert_eq!(
+            applied,
+            Applied::Subscribed {
+                heartbeat: Some(Duration::from_secs(15))
+            }
+        );
+        let st = s.to_state();
+        assert_eq!(st.leader, "master@10.0.0.1:5050");
+        let web = &st.frameworks[0].tasks[0];
+        assert_eq!((web.name.as_str(), web.slave_id.as_str()), ("web", "a1"));
+        assert_eq!(web.resources.ports(), vec![31000, 31001]);
+        assert_eq!(web.statuses[0].labels[0].key, "k");
+
+        let added = r#"{"type":"TASK_ADDED","task_added":{"task":{"name":"api","task_id":{"value":"api.1"},
+            "framework_id":{"value":"fw1"},"agent_id":{"value":"a1"},"state":"TASK_STAGING"}}}"#;
+        assert_eq!(s.apply(added.as_bytes()).unwrap(), Applied::Changed);
+        let running = r#"{"type":"TASK_UPDATED","task_updated":{"framework_id":{"value":"fw1"},"state":"TASK_RUNNING",
+            "status":{"task_id":{"value":"api.1"},"state":"TASK_RUNNING","timestamp":2.0}}}"#;
+        assert_eq!(s.apply(running.as_bytes()).unwrap(), Applied::Changed);
+        let api = s.to_state().frameworks[0]
+            .tasks
+            .iter()
+            .find(|t| t.name == "api")
+            .cloned()
+            .unwrap();
+        assert!(api.is_running());
+
+        let killed = r#"{"type":"TASK_UPDATED","task_updated":{"framework_id":{"value":"fw1"},"state":"TASK_KILLED",
+            "status":{"task_id":{"value":"web.1"},"state":"TASK_KILLED","timestamp":3.0}}}"#;
+        s.apply(killed.as_bytes()).unwrap();
+        assert_eq!(s.to_state().frameworks[0].tasks.len(), 1);
+
+        let gone = r#"{"type":"AGENT_REMOVED","agent_removed":{"agent_id":{"value":"a1"}}}"#;
+        s.apply(gone.as_bytes()).unwrap();
+        assert!(s.to_state().slaves.is_empty());
+        assert_eq!(
+            s.apply(br#"{"type":"HEARTBEAT"}"#).unwrap(),
+            Applied::Unchanged
+        );
+        assert!(s.apply(b"{broken").is_err());
+    }
+}
