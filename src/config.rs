@@ -147,6 +147,9 @@ pub struct Config {
     /// Our key `persistFile`: where the last good state document is saved, so a restarted
     /// daemon serves names before the master answers (empty = off).
     pub persist_file: Option<PathBuf>,
+    /// Our key `mesosDns`: copy the zone of an existing Mesos-DNS server from its `/v1/axfr`
+    /// at this base URL (`http://mesos-dns:8123`).
+    pub mesos_dns: Option<String>,
     /// Our key `stream`: follow the master's v1 event stream when it has one (default true);
     /// false polls every `refreshSeconds`.
     pub stream: bool,
@@ -207,6 +210,7 @@ impl Default for Config {
             upstream_parallel: false,
             persist_file: None,
             relay: None,
+            mesos_dns: None,
             stream: true,
             max_state_bytes: 256 * 1024 * 1024,
             demo: false,
@@ -361,6 +365,10 @@ impl Config {
             }
             "maxstatebytes" => self.max_state_bytes = uint(key, v)?,
             "stream" => self.stream = boolean(key, v)?,
+            "mesosdns" => {
+                let s = string(key, v)?;
+                self.mesos_dns = (!s.is_empty()).then_some(s);
+            }
             "relay" => {
                 let s = string(key, v)?;
                 self.relay = (!s.is_empty()).then_some(s);
@@ -459,20 +467,23 @@ impl Config {
                 ),
             ));
         }
-        if let Some(r) = &self.relay {
-            if !(r.starts_with("http://") || r.starts_with("https://")) {
-                return Err(key_err("relay", format!("`{r}` is not an http(s) URL")));
+        for (key, url) in [("relay", &self.relay), ("mesosDns", &self.mesos_dns)] {
+            if let Some(r) = url {
+                if !(r.starts_with("http://") || r.starts_with("https://")) {
+                    return Err(key_err(key, format!("`{r}` is not an http(s) URL")));
+                }
             }
         }
         if self.masters.is_empty()
             && self.zk.is_empty()
             && self.state_file.is_none()
             && self.relay.is_none()
+            && self.mesos_dns.is_none()
             && !self.demo
         {
             return Err(key_err(
                 "masters",
-                "no cluster state source: set masters, zk, relay or stateFile (or run with --demo)",
+                "no cluster state source: set masters, zk, relay, mesosDns or stateFile (or run with --demo)",
             ));
         }
         Ok(())

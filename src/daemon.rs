@@ -17,7 +17,7 @@ use crate::dns::forward::{parse_upstream, ForwardSettings};
 use crate::dns::upstream::UpstreamSet;
 use crate::dns::{Forwarder, Handlers, Listeners, Responder, ServerLimits};
 use crate::http;
-use crate::mesos::{demo, file, master, relay, zk};
+use crate::mesos::{demo, file, master, mesos_dns, relay, zk};
 use crate::metrics::Metrics;
 use crate::netif;
 use crate::publish::Publisher;
@@ -112,6 +112,15 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
     } else if let Some(path) = config.state_file.clone() {
         info!(path = %path.display(), "serving the state file");
         tasks.spawn(file::watch(path, publisher.clone(), FILE_POLL));
+    } else if let Some(base) = config.mesos_dns.clone() {
+        info!(%base, "copying the zone of an existing Mesos-DNS");
+        tasks.spawn(mesos_dns::follow(
+            base,
+            publisher.clone(),
+            publisher.settings().clone(),
+            Duration::from_secs(config.refresh_seconds),
+            Duration::from_secs(config.state_timeout_seconds.min(60)),
+        ));
     } else if let Some(relay) = config.relay.clone() {
         publisher.load_persisted().await;
         info!(%relay, "following the relay");

@@ -73,6 +73,7 @@ pub struct Publisher {
     last_error: ArcSwap<Option<String>>,
     relay_doc: std::sync::Mutex<Option<Arc<RelayDoc>>>,
     changes: tokio::sync::watch::Sender<u32>,
+    updated_at: ArcSwapOption<SystemTime>,
 }
 
 impl Publisher {
@@ -94,7 +95,25 @@ impl Publisher {
             last_error: ArcSwap::from_pointee(None),
             relay_doc: std::sync::Mutex::new(None),
             changes: tokio::sync::watch::channel(0).0,
+            updated_at: ArcSwapOption::empty(),
         }
+    }
+
+    /// The next serial to publish under.
+    pub fn serial_for_next(&self) -> u32 {
+        self.next_serial()
+    }
+
+    /// Serves a snapshot built elsewhere (from an existing Mesos-DNS's zone): there is no Mesos
+    /// state behind it, so enumeration and the relay document are unavailable.
+    pub fn publish_snapshot(&self, snapshot: Snapshot) {
+        let serial = snapshot.soa.serial;
+        self.current.store(None);
+        self.store.store(Some(Arc::new(snapshot)));
+        self.updated_at.store(Some(Arc::new(SystemTime::now())));
+        Metrics::inc(&self.metrics.state_loads);
+        self.last_error.store(Arc::new(None));
+        self.changes.send_replace(serial);
     }
 
     /// Notifies every published snapshot (its serial), for long-polling relay clients.
@@ -296,6 +315,7 @@ impl Publisher {
             as_of,
         })));
         self.store.store(Some(Arc::new(snapshot)));
+        self.updated_at.store(Some(Arc::new(as_of)));
         self.changes.send_replace(serial);
         let ms = started.elapsed().as_millis() as u64;
         if changed {

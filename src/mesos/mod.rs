@@ -4,6 +4,7 @@ pub mod demo;
 pub mod file;
 pub mod hosts;
 pub mod master;
+pub mod mesos_dns;
 pub mod model;
 pub mod relay;
 pub mod stream;

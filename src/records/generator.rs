@@ -542,6 +542,45 @@ fn generate<'a>(
     (b, tasks, enumeration)
 }
 
+/// One record as Mesos-DNS's zone transfer (`/v1/axfr`) lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListedRecord {
+    /// Name and IPv4 address.
+    A(String, Ipv4Addr),
+    /// Name and IPv6 address.
+    Aaaa(String, Ipv6Addr),
+    /// Name, target and port.
+    Srv(String, String, u16),
+}
+
+/// Builds a snapshot from records listed by name (an existing Mesos-DNS's zone), instead of
+/// from a Mesos state. Names must be lowercase with a trailing dot.
+pub fn build_from_records(
+    records: &[ListedRecord],
+    settings: &RecordSettings,
+    serial: u32,
+) -> Result<Snapshot, BuildError> {
+    let domain = parse_name(&format!("{}.", settings.domain))?;
+    let soa = Soa {
+        mname: parse_name(&settings.ns_name)?,
+        rname: parse_name(&settings.soa_rname)?,
+        serial,
+        refresh: settings.soa_refresh,
+        retry: settings.soa_retry,
+        expire: settings.soa_expire,
+        minimum: settings.soa_minttl,
+    };
+    let mut b = Builder::new(settings, false);
+    for r in records {
+        match r {
+            ListedRecord::A(n, ip) => b.insert(n, Value::A(*ip)),
+            ListedRecord::Aaaa(n, ip) => b.insert(n, Value::Aaaa(*ip)),
+            ListedRecord::Srv(n, t, port) => b.insert_srv(n, t, *port),
+        };
+    }
+    Ok(finish(b, domain, soa, 0))
+}
+
 /// The parent of a fully qualified name given as text (`a.b.` -> `b.`).
 fn parent(name: &str) -> Option<&str> {
     name.find('.')

@@ -8,5 +8,7 @@ pub mod snapshot;
 #[cfg(test)]
 mod generator_tests;
 
-pub use generator::{build, enumerate, BuildError, HostAddrs, RecordSettings};
+pub use generator::{
+    build, build_from_records, enumerate, BuildError, HostAddrs, ListedRecord, RecordSettings,
+};
 pub use snapshot::Snapshot;
