@@ -172,6 +172,7 @@ async fn main() {
     let relay_master_bps = (master.bytes.load(Ordering::Relaxed) - mb0) as f64 / secs;
     let relay_bps = bytes.load(Ordering::Relaxed) as f64 / secs;
     let _ = relay.kill();
+    let _ = relay.wait();
 
     // Direct: every agent polls the master every 60 s (offsets spread over the interval).
     let m0 = master.requests.load(Ordering::Relaxed);
