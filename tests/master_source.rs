@@ -90,6 +90,17 @@ fn follows_redirects_and_leader_hints_and_old_endpoints() {
 }
 
 #[test]
+fn sends_mesos_credentials() {
+    let master = FakeMaster::start(&fake_json());
+    master.set_mode(Mode::RequireAuth);
+    let (d, _dir) = daemon_polling(
+        &[&master],
+        json!({"mesosCredentials": {"principal": "user", "secret": "secret"}, "mesosAuthentication": "basic"}),
+    );
+    d.wait_answering("nginx.marathon.mesos.");
+}
+
+#[test]
 fn every_fault_keeps_the_last_snapshot_and_recovers() {
     let master = FakeMaster::start(&fake_json());
     let (d, _dir) = daemon_polling(&[&master], json!({}));

@@ -236,6 +236,7 @@ pub async fn follow(
     let mut leader: Option<String> = None;
     let mut failing = false;
     let mut stream_supported = mode == Mode::Stream;
+    let mut stream_backoff = Duration::from_millis(500);
     loop {
         if let Some(zk) = &zk_leader {
             if let Some(l) = zk.borrow().clone() {
@@ -268,6 +269,7 @@ pub async fn follow(
         }
         if let (Some(l), true) = (fetched, stream_supported) {
             let zk_rx = zk_leader.clone();
+            let subscribed_at = std::time::Instant::now();
             match stream::follow_stream(&client, &l, &publisher, zk_rx, client.max_bytes as usize)
                 .await
             {
@@ -278,7 +280,12 @@ pub async fn follow(
                 StreamEnd::LeaderChanged => continue,
                 StreamEnd::Broken(e) => {
                     warn!(leader = %l, error = %e, "event stream ended; resubscribing");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if subscribed_at.elapsed() > Duration::from_secs(60) {
+                        // It ran fine for a while: this is a new problem, start over.
+                        stream_backoff = Duration::from_millis(500);
+                    }
+                    tokio::time::sleep(stream_backoff).await;
+                    stream_backoff = (stream_backoff * 2).min(Duration::from_secs(30));
                     continue;
                 }
             }

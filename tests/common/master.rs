@@ -33,6 +33,8 @@ pub enum Mode {
     Garbage,
     /// 307 to another master.
     RedirectTo(SocketAddr),
+    /// 401 unless HTTP basic credentials `user:secret` are sent.
+    RequireAuth,
 }
 
 struct Inner {
@@ -50,7 +52,11 @@ pub struct FakeMaster {
     pub requests: Arc<AtomicUsize>,
 }
 
-async fn state(State(m): State<FakeMaster>, path: axum::http::Uri) -> Response {
+async fn state(
+    State(m): State<FakeMaster>,
+    path: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     m.requests.fetch_add(1, Ordering::Relaxed);
     let (body, mode) = {
         let i = m.inner.lock().unwrap();
@@ -76,6 +82,17 @@ async fn state(State(m): State<FakeMaster>, path: axum::http::Uri) -> Response {
                 .into_response()
         }
         Mode::Error => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        Mode::RequireAuth => {
+            // base64("user:secret")
+            let ok = headers
+                .get(header::AUTHORIZATION)
+                .is_some_and(|v| v == "Basic dXNlcjpzZWNyZXQ=");
+            if ok {
+                ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            } else {
+                StatusCode::UNAUTHORIZED.into_response()
+            }
+        }
         Mode::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
