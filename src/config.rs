@@ -156,6 +156,9 @@ pub struct Config {
     /// Our key `relay`: follow another daemon's `/v1/snapshot` at this base URL
     /// (`http://relay:8123`) instead of polling the masters.
     pub relay: Option<String>,
+    /// Our key `readyAfterSeconds`: how long to wait for cluster state before telling systemd
+    /// the daemon is ready anyway.
+    pub ready_after_seconds: u64,
     /// Our key `maxStateBytes`: state documents larger than this are rejected.
     pub max_state_bytes: u64,
     /// Set by `--demo`: serve the bundled example cluster.
@@ -213,6 +216,7 @@ impl Default for Config {
             mesos_dns: None,
             stream: true,
             max_state_bytes: 256 * 1024 * 1024,
+            ready_after_seconds: 30,
             demo: false,
         }
     }
@@ -364,6 +368,7 @@ impl Config {
                 self.persist_file = (!s.is_empty()).then(|| PathBuf::from(s));
             }
             "maxstatebytes" => self.max_state_bytes = uint(key, v)?,
+            "readyafterseconds" => self.ready_after_seconds = uint(key, v)?,
             "stream" => self.stream = boolean(key, v)?,
             "mesosdns" => {
                 let s = string(key, v)?;

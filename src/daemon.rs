@@ -20,6 +20,7 @@ use crate::http;
 use crate::mesos::{demo, file, master, mesos_dns, relay, zk};
 use crate::metrics::Metrics;
 use crate::netif;
+use crate::notify;
 use crate::publish::Publisher;
 use crate::records::RecordSettings;
 use crate::resolv;
@@ -212,7 +213,40 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             tasks.spawn(listeners.serve(handlers.clone(), ServerLimits::default()));
         }
     }
+    tasks.spawn(tell_systemd(
+        publisher.clone(),
+        Duration::from_secs(config.ready_after_seconds),
+    ));
     Ok(Running { publisher, tasks })
+}
+
+/// Tells systemd the daemon is ready once a snapshot is served (listeners are bound before
+/// this runs), or after `patience` without one (forwarding works meanwhile), then keeps its
+/// watchdog fed.
+async fn tell_systemd(publisher: Arc<Publisher>, patience: Duration) {
+    let mut changes = publisher.subscribe();
+    let loaded = tokio::time::timeout(patience, async {
+        while publisher.snapshot().is_none() {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    if loaded.is_err() {
+        warn!(
+            seconds = patience.as_secs(),
+            "no cluster state yet; reporting ready to serve forwarded names"
+        );
+    }
+    let _ = notify::notify("READY=1");
+    let Some(interval) = notify::watchdog_interval() else {
+        return;
+    };
+    loop {
+        let _ = notify::notify("WATCHDOG=1");
+        tokio::time::sleep(interval / 2).await;
+    }
 }
 
 /// Binds with retries for up to `patience`: after a reload, the previous generation's sockets

@@ -10,6 +10,8 @@ pub mod http;
 pub mod mesos;
 pub mod metrics;
 pub mod netif;
+pub mod notify;
 pub mod publish;
 pub mod records;
 pub mod resolv;
+pub mod resolvconf;

@@ -7,13 +7,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use mesos_dns_sidecar::config::Config;
-use mesos_dns_sidecar::daemon;
+use mesos_dns_sidecar::{daemon, resolvconf};
 use tracing::{error, info, warn};
 
 /// Node-local DNS for Apache Mesos clusters, answering Mesos-DNS's names.
 #[derive(Debug, Parser)]
 #[command(name = "mesos-dns-sidecar", version, about)]
 struct Cli {
+    /// Host integration commands (the daemon runs when none is given).
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Mesos-DNS style config.json (Mesos-DNS's `-config FILE` spelling works too).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -47,6 +50,107 @@ struct Cli {
     /// Log filter, e.g. info, debug, or mesos_dns_sidecar=debug (RUST_LOG also works).
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Point the host's resolv.conf at the daemon, or give it back.
+    Resolvconf {
+        #[command(subcommand)]
+        action: ResolvconfAction,
+        /// The resolv.conf to manage.
+        #[arg(long, default_value = "/etc/resolv.conf", global = true)]
+        resolv_conf: PathBuf,
+        /// Where the original is saved.
+        #[arg(
+            long,
+            default_value = "/etc/mesos-dns-sidecar/resolv.conf.orig",
+            global = true
+        )]
+        saved: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ResolvconfAction {
+    /// Save the original and point resolv.conf at the daemon, once it answers.
+    Install {
+        /// Nameserver lines to write, in order.
+        #[arg(long = "nameserver", default_value = "127.0.0.1")]
+        nameservers: Vec<String>,
+        /// The daemon address to health-check before rewriting anything.
+        #[arg(long, default_value = "127.0.0.1:53")]
+        check: std::net::SocketAddr,
+        /// How long to wait for the daemon to answer, seconds.
+        #[arg(long, default_value_t = 15)]
+        wait: u64,
+    },
+    /// Put the original resolv.conf back, byte for byte (or its symlink).
+    Restore,
+    /// Say whether resolv.conf points at the daemon.
+    Status,
+}
+
+/// Whether something answers DNS at `addr` within `wait`: any response to a query for the
+/// root's NS counts (the daemon forwards or refuses it, but it answers).
+fn daemon_answers(addr: std::net::SocketAddr, wait: std::time::Duration) -> bool {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let deadline = std::time::Instant::now() + wait;
+    let Ok(sock) = std::net::UdpSocket::bind(if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }) else {
+        return false;
+    };
+    let _ = sock.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+    while std::time::Instant::now() < deadline {
+        let mut q = Message::query();
+        q.add_query(Query::query(Name::root(), RecordType::NS));
+        if let Ok(bytes) = q.to_vec() {
+            let _ = sock.send_to(&bytes, addr);
+            let mut buf = [0u8; 4096];
+            if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                if n >= 2 && buf[..2] == bytes[..2] {
+                    return true;
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    false
+}
+
+fn resolvconf_command(action: &ResolvconfAction, paths: &resolvconf::Paths) -> ExitCode {
+    let result = match action {
+        ResolvconfAction::Install {
+            nameservers,
+            check,
+            wait,
+        } => {
+            if !daemon_answers(*check, std::time::Duration::from_secs(*wait)) {
+                eprintln!(
+                    "mesos-dns-sidecar: no DNS answer from {check}; resolv.conf left unchanged"
+                );
+                return ExitCode::FAILURE;
+            }
+            resolvconf::install(paths, nameservers)
+                .map(|setup| println!("installed (was {setup:?})"))
+        }
+        ResolvconfAction::Restore => resolvconf::restore(paths).map(|_| println!("restored")),
+        ResolvconfAction::Status => {
+            println!("{}", resolvconf::status(paths));
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesos-dns-sidecar: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Long options that Mesos-DNS's Go flag syntax writes with one dash.
@@ -129,6 +233,19 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .init();
+
+    if let Some(Command::Resolvconf {
+        action,
+        resolv_conf,
+        saved,
+    }) = &cli.command
+    {
+        let paths = resolvconf::Paths {
+            resolv_conf: resolv_conf.clone(),
+            saved: saved.clone(),
+        };
+        return resolvconf_command(action, &paths);
+    }
 
     let config = match load_config(&cli) {
         Ok(c) => c,

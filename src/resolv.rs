@@ -61,6 +61,21 @@ fn read_resolv_conf(path: &Path) -> Result<(Vec<SocketAddr>, bool, Duration, u32
     ))
 }
 
+/// Where systemd-resolved lists the upstreams it uses itself.
+const RESOLVED_UPSTREAMS: &str = "/run/systemd/resolve/resolv.conf";
+
+/// When a resolv.conf names only systemd-resolved's stub (127.0.0.53), the real upstreams are
+/// in resolved's own list; forwarding to them directly saves a hop and keeps working while the
+/// stub listener is off.
+fn behind_resolved_stub(addrs: &[SocketAddr], resolved_list: &Path) -> Option<Vec<SocketAddr>> {
+    let stub: IpAddr = [127, 0, 0, 53].into();
+    if addrs.is_empty() || addrs.iter().any(|a| a.ip() != stub) {
+        return None;
+    }
+    let (upstreams, ..) = read_resolv_conf(resolved_list).ok()?;
+    (!upstreams.is_empty()).then_some(upstreams)
+}
+
 /// Whether `upstream` is one of our own listen addresses: the same address and port, or, for a
 /// wildcard listener, a loopback or local address on our port.
 pub fn is_self(upstream: SocketAddr, listens: &[SocketAddr], local_ips: &[IpAddr]) -> bool {
@@ -98,7 +113,16 @@ pub fn plan(
             &config.resolv_conf
         };
         let (addrs, rotate, timeout, attempts) = read_resolv_conf(path)?;
-        (addrs, path.display().to_string(), rotate, timeout, attempts)
+        match behind_resolved_stub(&addrs, Path::new(RESOLVED_UPSTREAMS)) {
+            Some(real) => (
+                real,
+                RESOLVED_UPSTREAMS.to_string(),
+                rotate,
+                timeout,
+                attempts,
+            ),
+            None => (addrs, path.display().to_string(), rotate, timeout, attempts),
+        }
     };
     let (addrs, dropped_self): (Vec<SocketAddr>, Vec<SocketAddr>) = addrs
         .into_iter()
@@ -181,6 +205,23 @@ mod tests {
         );
         // A different port is not us.
         assert!(!is_self(sa("127.0.0.1:53"), &[sa("127.0.0.1:5353")], &[]));
+    }
+
+    #[test]
+    fn resolved_stub_is_replaced_by_resolveds_own_upstreams() {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("resolved.conf");
+        std::fs::write(&list, "nameserver 192.0.2.53\nnameserver 192.0.2.54\n").unwrap();
+        let stub = [sa("127.0.0.53:53")];
+        assert_eq!(
+            behind_resolved_stub(&stub, &list),
+            Some(vec![sa("192.0.2.53:53"), sa("192.0.2.54:53")])
+        );
+        assert_eq!(behind_resolved_stub(&[sa("10.0.0.1:53")], &list), None);
+        assert_eq!(
+            behind_resolved_stub(&stub, &dir.path().join("missing")),
+            None
+        );
     }
 
     #[test]

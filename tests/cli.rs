@@ -73,3 +73,55 @@ fn unknown_keys_warn_but_pass() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
 }
+
+#[test]
+fn resolvconf_install_checks_the_daemon_first_and_restore_gives_the_file_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let resolv = dir.path().join("resolv.conf");
+    let saved = dir.path().join("saved/resolv.conf.orig");
+    let original = b"search corp.example\nnameserver 10.0.0.2\noptions ndots:2\n";
+    std::fs::write(&resolv, original).unwrap();
+    let paths = [
+        "--resolv-conf",
+        resolv.to_str().unwrap(),
+        "--saved",
+        saved.to_str().unwrap(),
+    ];
+
+    // Nothing answers at the check address: refuse, change nothing.
+    let dead = format!("127.0.0.1:{}", common::free_port());
+    let mut args = vec!["resolvconf", "install", "--check", &dead, "--wait", "1"];
+    args.extend_from_slice(&paths);
+    let out = sidecar(&args);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read(&resolv).unwrap(), original);
+
+    let d = common::start(&["--demo"]);
+    let live = d.addr.to_string();
+    let mut args = vec![
+        "resolvconf",
+        "install",
+        "--check",
+        &live,
+        "--nameserver",
+        "127.0.0.1",
+    ];
+    args.extend_from_slice(&paths);
+    let out = sidecar(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now = std::fs::read_to_string(&resolv).unwrap();
+    assert!(now.contains("nameserver 127.0.0.1\n") && now.contains("search corp.example"));
+
+    let mut args = vec!["resolvconf", "status"];
+    args.extend_from_slice(&paths);
+    assert!(String::from_utf8_lossy(&sidecar(&args).stdout).starts_with("installed"));
+
+    let mut args = vec!["resolvconf", "restore"];
+    args.extend_from_slice(&paths);
+    assert!(sidecar(&args).status.success());
+    assert_eq!(std::fs::read(&resolv).unwrap(), original);
+}
