@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::master::{fake_json, http_get, FakeMaster, Mode};
+use common::master::{fake_json, fake_json_with_task, http_get, FakeMaster, Mode};
 use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -26,22 +26,6 @@ fn daemon_polling(masters: &[&FakeMaster], extra: Value) -> (Daemon, tempfile::T
     start_with_config(config, &[])
 }
 
-/// fake.json plus one more running task, to see a refresh land.
-fn with_extra_task(name: &str) -> Value {
-    let mut doc = fake_json();
-    let task = json!({"id": format!("{name}.1"), "name": name, "slave_id": "20140803-125133-3041283216-5050-2410-0",
-        "state": "TASK_RUNNING", "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0,
-        "labels": [{"key": "MesosContainerizer.NetworkSettings.IPAddress", "value": "10.7.7.7"}]}]});
-    let marathon = doc["frameworks"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|f| f["name"] == "marathon")
-        .unwrap();
-    marathon["tasks"].as_array_mut().unwrap().push(task);
-    doc
-}
-
 #[test]
 fn serves_the_leaders_state_and_picks_up_changes() {
     let master = FakeMaster::start(&fake_json());
@@ -52,7 +36,7 @@ fn serves_the_leaders_state_and_picks_up_changes() {
     let m = d.udp("leader.mesos.", RecordType::A, None);
     assert_eq!(answers(&m), ["A 127.0.0.1"]);
 
-    master.set_state(&with_extra_task("newapp"), master.addr);
+    master.set_state(&fake_json_with_task("newapp"), master.addr);
     d.wait_for("newapp.marathon.mesos.", RecordType::A, |m| {
         answers(m) == ["A 10.7.7.7"]
     });
@@ -68,7 +52,7 @@ fn follows_redirects_and_leader_hints_and_old_endpoints() {
     assert!(leader.requests.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 
     // A non-leading master answering with a state that names another leader.
-    let leader2 = FakeMaster::start(&with_extra_task("fromleader"));
+    let leader2 = FakeMaster::start(&fake_json_with_task("fromleader"));
     let follower = FakeMaster::start(&fake_json());
     follower.set_state(&fake_json(), leader2.addr);
     let (d, _dir2) = daemon_polling(&[&follower], json!({}));
@@ -118,7 +102,7 @@ fn every_fault_keeps_the_last_snapshot_and_recovers() {
     );
     let (code, _) = http_get(d.http, "/ready");
     assert_eq!(code, 200);
-    master.set_state(&with_extra_task("recovered"), master.addr);
+    master.set_state(&fake_json_with_task("recovered"), master.addr);
     master.set_mode(Mode::Normal);
     d.wait_for("recovered.marathon.mesos.", RecordType::A, |m| {
         !m.answers.is_empty()

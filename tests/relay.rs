@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::master::{fake_json, FakeMaster};
+use common::master::{fake_json, fake_json_with_task, FakeMaster};
 use common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
@@ -49,20 +49,11 @@ fn a_new_task_reaches_the_agent_through_the_relay() {
     let m = agent.udp("nginx.marathon.mesos.", RecordType::A, None);
     assert_eq!(answers(&m), ["A 10.3.0.3"]);
 
-    let mut doc = fake_json();
-    let marathon = doc["frameworks"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|f| f["name"] == "marathon")
-        .unwrap();
-    marathon["tasks"].as_array_mut().unwrap().push(json!({
-        "id": "fresh.1", "name": "fresh", "slave_id": "20140803-125133-3041283216-5050-2410-0",
-        "state": "TASK_RUNNING", "statuses": []}));
+    let doc = fake_json_with_task("fresh");
     master.set_state(&doc, master.addr);
     let started = Instant::now();
     agent.wait_for("fresh.marathon.mesos.", RecordType::A, |m| {
-        answers(m) == ["A 1.2.3.11"]
+        answers(m) == ["A 10.7.7.7"]
     });
     // One master refresh (1 s) plus the long-poll wake-up, not a 30 s poll interval.
     assert!(

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::master::{fake_json, FakeMaster};
+use common::master::{fake_json, fake_json_with_task, FakeMaster};
 use common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
@@ -83,16 +83,7 @@ fn follows_the_leader_registered_in_zookeeper() {
     };
 
     let first = FakeMaster::start(&fake_json());
-    let mut second_doc = fake_json();
-    let marathon = second_doc["frameworks"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|f| f["name"] == "marathon")
-        .unwrap();
-    marathon["tasks"].as_array_mut().unwrap().push(json!({
-        "id": "fromsecond.1", "name": "fromsecond", "slave_id": "20140803-125133-3041283216-5050-2410-0",
-        "state": "TASK_RUNNING", "statuses": []}));
+    let second_doc = fake_json_with_task("fromsecond");
     let second = FakeMaster::start(&second_doc);
 
     let rt = tokio::runtime::Runtime::new().unwrap();

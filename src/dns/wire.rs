@@ -148,16 +148,20 @@ pub struct Layout {
     pub answers: u16,
 }
 
-/// Walks every record of a message.
-pub fn layout(b: &[u8]) -> Result<Layout, WireError> {
+/// The section counts (answer, authority, additional) and the offset where the records start,
+/// past the questions.
+fn records_start(b: &[u8]) -> Result<(u16, u16, u16, usize), WireError> {
     let qd = u16_at(b, 4)?;
-    let an = u16_at(b, 6)?;
-    let ns = u16_at(b, 8)?;
-    let ar = u16_at(b, 10)?;
     let mut at = HEADER;
     for _ in 0..qd {
         at = skip_name(b, at)? + 4;
     }
+    Ok((u16_at(b, 6)?, u16_at(b, 8)?, u16_at(b, 10)?, at))
+}
+
+/// Walks every record of a message.
+pub fn layout(b: &[u8]) -> Result<Layout, WireError> {
+    let (an, ns, ar, mut at) = records_start(b)?;
     let mut out = Layout {
         answers: an,
         ..Layout::default()
@@ -216,14 +220,7 @@ pub struct EdnsInfo {
 
 /// Finds the OPT record in the additional section of a query.
 pub fn edns(b: &[u8]) -> Result<EdnsInfo, WireError> {
-    let qd = u16_at(b, 4)?;
-    let an = u16_at(b, 6)?;
-    let ns = u16_at(b, 8)?;
-    let ar = u16_at(b, 10)?;
-    let mut at = HEADER;
-    for _ in 0..qd {
-        at = skip_name(b, at)? + 4;
-    }
+    let (an, ns, ar, mut at) = records_start(b)?;
     for i in 0..(an as usize + ns as usize + ar as usize) {
         at = skip_name(b, at)?;
         let rtype = u16_at(b, at)?;

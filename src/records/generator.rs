@@ -499,14 +499,8 @@ fn parse_name(text: &str) -> Result<Name, BuildError> {
     Name::from_ascii(text).map_err(|_| BuildError::BadName(text.to_string()))
 }
 
-/// Builds a snapshot of `state`. `hosts` holds the addresses of the hostnames in the state;
-/// `serial` is the SOA serial to publish.
-pub fn build(
-    state: &State,
-    settings: &RecordSettings,
-    hosts: &HostAddrs,
-    serial: u32,
-) -> Result<Snapshot, BuildError> {
+/// The domain name and SOA of the zone `settings` describe.
+fn zone_names(settings: &RecordSettings, serial: u32) -> Result<(Name, Soa), BuildError> {
     let domain = parse_name(&format!("{}.", settings.domain))?;
     let soa = Soa {
         mname: parse_name(&settings.ns_name)?,
@@ -517,6 +511,18 @@ pub fn build(
         expire: settings.soa_expire,
         minimum: settings.soa_minttl,
     };
+    Ok((domain, soa))
+}
+
+/// Builds a snapshot of `state`. `hosts` holds the addresses of the hostnames in the state;
+/// `serial` is the SOA serial to publish.
+pub fn build(
+    state: &State,
+    settings: &RecordSettings,
+    hosts: &HostAddrs,
+    serial: u32,
+) -> Result<Snapshot, BuildError> {
+    let (domain, soa) = zone_names(settings, serial)?;
     let (b, tasks, _) = generate(state, settings, hosts, false);
     Ok(finish(b, domain, soa, tasks))
 }
@@ -560,16 +566,7 @@ pub fn build_from_records(
     settings: &RecordSettings,
     serial: u32,
 ) -> Result<Snapshot, BuildError> {
-    let domain = parse_name(&format!("{}.", settings.domain))?;
-    let soa = Soa {
-        mname: parse_name(&settings.ns_name)?,
-        rname: parse_name(&settings.soa_rname)?,
-        serial,
-        refresh: settings.soa_refresh,
-        retry: settings.soa_retry,
-        expire: settings.soa_expire,
-        minimum: settings.soa_minttl,
-    };
+    let (domain, soa) = zone_names(settings, serial)?;
     let mut b = Builder::new(settings, false);
     for r in records {
         match r {

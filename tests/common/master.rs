@@ -157,6 +157,23 @@ pub fn fake_json() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(super::fixture("fake.json")).unwrap()).unwrap()
 }
 
+/// fake.json plus one more running task `name` on agent 1.2.3.11, with the container address
+/// 10.7.7.7, to see a change land.
+pub fn fake_json_with_task(name: &str) -> serde_json::Value {
+    let mut doc = fake_json();
+    let task = serde_json::json!({"id": format!("{name}.1"), "name": name,
+        "slave_id": "20140803-125133-3041283216-5050-2410-0", "state": "TASK_RUNNING",
+        "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0,
+            "labels": [{"key": "MesosContainerizer.NetworkSettings.IPAddress", "value": "10.7.7.7"}]}]});
+    let frameworks = doc["frameworks"].as_array_mut().unwrap();
+    let marathon = frameworks
+        .iter_mut()
+        .find(|f| f["name"] == "marathon")
+        .unwrap();
+    marathon["tasks"].as_array_mut().unwrap().push(task);
+    doc
+}
+
 /// A plain HTTP GET; returns the status and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
