@@ -12,5 +12,6 @@ command -v cargo-generate-rpm >/dev/null || cargo install --quiet cargo-generate
 cargo build --release --quiet
 mkdir -p target/packages
 cargo deb --no-build --no-strip --output target/packages/ >/dev/null
-cargo generate-rpm --output target/packages/ >/dev/null
+# gzip payload: older RHEL/CentOS rpm cannot read zstd.
+cargo generate-rpm --payload-compress gzip --output target/packages/ >/dev/null
 ls target/packages/

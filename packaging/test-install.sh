@@ -59,7 +59,14 @@ cat > "$work/inside.sh" <<'EOF'
 #!/bin/bash
 exec >/test/log 2>&1
 set -x
-fail() { echo "FAIL: $*"; echo FAIL >/test/result; systemctl poweroff --no-block; exit 1; }
+fail() {
+  echo "FAIL: $*"
+  systemctl status mesos-dns-sidecar --no-pager || true
+  journalctl -u mesos-dns-sidecar --no-pager | tail -n 30 || true
+  echo FAIL >/test/result
+  systemctl poweroff --no-block
+  exit 1
+}
 cp -a /etc/resolv.conf /test/resolv.before
 dpkg -i /test/pkg.deb || fail "dpkg -i"
 systemctl is-active mesos-dns-sidecar || fail "unit not active"
@@ -73,11 +80,11 @@ cat >/etc/mesos-dns-sidecar/config.json <<JSON
 JSON
 systemctl reload mesos-dns-sidecar || fail "reload"
 for i in $(seq 1 50); do getent hosts web.marathon.mesos && break; sleep 0.2; done
-getent hosts web.marathon.mesos | grep -q 172.30. || fail "cluster name not resolved"
+getent ahostsv4 web.marathon.mesos | grep -q 172.30. || fail "cluster name not resolved"
 getent hosts www.example.test | grep -q 192.0.2.7 || fail "forwarded name not resolved"
 dpkg --purge mesos-dns-sidecar || fail "purge"
 cmp /etc/resolv.conf /test/resolv.before || fail "resolv.conf not restored byte for byte"
-if grep -q ':0035 ' /proc/net/udp; then fail "something still listens on port 53"; fi
+if grep -qi ' 0100007F:0035 ' /proc/net/udp; then fail "something still listens on 127.0.0.1:53"; fi
 systemctl is-enabled mesos-dns-sidecar 2>/dev/null && fail "unit still enabled"
 echo PASS >/test/result
 systemctl poweroff --no-block
@@ -95,9 +102,10 @@ WantedBy=multi-user.target
 EOF
 mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
 ln -sf /etc/systemd/system/pkgtest.service "$root/etc/systemd/system/multi-user.target.wants/pkgtest.service"
-timeout 300 systemd-nspawn -q --register=no --resolv-conf=off --timezone=off --link-journal=no \
+timeout 300 systemd-nspawn -q --register=no --keep-unit --resolv-conf=off --timezone=off --link-journal=no \
   -D "$root" --bind="$work:/test" --boot >/dev/null 2>&1 || true
-cat "$work/log" 2>/dev/null | tail -n 40
+cp "$work/log" /tmp/mesos-dns-sidecar-install-test.log 2>/dev/null || true
+grep -E '^(\+ |FAIL)' "$work/log" 2>/dev/null | tail -n 40
 result=$(cat "$work/result" 2>/dev/null || echo "no result")
 echo "package install test: $result"
 [ "$result" = PASS ]

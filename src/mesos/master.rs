@@ -63,14 +63,9 @@ impl MasterClient {
             })?
         };
         let builder = || {
-            let mut b = Client::builder()
+            super::http_client::builder(config.mesos_https_on, &certs)
                 .connect_timeout(Duration::from_secs(config.state_timeout_seconds.min(10)))
-                .user_agent(concat!("mesos-dns-sidecar/", env!("CARGO_PKG_VERSION")))
-                .redirect(reqwest::redirect::Policy::limited(5));
-            for c in &certs {
-                b = b.add_root_certificate(c.clone());
-            }
-            b
+                .redirect(reqwest::redirect::Policy::limited(5))
         };
         let client = builder()
             .timeout(Duration::from_secs(config.state_timeout_seconds))

@@ -9,7 +9,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Client;
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -91,7 +90,10 @@ pub async fn follow(
     refresh: Duration,
     timeout: Duration,
 ) {
-    let client = match Client::builder().timeout(timeout).build() {
+    let client = match super::http_client::builder(base.starts_with("https://"), &[])
+        .timeout(timeout)
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "cannot build the Mesos-DNS client");

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod file;
 pub mod hosts;
+pub mod http_client;
 pub mod master;
 pub mod mesos_dns;
 pub mod model;

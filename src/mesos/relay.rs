@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
+
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -39,9 +40,8 @@ pub enum RelayError {
 
 /// Follows the relay at `base` (e.g. `http://10.0.0.5:8123`) forever.
 pub async fn follow(base: String, publisher: Arc<Publisher>, timeout: Duration, max_bytes: u64) {
-    let client = match Client::builder()
+    let client = match super::http_client::builder(base.starts_with("https://"), &[])
         .timeout(LONG_POLL + timeout)
-        .user_agent(concat!("mesos-dns-sidecar/", env!("CARGO_PKG_VERSION")))
         .build()
     {
         Ok(c) => c,
