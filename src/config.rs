@@ -156,6 +156,10 @@ pub struct Config {
     /// Our key `relay`: follow another daemon's `/v1/snapshot` at this base URL
     /// (`http://relay:8123`) instead of polling the masters.
     pub relay: Option<String>,
+    /// Our key `tcpMaxConnections`: DNS-over-TCP connections served at once.
+    pub tcp_max_connections: usize,
+    /// Our key `tcpIdleTimeoutSeconds`: a TCP connection idle this long is closed.
+    pub tcp_idle_timeout_seconds: u64,
     /// Our key `readyAfterSeconds`: how long to wait for cluster state before telling systemd
     /// the daemon is ready anyway.
     pub ready_after_seconds: u64,
@@ -217,6 +221,8 @@ impl Default for Config {
             stream: true,
             max_state_bytes: 256 * 1024 * 1024,
             ready_after_seconds: 30,
+            tcp_max_connections: 512,
+            tcp_idle_timeout_seconds: 10,
             demo: false,
         }
     }
@@ -369,6 +375,8 @@ impl Config {
             }
             "maxstatebytes" => self.max_state_bytes = uint(key, v)?,
             "readyafterseconds" => self.ready_after_seconds = uint(key, v)?,
+            "tcpmaxconnections" => self.tcp_max_connections = uint(key, v)?,
+            "tcpidletimeoutseconds" => self.tcp_idle_timeout_seconds = uint(key, v)?,
             "stream" => self.stream = boolean(key, v)?,
             "mesosdns" => {
                 let s = string(key, v)?;

@@ -210,7 +210,12 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
         for addr in listens {
             let listeners = bind_retrying(addr, BIND_PATIENCE, || Listeners::bind(addr)).await?;
             info!(%addr, domain = %config.domain, "serving DNS");
-            tasks.spawn(listeners.serve(handlers.clone(), ServerLimits::default()));
+            let limits = ServerLimits {
+                max_connections: config.tcp_max_connections.max(1),
+                idle_timeout: Duration::from_secs(config.tcp_idle_timeout_seconds.max(1)),
+                ..ServerLimits::default()
+            };
+            tasks.spawn(listeners.serve(handlers.clone(), limits));
         }
     }
     tasks.spawn(tell_systemd(

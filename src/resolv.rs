@@ -38,27 +38,42 @@ pub enum ResolvError {
     },
 }
 
+/// What forwarding uses from a resolv.conf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvConf {
+    /// `nameserver` lines, port 53.
+    pub nameservers: Vec<SocketAddr>,
+    /// `options rotate`.
+    pub rotate: bool,
+    /// `options timeout:N` (at least 1 s).
+    pub timeout: Duration,
+    /// `options attempts:N` (at least 1).
+    pub attempts: u32,
+}
+
+/// Parses resolv.conf text; lines it doesn't understand are skipped, as the C library does.
+pub fn parse_resolv_conf(bytes: &[u8]) -> ResolvConf {
+    let (conf, _errors) = resolv_conf::Config::parse_with_errors(bytes);
+    ResolvConf {
+        nameservers: conf
+            .nameservers
+            .iter()
+            .map(|ns| SocketAddr::new(ns.into(), 53))
+            .collect(),
+        rotate: conf.rotate,
+        timeout: Duration::from_secs(conf.timeout.max(1) as u64),
+        attempts: conf.attempts.max(1),
+    }
+}
+
 /// Reads a resolv.conf into (nameservers, rotate, timeout, attempts).
 fn read_resolv_conf(path: &Path) -> Result<(Vec<SocketAddr>, bool, Duration, u32), ResolvError> {
     let bytes = std::fs::read(path).map_err(|e| ResolvError::Unreadable {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let (conf, _errors) = resolv_conf::Config::parse_with_errors(&bytes);
-    let addrs = conf
-        .nameservers
-        .iter()
-        .map(|ns| {
-            let ip: IpAddr = ns.into();
-            SocketAddr::new(ip, 53)
-        })
-        .collect();
-    Ok((
-        addrs,
-        conf.rotate,
-        Duration::from_secs(conf.timeout.max(1) as u64),
-        conf.attempts.max(1),
-    ))
+    let c = parse_resolv_conf(&bytes);
+    Ok((c.nameservers, c.rotate, c.timeout, c.attempts))
 }
 
 /// Where systemd-resolved lists the upstreams it uses itself.

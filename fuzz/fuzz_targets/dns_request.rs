@@ -1,0 +1,43 @@
+//! Any bytes as a DNS request, to the responder (cluster names from fake.json-like state)
+//! and to the raw-message walkers the forwarder uses.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwapOption;
+use libfuzzer_sys::fuzz_target;
+use mesos_dns_sidecar::config::Config;
+use mesos_dns_sidecar::dns::{wire, Outcome, Responder, Transport};
+use mesos_dns_sidecar::mesos::{demo, model::State};
+use mesos_dns_sidecar::metrics::Metrics;
+use mesos_dns_sidecar::records::{build, HostAddrs, RecordSettings};
+
+fn responder() -> &'static Responder {
+    static R: OnceLock<Responder> = OnceLock::new();
+    R.get_or_init(|| {
+        let config = Config::default();
+        let settings = RecordSettings::from_config(&config, vec!["127.0.0.1".parse().unwrap()]);
+        let state = State::from_json(demo::DEMO_STATE).unwrap();
+        let snap = build(&state, &settings, &HostAddrs::new(), 1).unwrap();
+        let store = Arc::new(ArcSwapOption::from_pointee(snap));
+        Responder::new("mesos", store, Arc::new(Metrics::default()), true, true).unwrap()
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    for transport in [Transport::Udp, Transport::Tcp] {
+        if let Outcome::Forward { question, max_size } = responder().handle(data, transport) {
+            assert!(max_size >= 512);
+            let _ = wire::error_response(data, &question, 2, true);
+            let _ = wire::truncated_response(data, &question, 0);
+        }
+    }
+    let _ = wire::layout(data);
+    if let Ok(info) = wire::edns(data) {
+        if info.present {
+            let _ = wire::has_option(data, info.rdlen_at, 65001, b"x");
+            let mut copy = data.to_vec();
+            wire::append_option(&mut copy, &info, 65001, b"marker");
+        }
+    }
+});
