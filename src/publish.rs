@@ -99,11 +99,6 @@ impl Publisher {
         }
     }
 
-    /// The next serial to publish under.
-    pub fn serial_for_next(&self) -> u32 {
-        self.next_serial()
-    }
-
     /// Serves a snapshot built elsewhere (from an existing Mesos-DNS's zone): there is no Mesos
     /// state behind it, so enumeration and the relay document are unavailable.
     pub fn publish_snapshot(&self, snapshot: Snapshot) {
@@ -195,7 +190,7 @@ impl Publisher {
 
     /// The next SOA serial: the current Unix time, or one more than the last if that is larger,
     /// so serials only grow.
-    fn next_serial(&self) -> u32 {
+    pub fn next_serial(&self) -> u32 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)

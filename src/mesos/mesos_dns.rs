@@ -119,7 +119,7 @@ pub async fn follow(
                     warn!(theirs = %axfr.domain, ours = %settings.domain, "Mesos-DNS serves another domain; names outside ours are dropped");
                 }
                 if last_serial != Some(axfr.serial) {
-                    let serial = publisher.serial_for_next();
+                    let serial = publisher.next_serial();
                     match build_from_records(&axfr.listed(), &settings, serial) {
                         Ok(snapshot) => {
                             info!(
