@@ -13,6 +13,7 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
 
+use super::fast;
 use super::wire::{self, Question};
 use crate::metrics::Metrics;
 use crate::records::snapshot::{Entry, Snapshot};
@@ -83,34 +84,25 @@ impl Responder {
     /// Decides what to do with one request packet: answer it (cluster names and errors),
     /// drop it, or forward it.
     pub fn handle(&self, packet: &[u8], transport: Transport) -> Outcome {
-        if self.forwarding {
-            if let Some(outcome) = self.forward_fast_path(packet, transport) {
-                return outcome;
-            }
+        if let Some(outcome) = self.fast_path(packet, transport) {
+            return outcome;
         }
         self.handle_parsed(packet, transport)
     }
 
-    /// Recognises a plain query for a name outside the domain from its raw bytes, so forwarded
-    /// queries skip full parsing (the upstream sees them as they are anyway).
-    fn forward_fast_path(&self, packet: &[u8], transport: Transport) -> Option<Outcome> {
+    /// Handles a plain query from its raw bytes, without parsing it into a `Message`: names
+    /// outside the domain are handed to the forwarder as they are (the upstream sees them
+    /// whole anyway), and the common cluster answers are written by `fast`. `None` sends the
+    /// request down the general path.
+    fn fast_path(&self, packet: &[u8], transport: Transport) -> Option<Outcome> {
         // QR=0 and OPCODE=QUERY; one question, nothing in answer/authority.
         if packet.len() < wire::HEADER || packet[2] & 0xf8 != 0 || packet[6..10] != [0, 0, 0, 0] {
             return None;
         }
         let question = wire::question(packet).ok()?;
-        let name = &question.name_lower;
-        let d = &self.domain_text;
-        let in_domain = name == d
-            || (name.len() > d.len()
-                && name.ends_with(d)
-                && name[name.len() - d.len() - 1] == b'.');
-        if in_domain {
-            return None;
-        }
         let edns = wire::edns(packet).ok()?;
         if edns.present && packet.get(edns.rdlen_at - 3).is_some_and(|v| *v > 0) {
-            // EDNS version > 0: the slow path answers BADVERS.
+            // EDNS version > 0: the general path answers BADVERS.
             return None;
         }
         let max_size = match transport {
@@ -120,8 +112,42 @@ impl Responder {
             }
             Transport::Udp => 512,
         };
+        let name = &question.name_lower;
+        let d = &self.domain_text;
+        let in_domain = name == d
+            || (name.len() > d.len()
+                && name.ends_with(d)
+                && name[name.len() - d.len() - 1] == b'.');
+        if !in_domain {
+            if !self.forwarding {
+                return None;
+            }
+            self.metrics.count_qtype(question.qtype);
+            return Some(Outcome::Forward { question, max_size });
+        }
+        // Only an OPT record may follow the question, and only plain hostname labels (which
+        // makes the lowercase text an exact image of the wire name).
+        if packet[10..12] != [0, u8::from(edns.present)] || !plain_labels(packet, &question) {
+            return None;
+        }
+        let snapshot = self.snapshot.load();
+        let req = fast::Request {
+            edns: edns.present,
+            dnssec_ok: edns.dnssec_ok,
+            max_size,
+            our_payload: self.max_udp_payload,
+            recursion_available: self.recursion_available,
+        };
+        let (resp, rcode) = fast::answer(
+            packet,
+            &question,
+            self.domain_text.len(),
+            snapshot.as_deref()?,
+            req,
+        )?;
         self.metrics.count_qtype(question.qtype);
-        Some(Outcome::Forward { question, max_size })
+        self.metrics.count_rcode(rcode.into());
+        Some(Outcome::Reply(resp))
     }
 
     fn handle_parsed(&self, packet: &[u8], transport: Transport) -> Outcome {
@@ -219,6 +245,30 @@ fn encode_within(resp: &mut Message, max_size: usize, metrics: &Metrics) -> Vec<
     resp.authorities.clear();
     resp.metadata.truncation = true;
     resp.to_vec().unwrap_or_default()
+}
+
+/// Whether the question name is uncompressed and made of letters, digits, hyphens and
+/// underscores only.
+fn plain_labels(packet: &[u8], q: &wire::Question) -> bool {
+    let name = &packet[wire::HEADER..q.name_end];
+    let mut at = 0;
+    while let Some(&len) = name.get(at) {
+        if len == 0 {
+            return at + 1 == name.len();
+        }
+        let Some(label) = name.get(at + 1..at + 1 + len as usize) else {
+            return false;
+        };
+        if len > 63
+            || !label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        {
+            return false;
+        }
+        at += 1 + len as usize;
+    }
+    false
 }
 
 /// A FORMERR response built from the raw header of a packet that didn't parse, or `None` when
@@ -345,4 +395,155 @@ fn soa_record(snap: &Snapshot, ttl: u32) -> Record {
             s.minimum,
         )),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use hickory_proto::op::Query;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::mesos::demo::DEMO_STATE;
+    use crate::mesos::model::State;
+    use crate::records::generator::{build, HostAddrs, RecordSettings};
+
+    fn responder(state: &[u8]) -> Responder {
+        let state = State::from_json(state).unwrap();
+        // Distinct values, so a field taken from the wrong place shows.
+        let config = Config {
+            ttl: 120,
+            soa_minttl: 30,
+            soa_refresh: 3_000_000_000,
+            srv_record_default_weight: 3,
+            ..Config::default()
+        };
+        let settings = RecordSettings::from_config(&config, vec!["10.0.0.1".parse().unwrap()]);
+        let mut hosts = HostAddrs::new();
+        hosts.insert("localhost".into(), vec!["127.0.0.1".parse().unwrap()]);
+        let snap = build(&state, &settings, &hosts, 7).unwrap();
+        Responder::new(
+            "mesos",
+            Arc::new(ArcSwapOption::from_pointee(snap)),
+            Arc::new(Metrics::default()),
+            true,
+            true,
+        )
+        .unwrap()
+    }
+
+    fn query(name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
+        let mut m = Message::query();
+        m.metadata.id = 0xbeef;
+        m.metadata.recursion_desired = true;
+        m.metadata.checking_disabled = edns.is_some_and(|(_, dnssec_ok)| dnssec_ok);
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        if let Some((payload, dnssec_ok)) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(payload);
+            e.set_dnssec_ok(dnssec_ok);
+            m.set_edns(e);
+        }
+        m.to_vec().unwrap()
+    }
+
+    /// A response in a form where record order and owner-name case don't matter.
+    fn canonical(bytes: &[u8]) -> String {
+        let m = Message::from_vec(bytes).unwrap();
+        let sorted = |records: &[Record]| {
+            let mut v: Vec<String> = records
+                .iter()
+                .map(|r| r.to_string().to_lowercase())
+                .collect();
+            v.sort();
+            v
+        };
+        format!(
+            "{:?}\n{:?}\nanswers {:?}\nauthority {:?}\nadditional {:?}\nedns {:?}",
+            m.metadata,
+            m.queries,
+            sorted(&m.answers),
+            sorted(&m.authorities),
+            sorted(&m.additionals),
+            m.edns,
+        )
+    }
+
+    /// Every answer the fast path gives is the general path's answer, for every name of two
+    /// clusters, names that don't exist, every record type it handles and others, with and
+    /// without EDNS, over both transports.
+    #[test]
+    fn fast_path_answers_as_the_general_path_does() {
+        let fixture = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/mesos-dns/fake.json"),
+        )
+        .unwrap();
+        let mut fast_answers = 0;
+        for state in [&fixture[..], DEMO_STATE] {
+            let r = responder(state);
+            let snap = r.snapshot.load_full().unwrap();
+            let mut names: Vec<String> = snap.names().map(|(n, _)| n.to_string()).collect();
+            names.sort();
+            let upper: Vec<String> = names.iter().take(20).map(|n| n.to_uppercase()).collect();
+            names.extend(upper);
+            for missing in [
+                "nope.mesos.",
+                "www.example.com.marathon.mesos.",
+                "a.b.c.d.mesos.",
+            ] {
+                names.push(missing.into());
+            }
+            let types = [
+                RecordType::A,
+                RecordType::AAAA,
+                RecordType::SRV,
+                RecordType::MX,
+                RecordType::TXT,
+                RecordType::CNAME,
+                RecordType::NS,
+                RecordType::SOA,
+                RecordType::ANY,
+            ];
+            for name in &names {
+                for qtype in types {
+                    for edns in [None, Some((4096, false)), Some((512, true))] {
+                        for transport in [Transport::Udp, Transport::Tcp] {
+                            let q = query(name, qtype, edns);
+                            let Some(Outcome::Reply(fast)) = r.fast_path(&q, transport) else {
+                                continue;
+                            };
+                            let Outcome::Reply(general) = r.handle_parsed(&q, transport) else {
+                                panic!("general path didn't answer {name} {qtype}");
+                            };
+                            assert_eq!(
+                                canonical(&fast),
+                                canonical(&general),
+                                "{name} {qtype} {edns:?} {transport:?}"
+                            );
+                            fast_answers += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // Positive, NODATA and NXDOMAIN answers of both clusters went through it.
+        assert!(
+            fast_answers > 1000,
+            "fast path answered only {fast_answers}"
+        );
+        let r = responder(DEMO_STATE);
+        for (name, qtype, rcode) in [
+            ("web.marathon.mesos.", RecordType::A, 0),
+            ("_web._tcp.marathon.mesos.", RecordType::SRV, 0),
+            ("web.marathon.mesos.", RecordType::MX, 0),
+            ("nope.mesos.", RecordType::A, 3),
+        ] {
+            let Some(Outcome::Reply(resp)) = r.fast_path(&query(name, qtype, None), Transport::Udp)
+            else {
+                panic!("{name} {qtype} not answered by the fast path");
+            };
+            assert_eq!(wire::rcode(&resp), rcode);
+        }
+    }
 }

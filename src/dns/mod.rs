@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod cache;
+pub mod fast;
 pub mod forward;
 pub mod server;
 pub mod upstream;

@@ -1,0 +1,310 @@
+//! The common cluster answers written straight from the snapshot into wire bytes.
+//!
+//! Almost every query a node-local resolver sees for the cluster domain is a plain A, AAAA or SRV
+//! question for a task name, or a name that doesn't exist (search-list expansions such as
+//! `example.com.marathon.mesos`). Building a full `Message` for those costs more than the lookup
+//! itself, so they are encoded here directly: the client's question copied as it came, owner
+//! names as compression pointers to it. Anything unusual (ANY, SOA or NS at the apex, answers
+//! that don't fit, many records) returns `None` and takes the general path in `answer`, which
+//! produces the same answers; a test holds the two to that.
+
+use rand::seq::SliceRandom;
+
+use super::wire::Question;
+use crate::records::snapshot::{Entry, Snapshot};
+
+const TYPE_A: u16 = 1;
+const TYPE_NS: u16 = 2;
+const TYPE_SOA: u16 = 6;
+const TYPE_AAAA: u16 = 28;
+const TYPE_SRV: u16 = 33;
+const TYPE_OPT: u16 = 41;
+const TYPE_ANY: u16 = 255;
+const CLASS_IN: u16 = 1;
+const RCODE_NXDOMAIN: u8 = 3;
+
+/// Answers with more records than this take the general path (and are rare).
+const MAX_RECORDS: usize = 64;
+
+/// What the fast path needs to know about the request besides its question.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    /// The client sent an OPT record (version 0): answer with ours.
+    pub edns: bool,
+    /// The client set DNSSEC OK.
+    pub dnssec_ok: bool,
+    /// Largest response the client accepts over its transport.
+    pub max_size: usize,
+    /// Our advertised UDP payload size.
+    pub our_payload: u16,
+    /// Set RA in answers.
+    pub recursion_available: bool,
+}
+
+/// Answers `packet` (whose single question is `q`, a name at or below the snapshot's domain of
+/// `domain_len` wire-text bytes, e.g. 6 for `mesos.`) from `snap`. Returns the response and
+/// its rcode, or `None` when the general path must answer.
+pub fn answer(
+    packet: &[u8],
+    q: &Question,
+    domain_len: usize,
+    snap: &Snapshot,
+    req: Request,
+) -> Option<(Vec<u8>, u8)> {
+    // Pointers into the question need it uncompressed: wire length = text length + 1.
+    let qname_len = q.name_end - super::wire::HEADER;
+    if q.qclass != CLASS_IN || qname_len != q.name_lower.len() + 1 {
+        return None;
+    }
+    let key = std::str::from_utf8(&q.name_lower).ok()?;
+    let Some(entry) = snap.lookup(key) else {
+        let mut w = Writer::start(packet, q, req, RCODE_NXDOMAIN);
+        w.negative_soa(snap, qname_len, domain_len);
+        return w.finish(req, 0, 1, 0);
+    };
+    let is_apex = qname_len == domain_len + 1;
+    match q.qtype {
+        TYPE_ANY => None,
+        TYPE_SOA | TYPE_NS if is_apex => None,
+        TYPE_A => addresses(
+            packet, q, req, entry.a, snap.ttl, snap, qname_len, domain_len,
+        ),
+        TYPE_AAAA => addresses(
+            packet, q, req, entry.aaaa, snap.ttl, snap, qname_len, domain_len,
+        ),
+        TYPE_SRV => srv(packet, q, req, entry, snap, qname_len, domain_len),
+        _ => nodata(packet, q, req, snap, qname_len, domain_len),
+    }
+}
+
+/// An address the wire writes as A or AAAA.
+trait Address: Copy {
+    const RTYPE: u16;
+    fn octets_into(self, out: &mut Vec<u8>);
+}
+
+impl Address for std::net::Ipv4Addr {
+    const RTYPE: u16 = TYPE_A;
+    fn octets_into(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.octets());
+    }
+}
+
+impl Address for std::net::Ipv6Addr {
+    const RTYPE: u16 = TYPE_AAAA;
+    fn octets_into(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.octets());
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn addresses<T: Address>(
+    packet: &[u8],
+    q: &Question,
+    req: Request,
+    ips: &[T],
+    ttl: u32,
+    snap: &Snapshot,
+    qname_len: usize,
+    domain_len: usize,
+) -> Option<(Vec<u8>, u8)> {
+    if ips.is_empty() {
+        return nodata(packet, q, req, snap, qname_len, domain_len);
+    }
+    let order = shuffled(ips.len())?;
+    let mut w = Writer::start(packet, q, req, 0);
+    for &i in &order[..ips.len()] {
+        w.address(QNAME_POINTER, ttl, ips[i as usize]);
+    }
+    w.finish(req, ips.len(), 0, 0)
+}
+
+fn srv(
+    packet: &[u8],
+    q: &Question,
+    req: Request,
+    entry: Entry<'_>,
+    snap: &Snapshot,
+    qname_len: usize,
+    domain_len: usize,
+) -> Option<(Vec<u8>, u8)> {
+    let records = entry.srv;
+    if records.is_empty() {
+        return nodata(packet, q, req, snap, qname_len, domain_len);
+    }
+    let order = shuffled(records.len())?;
+    let mut w = Writer::start(packet, q, req, 0);
+    // Where each distinct target's name was written, and its entry, for the additional section.
+    let mut targets: [(u32, u16); MAX_RECORDS] = [(0, 0); MAX_RECORDS];
+    let mut n_targets = 0;
+    for &i in &order[..records.len()] {
+        let rec = records[i as usize];
+        let target = snap.target(rec.target);
+        let name_at = w.srv(snap.ttl, snap.srv_weight, rec.port, &target.name)?;
+        if let Some(e) = target.entry {
+            if !targets[..n_targets].iter().any(|&(t, _)| t == e) {
+                targets[n_targets] = (e, name_at);
+                n_targets += 1;
+            }
+        }
+    }
+    let mut additional = 0;
+    for &(e, name_at) in &targets[..n_targets] {
+        let t = snap.entry(e);
+        let pointer = 0xc000 | name_at;
+        for &ip in t.a {
+            w.address(pointer, snap.ttl, ip);
+        }
+        for &ip in t.aaaa {
+            w.address(pointer, snap.ttl, ip);
+        }
+        additional += t.a.len() + t.aaaa.len();
+    }
+    w.finish(req, records.len(), 0, additional)
+}
+
+fn nodata(
+    packet: &[u8],
+    q: &Question,
+    req: Request,
+    snap: &Snapshot,
+    qname_len: usize,
+    domain_len: usize,
+) -> Option<(Vec<u8>, u8)> {
+    let mut w = Writer::start(packet, q, req, 0);
+    w.negative_soa(snap, qname_len, domain_len);
+    w.finish(req, 0, 1, 0)
+}
+
+/// Indices `0..n` in random order (the order Mesos-DNS clients expect to vary), or `None`
+/// when there are too many for the fast path.
+fn shuffled(n: usize) -> Option<[u8; MAX_RECORDS]> {
+    if n > MAX_RECORDS {
+        return None;
+    }
+    let mut order = [0u8; MAX_RECORDS];
+    for (i, o) in order.iter_mut().enumerate().take(n) {
+        *o = i as u8;
+    }
+    if n > 1 {
+        order[..n].shuffle(&mut rand::rng());
+    }
+    Some(order)
+}
+
+/// Pointer to the question name, which always starts right after the header.
+const QNAME_POINTER: u16 = 0xc000 | super::wire::HEADER as u16;
+
+/// A response being written: header and question first, then records in order.
+struct Writer {
+    out: Vec<u8>,
+}
+
+impl Writer {
+    fn start(packet: &[u8], q: &Question, req: Request, rcode: u8) -> Writer {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(&packet[..2]);
+        // QR, OPCODE=QUERY, AA, RD as asked.
+        out.push(0x80 | 0x04 | (packet[2] & 0x01));
+        // RA, CD as asked, rcode.
+        out.push(if req.recursion_available { 0x80 } else { 0 } | (packet[3] & 0x10) | rcode);
+        out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&packet[super::wire::HEADER..q.name_end + 4]);
+        Writer { out }
+    }
+
+    fn record_header(&mut self, owner: u16, rtype: u16, ttl: u32, rdlen: u16) {
+        self.out.extend_from_slice(&owner.to_be_bytes());
+        self.out.extend_from_slice(&rtype.to_be_bytes());
+        self.out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        self.out.extend_from_slice(&ttl.to_be_bytes());
+        self.out.extend_from_slice(&rdlen.to_be_bytes());
+    }
+
+    fn address<T: Address>(&mut self, owner: u16, ttl: u32, ip: T) {
+        let len = if T::RTYPE == TYPE_A { 4 } else { 16 };
+        self.record_header(owner, T::RTYPE, ttl, len);
+        ip.octets_into(&mut self.out);
+    }
+
+    /// Writes an SRV record owned by the question name; returns where its target name starts,
+    /// or `None` when the message has grown past where pointers can reach.
+    fn srv(
+        &mut self,
+        ttl: u32,
+        weight: u16,
+        port: u16,
+        target: &hickory_proto::rr::Name,
+    ) -> Option<u16> {
+        let rdlen = 6 + wire_len(target);
+        self.record_header(QNAME_POINTER, TYPE_SRV, ttl, rdlen as u16);
+        self.out.extend_from_slice(&0u16.to_be_bytes());
+        self.out.extend_from_slice(&weight.to_be_bytes());
+        self.out.extend_from_slice(&port.to_be_bytes());
+        let at = u16::try_from(self.out.len()).ok().filter(|&a| a < 0x4000)?;
+        write_name(&mut self.out, target);
+        Some(at)
+    }
+
+    /// The domain's SOA for a negative answer, owned by the domain: a pointer to the question
+    /// name's suffix, since the question is at or below it.
+    fn negative_soa(&mut self, snap: &Snapshot, qname_len: usize, domain_len: usize) {
+        let s = &snap.soa;
+        let owner = 0xc000 | (super::wire::HEADER + qname_len - (domain_len + 1)) as u16;
+        let rdlen = wire_len(&s.mname) + wire_len(&s.rname) + 20;
+        self.record_header(owner, TYPE_SOA, snap.ttl.min(s.minimum), rdlen as u16);
+        write_name(&mut self.out, &s.mname);
+        write_name(&mut self.out, &s.rname);
+        let clamp = |v: u32| v.min(i32::MAX as u32);
+        for v in [
+            s.serial,
+            clamp(s.refresh),
+            clamp(s.retry),
+            clamp(s.expire),
+            s.minimum,
+        ] {
+            self.out.extend_from_slice(&v.to_be_bytes());
+        }
+    }
+
+    /// Sets the counts, appends our OPT record when the client sent one, and returns the
+    /// response if it fits the client's limit.
+    fn finish(
+        mut self,
+        req: Request,
+        answers: usize,
+        authority: usize,
+        additional: usize,
+    ) -> Option<(Vec<u8>, u8)> {
+        let additional = additional + usize::from(req.edns);
+        self.out[6..8].copy_from_slice(&(answers as u16).to_be_bytes());
+        self.out[8..10].copy_from_slice(&(authority as u16).to_be_bytes());
+        self.out[10..12].copy_from_slice(&(additional as u16).to_be_bytes());
+        if req.edns {
+            self.out.push(0);
+            self.out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+            self.out.extend_from_slice(&req.our_payload.to_be_bytes());
+            let flags: u32 = if req.dnssec_ok { 0x8000 } else { 0 };
+            self.out.extend_from_slice(&flags.to_be_bytes());
+            self.out.extend_from_slice(&0u16.to_be_bytes());
+        }
+        if self.out.len() > req.max_size {
+            return None;
+        }
+        let rcode = self.out[3] & 0x0f;
+        Some((self.out, rcode))
+    }
+}
+
+/// Uncompressed wire length of a fully qualified name.
+fn wire_len(name: &hickory_proto::rr::Name) -> usize {
+    name.iter().map(|l| l.len() + 1).sum::<usize>() + 1
+}
+
+fn write_name(out: &mut Vec<u8>, name: &hickory_proto::rr::Name) {
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+}
