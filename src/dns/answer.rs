@@ -147,6 +147,9 @@ impl Responder {
         )?;
         self.metrics.count_qtype(question.qtype);
         self.metrics.count_rcode(rcode.into());
+        if wire::truncated(&resp) {
+            Metrics::inc(&self.metrics.truncated_responses);
+        }
         Some(Outcome::Reply(resp))
     }
 
@@ -479,8 +482,9 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/mesos-dns/fake.json"),
         )
         .unwrap();
-        let mut fast_answers = 0;
-        for state in [&fixture[..], DEMO_STATE] {
+        let (mut fast_answers, mut truncated) = (0, 0);
+        let synthetic = crate::mesos::synthetic::state_json(300);
+        for state in [&fixture[..], DEMO_STATE, &synthetic[..]] {
             let r = responder(state);
             let snap = r.snapshot.load_full().unwrap();
             let mut names: Vec<String> = snap.names().map(|(n, _)| n.to_string()).collect();
@@ -522,6 +526,7 @@ mod tests {
                                 "{name} {qtype} {edns:?} {transport:?}"
                             );
                             fast_answers += 1;
+                            truncated += usize::from(wire::truncated(&fast));
                         }
                     }
                 }
@@ -532,6 +537,8 @@ mod tests {
             fast_answers > 1000,
             "fast path answered only {fast_answers}"
         );
+        // Large SRV sets over UDP exercised the truncation code.
+        assert!(truncated > 0, "no fast answer was truncated");
         let r = responder(DEMO_STATE);
         for (name, qtype, rcode) in [
             ("web.marathon.mesos.", RecordType::A, 0),

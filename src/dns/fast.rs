@@ -4,8 +4,9 @@
 //! question for a task name, or a name that doesn't exist (search-list expansions such as
 //! `example.com.marathon.mesos`). Building a full `Message` for those costs more than the lookup
 //! itself, so they are encoded here directly: the client's question copied as it came, owner
-//! names as compression pointers to it. Anything unusual (ANY, SOA or NS at the apex, answers
-//! that don't fit, many records) returns `None` and takes the general path in `answer`, which
+//! names as compression pointers to it; answers too large for the client are trimmed or
+//! truncated as the general path does. Anything unusual (ANY, SOA or NS at the apex, many
+//! records) returns `None` and takes the general path in `answer`, which
 //! produces the same answers; a test holds the two to that.
 
 use rand::seq::SliceRandom;
@@ -148,6 +149,7 @@ fn srv(
             }
         }
     }
+    w.answers_end = w.out.len();
     let mut additional = 0;
     for &(e, name_at) in &targets[..n_targets] {
         let t = snap.entry(e);
@@ -198,6 +200,10 @@ const QNAME_POINTER: u16 = 0xc000 | super::wire::HEADER as u16;
 /// A response being written: header and question first, then records in order.
 struct Writer {
     out: Vec<u8>,
+    /// End of the question, where a truncated response stops.
+    question_end: usize,
+    /// End of the answer section once additional records follow, else 0.
+    answers_end: usize,
 }
 
 impl Writer {
@@ -210,7 +216,12 @@ impl Writer {
         out.push(if req.recursion_available { 0x80 } else { 0 } | (packet[3] & 0x10) | rcode);
         out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
         out.extend_from_slice(&packet[super::wire::HEADER..q.name_end + 4]);
-        Writer { out }
+        let question_end = out.len();
+        Writer {
+            out,
+            question_end,
+            answers_end: 0,
+        }
     }
 
     fn record_header(&mut self, owner: u16, rtype: u16, ttl: u32, rdlen: u16) {
@@ -267,15 +278,27 @@ impl Writer {
         }
     }
 
-    /// Sets the counts, appends our OPT record when the client sent one, and returns the
-    /// response if it fits the client's limit.
+    /// Sets the counts and appends our OPT record when the client sent one. A response over
+    /// the client's limit loses its additional section (which needs no TC, RFC 2181 section
+    /// 9), and if still too large all its records, with TC set so the client retries over TCP.
     fn finish(
         mut self,
         req: Request,
-        answers: usize,
-        authority: usize,
-        additional: usize,
+        mut answers: usize,
+        mut authority: usize,
+        mut additional: usize,
     ) -> Option<(Vec<u8>, u8)> {
+        const OPT_LEN: usize = 11;
+        let opt_len = if req.edns { OPT_LEN } else { 0 };
+        if self.out.len() + opt_len > req.max_size && self.answers_end > 0 {
+            self.out.truncate(self.answers_end);
+            additional = 0;
+        }
+        if self.out.len() + opt_len > req.max_size {
+            self.out.truncate(self.question_end);
+            self.out[2] |= 0x02;
+            (answers, authority, additional) = (0, 0, 0);
+        }
         let additional = additional + usize::from(req.edns);
         self.out[6..8].copy_from_slice(&(answers as u16).to_be_bytes());
         self.out[8..10].copy_from_slice(&(authority as u16).to_be_bytes());

@@ -1,7 +1,7 @@
 //! UDP and TCP listeners feeding the responder.
 //!
-//! UDP answers cluster names inline on the receiving task: the responder only reads memory, so
-//! handing each packet to another task would cost more than answering it. Forwarded queries run
+//! UDP answers cluster names and fresh cache hits inline on the receiving task: both only read
+//! memory, so handing each packet to another task would cost more than answering it. Forwarded queries run
 //! on their own tasks, capped in number so a flood of queries to a dead upstream cannot grow
 //! memory without bound. TCP serves each connection on its own task with a connection cap and
 //! an idle timeout, so idle or slow clients cannot pin the daemon's memory or descriptors.
@@ -108,6 +108,17 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
             }
             Outcome::Drop => {}
             Outcome::Forward { question, max_size } => {
+                if let Some(resp) = h
+                    .forwarder
+                    .as_ref()
+                    .and_then(|f| f.cached(packet, &question, max_size))
+                {
+                    // A fresh cache hit needs no task: answer it here, like a cluster name.
+                    if let Err(e) = socket.send_to(&resp, peer).await {
+                        debug!(error = %e, %peer, "udp send error");
+                    }
+                    continue;
+                }
                 let (Some(fwd), Ok(permit)) =
                     (h.forwarder.clone(), forwarding.clone().try_acquire_owned())
                 else {

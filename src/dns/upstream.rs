@@ -181,6 +181,11 @@ fn matches(query: &[u8], resp: &[u8]) -> bool {
         }
 }
 
+/// Receive buffer for an upstream's UDP answer. We invite at most 1232 bytes (512 without EDNS),
+/// so this is ample, and thousands of queries in flight to a slow upstream stay a few MiB
+/// rather than 64 KiB each; a datagram that fills it may have been cut short and is rejected.
+const UDP_ANSWER_BUFFER: usize = 4096;
+
 /// Sends `query` over UDP from a fresh random port and waits for the matching answer;
 /// packets that don't match (spoofing attempts, late answers) are ignored.
 pub async fn exchange_udp(
@@ -196,10 +201,14 @@ pub async fn exchange_udp(
     let sock = UdpSocket::bind(bind).await?;
     sock.connect(addr).await?;
     sock.send(query).await?;
-    let mut buf = vec![0u8; 65535];
+    let mut buf = vec![0u8; UDP_ANSWER_BUFFER];
     tokio::time::timeout(timeout, async {
         loop {
             let n = sock.recv(&mut buf).await?;
+            if n == buf.len() {
+                // Possibly cut short: never take part of an answer for all of it.
+                return Err(ExchangeError::BadAnswer);
+            }
             if matches(query, &buf[..n]) {
                 buf.truncate(n);
                 return Ok(buf);

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# mesos-dns-sidecar against dnsmasq and unbound, in one run on this machine, with the same
+# names, the same upstream and the same dnsperf query files:
+#
+#   (a) cluster   names of a synthetic cluster (TASKS tasks): our snapshot against the peers
+#                 serving the same records as local data
+#   (b) hits      forwarded names, all cache hits (caches warmed first)
+#   (c) mix       forwarded names, 90% of queries on 1000 hot names and 10% never seen before,
+#                 so misses go to a local upstream
+#
+# plus the ceiling: a UDP responder sending one precomputed answer, the limit of the socket API.
+# Every server runs alone on CPU 1, dnsperf (and the shared upstream) on CPU 0. Prints a table
+# of QPS, latency percentiles, server CPU and peak RSS, our ratio to each peer, and resperf's
+# maximum throughput on the cache-hit mix.
+#
+#   benches/peers.sh        # DURATION=10 seconds per run, TASKS=1000
+#
+# Needs: dnsperf (with resperf), dnsmasq, unbound, python3 (apt-get install dnsperf dnsmasq
+# unbound python3). Everything listens on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+TASKS=${TASKS:-1000}
+UP_PORT=5400 OURS_PORT=5401 DNSMASQ_PORT=5402 UNBOUND_PORT=5403 CEILING_PORT=5404 HTTP_PORT=5405
+CACHE_ENTRIES=10000
+
+for tool in dnsperf resperf dnsmasq unbound python3 taskset curl; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install dnsperf dnsmasq unbound python3 curl)" >&2; exit 1; }
+done
+cargo build --release --quiet --bins --examples
+bin=target/release/mesos-dns-sidecar
+work=$(mktemp -d)
+pids=()
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+trap 'stop_all; rm -rf "$work"' EXIT
+
+wait_for() { # port: until something answers DNS on it
+  for _ in $(seq 1 100); do
+    dig +time=1 +tries=1 @127.0.0.1 -p "$1" web.marathon.mesos >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "nothing answers on port $1" >&2; exit 1
+}
+
+# The cluster: a synthetic state, and the records we serve for it (our /v1/axfr), rendered as
+# local data for the peers and as a query file.
+target/release/examples/synthetic_state "$TASKS" > "$work/state.json"
+cat > "$work/ours.json" <<JSON
+{"resolvers": ["127.0.0.1:$UP_PORT"], "resolvConf": "/dev/null", "savedResolvConf": "/nonexistent",
+ "cacheMaxEntries": $CACHE_ENTRIES, "httpon": true, "httpport": $HTTP_PORT}
+JSON
+ours_cmd=("$bin" --config "$work/ours.json" --state-file "$work/state.json" --listener 127.0.0.1 --port "$OURS_PORT" --log-level error)
+"${ours_cmd[@]}" & pids+=($!)
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$HTTP_PORT/ready" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$HTTP_PORT/v1/axfr" > "$work/axfr.json"
+stop_all
+
+python3 - "$work" <<'PY'
+import json, random, sys
+work = sys.argv[1]
+axfr = json.load(open(f"{work}/axfr.json"))
+ttl, rr = axfr["TTL"], axfr["Records"]
+domain = axfr["Domain"].strip(".")
+dnsmasq, unbound, queries = [], [], []
+for name, ips in sorted(rr["As"].items()):
+    queries.append(f"{name} A")
+    for ip in ips:
+        dnsmasq.append(f"host-record={name.rstrip('.')},{ip}")
+        unbound.append(f'local-data: "{name} {ttl} IN A {ip}"')
+for name, ips in sorted(rr["AAAAs"].items()):
+    queries.append(f"{name} AAAA")
+    for ip in ips:
+        dnsmasq.append(f"host-record={name.rstrip('.')},{ip}")
+        unbound.append(f'local-data: "{name} {ttl} IN AAAA {ip}"')
+for name, targets in sorted(rr["SRVs"].items()):
+    queries.append(f"{name} SRV")
+    for t in targets:
+        host, port = t.rsplit(":", 1)
+        dnsmasq.append(f"srv-host={name.rstrip('.')},{host.rstrip('.')},{port},0,1")
+        unbound.append(f'local-data: "{name} {ttl} IN SRV 0 1 {port} {host}"')
+random.Random(1).shuffle(queries)
+open(f"{work}/dnsmasq-local.conf", "w").write(
+    f"local=/{domain}/\nlocal-ttl={ttl}\n" + "\n".join(dnsmasq) + "\n")
+open(f"{work}/unbound-local.conf", "w").write(
+    f'local-zone: "{domain}." static\n' + "\n".join(unbound) + "\n")
+open(f"{work}/q.cluster", "w").write("\n".join(queries) + "\n")
+hot = [f"name{i}.bench.test A" for i in range(1000)]
+open(f"{work}/q.hits", "w").write("\n".join(hot) + "\n")
+# Enough lines that dnsperf never wraps around to names it has already asked.
+with open(f"{work}/q.mix", "w") as f:
+    for i in range(2_000_000):
+        f.write(f"miss{i}.bench.test A\n" if i % 10 == 0 else hot[i % 1000] + "\n")
+print(f"cluster: {len(queries)} names ({len(dnsmasq)} records)", file=sys.stderr)
+PY
+
+cat > "$work/dnsmasq.conf" <<CONF
+keep-in-foreground
+no-resolv
+no-hosts
+pid-file=
+user=root
+listen-address=127.0.0.1
+bind-interfaces
+port=$DNSMASQ_PORT
+server=127.0.0.1#$UP_PORT
+cache-size=$CACHE_ENTRIES
+conf-file=$work/dnsmasq-local.conf
+CONF
+cat > "$work/unbound.conf" <<CONF
+server:
+  interface: 127.0.0.1
+  port: $UNBOUND_PORT
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "$work"
+  pidfile: ""
+  logfile: ""
+  use-syslog: no
+  verbosity: 0
+  num-threads: 1
+  so-rcvbuf: 4m
+  so-sndbuf: 4m
+  msg-cache-size: 64m
+  rrset-cache-size: 64m
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "iterator"
+  qname-minimisation: no
+  include: "$work/unbound-local.conf"
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@$UP_PORT
+CONF
+unbound-checkconf "$work/unbound.conf" >/dev/null
+
+# The shared upstream: answers every name under bench.test with one address, TTL 3600.
+start_upstream() {
+  taskset -c 0 dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --pid-file= --user=root \
+    --listen-address=127.0.0.1 --bind-interfaces --port=$UP_PORT \
+    --address=/bench.test/192.0.2.1 --local-ttl=3600 --cache-size=0 2>/dev/null & pids+=($!)
+}
+
+start_server() { # name -> sets server_pid and server_port
+  case $1 in
+    mesos-dns-sidecar) taskset -c 1 "${ours_cmd[@]}" & server_port=$OURS_PORT ;;
+    dnsmasq) taskset -c 1 dnsmasq --conf-file="$work/dnsmasq.conf" 2>/dev/null & server_port=$DNSMASQ_PORT ;;
+    unbound) taskset -c 1 unbound -d -c "$work/unbound.conf" 2>/dev/null & server_port=$UNBOUND_PORT ;;
+    ceiling) taskset -c 1 target/release/examples/ceiling_responder 127.0.0.1:$CEILING_PORT & server_port=$CEILING_PORT ;;
+  esac
+  server_pid=$!
+  pids+=("$server_pid")
+  wait_for "$server_port"
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+results=$work/results
+: > "$results"
+measure() { # scenario server queryfile
+  local scenario=$1 server=$2 queries=$3
+  stop_all
+  start_upstream
+  start_server "$server"
+  # Warm up: every hot name once (fills caches), then steady load.
+  local warm=$queries
+  [ "$queries" = mix ] && warm=hits
+  taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$warm" -n 1 -q 100 >/dev/null 2>&1 || true
+  local t0 c0 t1 c1 out
+  t0=$(date +%s.%N); c0=$(cpu_ticks "$server_pid")
+  out=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$queries" -l "$DURATION" -c 4 -q 256 2>&1)
+  t1=$(date +%s.%N); c1=$(cpu_ticks "$server_pid")
+  local qps lost
+  qps=$(awk '/Queries per second/ {printf "%.0f", $4}' <<<"$out")
+  lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
+  # Latency percentiles from a verbose run at a fixed, moderate rate that every server sustains.
+  local pcts
+  pcts=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$queries" -l 3 -Q 20000 -v 2>/dev/null \
+    | awk '$1 == ">" {print $NF}' | sort -g \
+    | awk '{v[NR]=$1} END {if (NR) printf "%.0f %.0f", v[int(NR*0.5)]*1e6, v[int(NR*0.99)]*1e6; else print "- -"}')
+  local cpu
+  cpu=$(awk -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", 100 * c / hz / (t1 - t0)}')
+  echo "$scenario $server $qps $pcts $cpu $(peak_rss_mib "$server_pid") $lost" >> "$results"
+}
+
+resperf_max() { # server: resperf's maximum throughput on the cache-hit mix
+  stop_all
+  start_upstream
+  start_server "$1"
+  taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.hits" -n 1 -q 100 >/dev/null 2>&1 || true
+  local max
+  max=$(cd "$work" && taskset -c 0 resperf -s 127.0.0.1 -p "$server_port" -d "$work/q.hits" -R \
+    -m 400000 -r "$DURATION" -P "$work/resperf.plot" 2>/dev/null | awk '/Maximum throughput/ {printf "%.0f", $3}')
+  echo "$1 $max" >> "$work/resperf"
+}
+
+for scenario in cluster hits mix; do
+  for server in mesos-dns-sidecar dnsmasq unbound; do
+    measure "$scenario" "$server" "$scenario"
+  done
+done
+measure ceiling ceiling cluster
+: > "$work/resperf"
+for server in mesos-dns-sidecar dnsmasq unbound; do resperf_max "$server"; done
+stop_all
+
+echo
+echo "peers: $(date -u +%F), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), ${DURATION}s runs, $TASKS-task cluster"
+echo "dnsmasq $(dnsmasq --version | awk 'NR==1 {print $3}'), unbound $(unbound -V | awk 'NR==1 {print $2}'), dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')"
+echo
+awk '
+  BEGIN { printf "| scenario | server | QPS | p50 us | p99 us | CPU | peak RSS MiB | lost | vs dnsmasq | vs unbound |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" }
+  { row[NR] = $0; qps[$1 "/" $2] = $3 }
+  END {
+    for (i = 1; i <= NR; i++) {
+      split(row[i], f, " ")
+      d = qps[f[1] "/dnsmasq"]; u = qps[f[1] "/unbound"]
+      vd = (f[2] != "dnsmasq" && d > 0) ? sprintf("%.2fx", f[3] / d) : ""
+      vu = (f[2] != "unbound" && u > 0) ? sprintf("%.2fx", f[3] / u) : ""
+      printf "| %s | %s | %s | %s | %s | %s%% | %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], vd, vu
+    }
+    c = qps["ceiling/ceiling"]; o = qps["cluster/mesos-dns-sidecar"]
+    if (c > 0) printf "\nceiling (one precomputed answer): %d QPS; our cluster QPS is %.2f of it\n", c, o / c
+  }' "$results"
+echo
+awk '
+  { m[$1] = $2 }
+  END {
+    printf "resperf, cache hits, maximum throughput: "
+    for (s in m) printf "%s %s QPS; ", s, m[s]
+    if (m["dnsmasq"] > 0 && m["unbound"] > 0)
+      printf "ours %.2fx dnsmasq, %.2fx unbound", m["mesos-dns-sidecar"] / m["dnsmasq"], m["mesos-dns-sidecar"] / m["unbound"]
+    printf "\n"
+  }' "$work/resperf"
