@@ -35,8 +35,6 @@ pub enum Mode {
     RedirectTo(SocketAddr),
     /// 401 unless HTTP basic credentials `user:secret` are sent.
     RequireAuth,
-    /// 200 with a body of this many bytes of JSON whitespace, streamed.
-    Huge(usize),
 }
 
 struct Inner {
@@ -84,7 +82,6 @@ async fn state(
                 .into_response()
         }
         Mode::Error => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
-        Mode::Huge(size) => Body::from(vec![b' '; size]).into_response(),
         Mode::RequireAuth => {
             // base64("user:secret")
             let ok = headers
