@@ -6,6 +6,7 @@ pub mod cache;
 pub mod fast;
 pub mod forward;
 pub mod server;
+pub mod udp_batch;
 pub mod upstream;
 pub mod wire;
 

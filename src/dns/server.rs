@@ -10,13 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::answer::{Outcome, Responder, Transport};
 use super::forward::Forwarder;
+use super::udp_batch::{Batcher, BATCH};
 use crate::metrics::Metrics;
 
 /// Socket buffer size asked for on UDP listeners.
@@ -88,57 +89,96 @@ impl Listeners {
 
 async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
     let forwarding = Arc::new(Semaphore::new(limits.max_forwarding));
-    let mut buf = vec![0u8; 65535];
+    let mut batcher = Batcher::default();
+    let mut received = Vec::with_capacity(BATCH);
+    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
     loop {
-        let (len, peer) = match socket.recv_from(&mut buf).await {
-            Ok(x) => x,
+        if let Err(e) = socket.readable().await {
+            debug!(error = %e, "udp readiness error");
+            continue;
+        }
+        match socket.try_io(Interest::READABLE, || batcher.recv(&*socket, &mut received)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) => {
                 // ICMP errors from earlier sends surface here on some systems; keep serving.
                 debug!(error = %e, "udp receive error");
                 continue;
             }
-        };
-        Metrics::inc(&h.metrics.udp_queries);
-        let packet = &buf[..len];
-        match h.responder.handle(packet, Transport::Udp) {
-            Outcome::Reply(resp) => {
+        }
+        for (i, r) in received.iter().enumerate() {
+            Metrics::inc(&h.metrics.udp_queries);
+            if r.truncated {
+                // Longer than any query needs: not worth an answer.
+                Metrics::inc(&h.metrics.malformed_packets);
+                continue;
+            }
+            let packet = batcher.datagram(r, i);
+            let (question, max_size) = match h.responder.handle(packet, Transport::Udp) {
+                Outcome::Reply(resp) => {
+                    replies.push((resp, r.peer));
+                    continue;
+                }
+                Outcome::Drop => continue,
+                Outcome::Forward { question, max_size } => (question, max_size),
+            };
+            if let Some(resp) = h
+                .forwarder
+                .as_ref()
+                .and_then(|f| f.cached(packet, &question, max_size))
+            {
+                // A fresh cache hit needs no task: answer it here, like a cluster name.
+                replies.push((resp, r.peer));
+                continue;
+            }
+            let (Some(fwd), Ok(permit)) =
+                (h.forwarder.clone(), forwarding.clone().try_acquire_owned())
+            else {
+                Metrics::inc(&h.metrics.forward_overload_drops);
+                continue;
+            };
+            let socket = socket.clone();
+            let packet = packet.to_vec();
+            let peer = r.peer;
+            tokio::spawn(async move {
+                let resp = fwd
+                    .forward(&packet, &question, Transport::Udp, max_size)
+                    .await;
                 if let Err(e) = socket.send_to(&resp, peer).await {
                     debug!(error = %e, %peer, "udp send error");
                 }
-            }
-            Outcome::Drop => {}
-            Outcome::Forward { question, max_size } => {
-                if let Some(resp) = h
-                    .forwarder
-                    .as_ref()
-                    .and_then(|f| f.cached(packet, &question, max_size))
-                {
-                    // A fresh cache hit needs no task: answer it here, like a cluster name.
-                    if let Err(e) = socket.send_to(&resp, peer).await {
-                        debug!(error = %e, %peer, "udp send error");
-                    }
-                    continue;
+                drop(permit);
+            });
+        }
+        send_all(&socket, &mut batcher, &mut replies).await;
+    }
+}
+
+/// Sends every reply, batches at a time, waiting while the socket buffer is full; a reply the
+/// kernel refuses outright (unreachable peer) is dropped.
+async fn send_all(
+    socket: &UdpSocket,
+    batcher: &mut Batcher,
+    replies: &mut Vec<(Vec<u8>, SocketAddr)>,
+) {
+    let mut done = 0;
+    while done < replies.len() {
+        match socket.try_io(Interest::WRITABLE, || {
+            batcher.send(socket, &replies[done..])
+        }) {
+            Ok(n) => done += n.max(1),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if socket.writable().await.is_err() {
+                    break;
                 }
-                let (Some(fwd), Ok(permit)) =
-                    (h.forwarder.clone(), forwarding.clone().try_acquire_owned())
-                else {
-                    Metrics::inc(&h.metrics.forward_overload_drops);
-                    continue;
-                };
-                let socket = socket.clone();
-                let packet = packet.to_vec();
-                tokio::spawn(async move {
-                    let resp = fwd
-                        .forward(&packet, &question, Transport::Udp, max_size)
-                        .await;
-                    if let Err(e) = socket.send_to(&resp, peer).await {
-                        debug!(error = %e, %peer, "udp send error");
-                    }
-                    drop(permit);
-                });
+            }
+            Err(e) => {
+                debug!(error = %e, peer = %replies[done].1, "udp send error");
+                done += 1;
             }
         }
     }
+    replies.clear();
 }
 
 async fn serve_tcp(listener: TcpListener, h: Handlers, limits: ServerLimits) {

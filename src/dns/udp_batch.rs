@@ -1,0 +1,180 @@
+//! Batched UDP I/O: many datagrams per system call (`recvmmsg`, `sendmmsg`).
+//!
+//! Under load most of a DNS server's time goes to the kernel, one receive and one send per
+//! query. Taking every queued query in one call, answering them, and sending the answers in
+//! one call halves the system calls per query and lets the client's socket take a burst of
+//! answers per wake-up. At low load a batch is one datagram and costs what `recvfrom` does.
+
+use std::io;
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::{
+    recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
+};
+
+/// Datagrams taken or sent per system call at most.
+pub const BATCH: usize = 32;
+
+/// Receive buffer per datagram. Queries are small; a larger one is cut and flagged.
+pub const SLOT: usize = 4096;
+
+/// One received datagram.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    /// Bytes in its slot.
+    pub len: usize,
+    /// Sender.
+    pub peer: SocketAddr,
+    /// Longer than `SLOT`, so cut.
+    pub truncated: bool,
+}
+
+/// Reusable buffers and headers for one socket's batches.
+pub struct Batcher {
+    slots: Box<[[u8; SLOT]; BATCH]>,
+    recv_headers: MultiHeaders<SockaddrStorage>,
+    send_headers: MultiHeaders<SockaddrStorage>,
+}
+
+// SAFETY: the raw pointers inside `MultiHeaders` point at its own boxed address slots (heap,
+// so they move with it) and at I/O buffers that every call sets afresh and that don't outlive
+// the call. Nothing else holds them, so moving a `Batcher` to another thread is sound; it is
+// never shared (`&mut self` everywhere).
+unsafe impl Send for Batcher {}
+
+impl Default for Batcher {
+    fn default() -> Self {
+        Batcher {
+            slots: vec![[0u8; SLOT]; BATCH]
+                .into_boxed_slice()
+                .try_into()
+                .expect("BATCH slots"),
+            recv_headers: MultiHeaders::preallocate(BATCH, None),
+            send_headers: MultiHeaders::preallocate(BATCH, None),
+        }
+    }
+}
+
+impl Batcher {
+    /// Takes the datagrams queued on `socket` (at least one, or `WouldBlock`) into `out`,
+    /// without waiting.
+    pub fn recv(&mut self, socket: &impl AsRawFd, out: &mut Vec<Received>) -> io::Result<()> {
+        out.clear();
+        let mut slots = self.slots.iter_mut();
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+            std::array::from_fn(|_| [IoSliceMut::new(slots.next().expect("BATCH slots"))]);
+        let results = recvmmsg(
+            socket.as_raw_fd(),
+            &mut self.recv_headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        for r in results {
+            // Datagrams from a family we don't serve can't arrive on an IP socket; skip them.
+            let Some(peer) = r.address.as_ref().and_then(to_std) else {
+                continue;
+            };
+            out.push(Received {
+                len: r.bytes.min(SLOT),
+                peer,
+                truncated: r.flags.contains(MsgFlags::MSG_TRUNC),
+            });
+        }
+        Ok(())
+    }
+
+    /// The bytes of the `i`th datagram of the last `recv`.
+    pub fn datagram(&self, r: &Received, i: usize) -> &[u8] {
+        &self.slots[i][..r.len]
+    }
+
+    /// Sends as many of `replies` (at most `BATCH`) as the socket takes now, in order; returns
+    /// how many went, or `WouldBlock`, or the error of the first one.
+    pub fn send(
+        &mut self,
+        socket: &impl AsRawFd,
+        replies: &[(Vec<u8>, SocketAddr)],
+    ) -> io::Result<usize> {
+        let replies = &replies[..replies.len().min(BATCH)];
+        let iovs: Vec<[IoSlice<'_>; 1]> = replies.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = replies
+            .iter()
+            .map(|(_, a)| Some(SockaddrStorage::from(*a)))
+            .collect();
+        let no_cmsgs: [ControlMessage<'_>; 0] = [];
+        let sent = sendmmsg(
+            socket.as_raw_fd(),
+            &mut self.send_headers,
+            iovs.iter(),
+            addrs,
+            no_cmsgs,
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map_err(io::Error::from)?;
+        Ok(sent.count())
+    }
+}
+
+fn to_std(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    #[test]
+    fn receives_and_sends_a_batch_in_order() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..40u8 {
+            client
+                .send_to(&[i; 3], server.local_addr().unwrap())
+                .unwrap();
+        }
+        let mut b = Batcher::default();
+        let mut got = Vec::new();
+        b.recv(&server, &mut got).unwrap();
+        assert_eq!(got.len(), BATCH, "a full batch is taken at once");
+        assert_eq!(b.datagram(&got[5], 5), &[5, 5, 5]);
+        assert_eq!(got[0].peer, client.local_addr().unwrap());
+        let replies: Vec<(Vec<u8>, SocketAddr)> = got
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (b.datagram(r, i).to_vec(), r.peer))
+            .collect();
+        assert_eq!(b.send(&server, &replies).unwrap(), BATCH);
+        let mut buf = [0u8; 16];
+        for i in 0..BATCH as u8 {
+            let n = client.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &[i; 3]);
+        }
+        b.recv(&server, &mut got).unwrap();
+        assert_eq!(got.len(), 8, "the rest");
+        let err = b.recv(&server, &mut got).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn an_oversized_datagram_is_flagged() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .send_to(&vec![7u8; SLOT + 10], server.local_addr().unwrap())
+            .unwrap();
+        let mut b = Batcher::default();
+        let mut got = Vec::new();
+        b.recv(&server, &mut got).unwrap();
+        assert!(got[0].truncated);
+        assert_eq!(got[0].len, SLOT);
+    }
+}
