@@ -14,6 +14,7 @@
 # maximum throughput on the cache-hit mix.
 #
 #   benches/peers.sh        # DURATION=10 seconds per run, TASKS=1000
+#   SCENARIOS=cluster SERVERS="mesos-dns-sidecar unbound" RESPERF=0 benches/peers.sh  # a subset
 #
 # Needs: dnsperf (with resperf), dnsmasq, unbound, python3 (apt-get install dnsperf dnsmasq
 # unbound python3). Everything listens on 127.0.0.1 only.
@@ -21,6 +22,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 TASKS=${TASKS:-1000}
+SCENARIOS=${SCENARIOS:-cluster hits mix}
+SERVERS=${SERVERS:-mesos-dns-sidecar dnsmasq unbound}
+RESPERF=${RESPERF:-1}
+ROUNDS=${ROUNDS:-3}
 UP_PORT=5400 OURS_PORT=5401 DNSMASQ_PORT=5402 UNBOUND_PORT=5403 CEILING_PORT=5404 HTTP_PORT=5405
 CACHE_ENTRIES=10000
 
@@ -93,7 +98,10 @@ with open(f"{work}/q.mix", "w") as f:
 print(f"cluster: {len(queries)} names ({len(dnsmasq)} records)", file=sys.stderr)
 PY
 
-cat > "$work/dnsmasq.conf" <<CONF
+# Peer configs: forwarding only for (b) and (c); plus the cluster as local data for (a) only, as
+# dnsmasq slows down with thousands of srv-host lines even for names it forwards.
+for kind in cluster fwd; do
+  cat > "$work/dnsmasq-$kind.conf" <<CONF
 keep-in-foreground
 no-resolv
 no-hosts
@@ -104,9 +112,8 @@ bind-interfaces
 port=$DNSMASQ_PORT
 server=127.0.0.1#$UP_PORT
 cache-size=$CACHE_ENTRIES
-conf-file=$work/dnsmasq-local.conf
 CONF
-cat > "$work/unbound.conf" <<CONF
+  cat > "$work/unbound-$kind.conf" <<CONF
 server:
   interface: 127.0.0.1
   port: $UNBOUND_PORT
@@ -127,12 +134,18 @@ server:
   do-not-query-localhost: no
   module-config: "iterator"
   qname-minimisation: no
-  include: "$work/unbound-local.conf"
+CONF
+  if [ "$kind" = cluster ]; then
+    echo "conf-file=$work/dnsmasq-local.conf" >> "$work/dnsmasq-$kind.conf"
+    echo "  include: \"$work/unbound-local.conf\"" >> "$work/unbound-$kind.conf"
+  fi
+  cat >> "$work/unbound-$kind.conf" <<CONF
 forward-zone:
   name: "."
   forward-addr: 127.0.0.1@$UP_PORT
 CONF
-unbound-checkconf "$work/unbound.conf" >/dev/null
+  unbound-checkconf "$work/unbound-$kind.conf" >/dev/null
+done
 
 # The shared upstream: answers every name under bench.test with one address, TTL 3600.
 start_upstream() {
@@ -141,11 +154,13 @@ start_upstream() {
     --address=/bench.test/192.0.2.1 --local-ttl=3600 --cache-size=0 2>/dev/null & pids+=($!)
 }
 
-start_server() { # name -> sets server_pid and server_port
+start_server() { # name scenario -> sets server_pid and server_port
+  local kind=fwd
+  [ "$2" = cluster ] && kind=cluster
   case $1 in
     mesos-dns-sidecar) taskset -c 1 "${ours_cmd[@]}" & server_port=$OURS_PORT ;;
-    dnsmasq) taskset -c 1 dnsmasq --conf-file="$work/dnsmasq.conf" 2>/dev/null & server_port=$DNSMASQ_PORT ;;
-    unbound) taskset -c 1 unbound -d -c "$work/unbound.conf" 2>/dev/null & server_port=$UNBOUND_PORT ;;
+    dnsmasq) taskset -c 1 dnsmasq --conf-file="$work/dnsmasq-$kind.conf" 2>/dev/null & server_port=$DNSMASQ_PORT ;;
+    unbound) taskset -c 1 unbound -d -c "$work/unbound-$kind.conf" 2>/dev/null & server_port=$UNBOUND_PORT ;;
     ceiling) taskset -c 1 target/release/examples/ceiling_responder 127.0.0.1:$CEILING_PORT & server_port=$CEILING_PORT ;;
   esac
   server_pid=$!
@@ -162,7 +177,7 @@ measure() { # scenario server queryfile
   local scenario=$1 server=$2 queries=$3
   stop_all
   start_upstream
-  start_server "$server"
+  start_server "$server" "$scenario"
   # Warm up: every hot name once (fills caches), then steady load.
   local warm=$queries
   [ "$queries" = mix ] && warm=hits
@@ -187,7 +202,7 @@ measure() { # scenario server queryfile
 resperf_max() { # server: resperf's maximum throughput on the cache-hit mix
   stop_all
   start_upstream
-  start_server "$1"
+  start_server "$1" hits
   taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.hits" -n 1 -q 100 >/dev/null 2>&1 || true
   local max
   max=$(cd "$work" && taskset -c 0 resperf -s 127.0.0.1 -p "$server_port" -d "$work/q.hits" -R \
@@ -195,34 +210,47 @@ resperf_max() { # server: resperf's maximum throughput on the cache-hit mix
   echo "$1 $max" >> "$work/resperf"
 }
 
-for scenario in cluster hits mix; do
-  for server in mesos-dns-sidecar dnsmasq unbound; do
-    measure "$scenario" "$server" "$scenario"
+# Rounds interleave the servers, so a slow minute on the machine hits all of them alike; the
+# table shows each server's median round.
+for _ in $(seq 1 "$ROUNDS"); do
+  for scenario in $SCENARIOS; do
+    for server in $SERVERS; do
+      measure "$scenario" "$server" "$scenario"
+    done
   done
+  measure ceiling ceiling cluster
 done
-measure ceiling ceiling cluster
 : > "$work/resperf"
-for server in mesos-dns-sidecar dnsmasq unbound; do resperf_max "$server"; done
+if [ "$RESPERF" = 1 ]; then
+  for server in $SERVERS; do resperf_max "$server"; done
+fi
 stop_all
 
 echo
-echo "peers: $(date -u +%F), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), ${DURATION}s runs, $TASKS-task cluster"
+echo "peers: $(date -u +%F), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), ${DURATION}s runs, median of $ROUNDS rounds, $TASKS-task cluster"
 echo "dnsmasq $(dnsmasq --version | awk 'NR==1 {print $3}'), unbound $(unbound -V | awk 'NR==1 {print $2}'), dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')"
 echo
-awk '
-  BEGIN { printf "| scenario | server | QPS | p50 us | p99 us | CPU | peak RSS MiB | lost | vs dnsmasq | vs unbound |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" }
-  { row[NR] = $0; qps[$1 "/" $2] = $3 }
-  END {
-    for (i = 1; i <= NR; i++) {
-      split(row[i], f, " ")
-      d = qps[f[1] "/dnsmasq"]; u = qps[f[1] "/unbound"]
-      vd = (f[2] != "dnsmasq" && d > 0) ? sprintf("%.2fx", f[3] / d) : ""
-      vu = (f[2] != "unbound" && u > 0) ? sprintf("%.2fx", f[3] / u) : ""
-      printf "| %s | %s | %s | %s | %s | %s%% | %s | %s | %s | %s |\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], vd, vu
-    }
-    c = qps["ceiling/ceiling"]; o = qps["cluster/mesos-dns-sidecar"]
-    if (c > 0) printf "\nceiling (one precomputed answer): %d QPS; our cluster QPS is %.2f of it\n", c, o / c
-  }' "$results"
+python3 - "$results" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    rows.setdefault((f[0], f[1]), []).append(f)
+median = {k: sorted(v, key=lambda f: float(f[2] or 0))[len(v) // 2] for k, v in rows.items()}
+qps = {k: float(f[2] or 0) for k, f in median.items()}
+print("| scenario | server | QPS | p50 us | p99 us | CPU | peak RSS MiB | lost | vs dnsmasq | vs unbound |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+for (scenario, server), f in median.items():
+    ratio = lambda peer: (f"{qps[(scenario, server)] / qps[(scenario, peer)]:.2f}x"
+                          if server != peer and qps.get((scenario, peer)) else "")
+    spread = sorted(float(r[2] or 0) for r in rows[(scenario, server)])
+    shown = f"{f[2]}" + (f" ({spread[0]:.0f}-{spread[-1]:.0f})" if len(spread) > 1 else "")
+    print(f"| {scenario} | {server} | {shown} | {f[3]} | {f[4]} | {f[5]}% | {f[6]} | {f[7]} "
+          f"| {ratio('dnsmasq')} | {ratio('unbound')} |")
+c, o = qps.get(("ceiling", "ceiling")), qps.get(("cluster", "mesos-dns-sidecar"))
+if c and o:
+    print(f"\nceiling (one precomputed answer): {c:.0f} QPS; our cluster QPS is {o / c:.2f} of it")
+PY
 echo
 awk '
   { m[$1] = $2 }

@@ -16,7 +16,7 @@ use tracing::debug;
 
 use super::answer::Transport;
 use super::cache::{AnswerCache, CacheKey, CachePolicy, Cached};
-use super::upstream::{exchange_tcp, exchange_udp, ExchangeError, Upstream, UpstreamSet};
+use super::upstream::{exchange_tcp, ExchangeError, Upstream, UpstreamSet};
 use super::wire::{self, Question};
 use crate::metrics::Metrics;
 
@@ -365,7 +365,7 @@ impl Forwarder {
         let started = Instant::now();
         let result = match transport {
             Transport::Tcp => exchange_tcp(up.addr, query, timeout).await,
-            Transport::Udp => match exchange_udp(up.addr, query, timeout).await {
+            Transport::Udp => match up.exchange_udp(query, timeout).await {
                 Ok(r) if wire::truncated(&r) => {
                     let left = timeout
                         .saturating_sub(started.elapsed())

@@ -40,7 +40,24 @@ pub struct Upstream {
     pub failures_total: AtomicU64,
     /// Total successful exchanges.
     pub answers_total: AtomicU64,
+    /// Sockets of finished exchanges, kept for the next ones.
+    spare: std::sync::Mutex<Vec<Spare>>,
 }
+
+/// A connected UDP socket whose last exchange ended with its answer, and how many exchanges
+/// it has carried.
+#[derive(Debug)]
+struct Spare {
+    sock: UdpSocket,
+    uses: u32,
+}
+
+/// Exchanges one source port carries before it is closed for a fresh random one. Opening a
+/// socket per query costs five system calls; reusing each a few dozen times (as dnsmasq does
+/// with its random socket pool) keeps the port unpredictable over time at a fraction of that.
+const SOCKET_USES: u32 = 32;
+/// Spare sockets kept per upstream: enough for the queries in flight at a busy moment.
+const SPARE_SOCKETS: usize = 64;
 
 impl Upstream {
     /// A fresh upstream, assumed healthy.
@@ -53,6 +70,7 @@ impl Upstream {
             epoch: Instant::now(),
             failures_total: AtomicU64::new(0),
             answers_total: AtomicU64::new(0),
+            spare: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -186,37 +204,59 @@ fn matches(query: &[u8], resp: &[u8]) -> bool {
 /// rather than 64 KiB each; a datagram that fills it may have been cut short and is rejected.
 const UDP_ANSWER_BUFFER: usize = 4096;
 
-/// Sends `query` over UDP from a fresh random port and waits for the matching answer;
-/// packets that don't match (spoofing attempts, late answers) are ignored.
-pub async fn exchange_udp(
-    addr: SocketAddr,
-    query: &[u8],
-    timeout: Duration,
-) -> Result<Vec<u8>, ExchangeError> {
-    let bind: SocketAddr = if addr.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let sock = UdpSocket::bind(bind).await?;
-    sock.connect(addr).await?;
-    sock.send(query).await?;
-    let mut buf = vec![0u8; UDP_ANSWER_BUFFER];
-    tokio::time::timeout(timeout, async {
-        loop {
-            let n = sock.recv(&mut buf).await?;
-            if n == buf.len() {
-                // Possibly cut short: never take part of an answer for all of it.
-                return Err(ExchangeError::BadAnswer);
+impl Upstream {
+    /// Sends `query` over UDP from a random port (a fresh socket, or one whose previous
+    /// exchanges ended cleanly) and waits for the matching answer; packets that don't match
+    /// (spoofing attempts, late answers to an earlier query) are ignored.
+    pub async fn exchange_udp(
+        &self,
+        query: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ExchangeError> {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let (sock, uses) = match spare {
+            Some(s) => (s.sock, s.uses),
+            None => {
+                let bind: SocketAddr = if self.addr.is_ipv4() {
+                    SocketAddr::from(([0, 0, 0, 0], 0))
+                } else {
+                    SocketAddr::from(([0u16; 8], 0))
+                };
+                let sock = UdpSocket::bind(bind).await?;
+                sock.connect(self.addr).await?;
+                (sock, 0)
             }
-            if matches(query, &buf[..n]) {
-                buf.truncate(n);
-                return Ok(buf);
+        };
+        sock.send(query).await?;
+        let mut buf = vec![0u8; UDP_ANSWER_BUFFER];
+        let answer = tokio::time::timeout(timeout, async {
+            loop {
+                let n = sock.recv(&mut buf).await?;
+                if n == buf.len() {
+                    // Possibly cut short: never take part of an answer for all of it.
+                    return Err(ExchangeError::BadAnswer);
+                }
+                if matches(query, &buf[..n]) {
+                    // Exactly sized: the answer may live on in the cache.
+                    return Ok(buf[..n].to_vec());
+                }
+            }
+        })
+        .await
+        .map_err(|_| ExchangeError::Timeout)??;
+        // Only a socket whose exchange completed is reused: after a timeout its answer may
+        // still be on the way.
+        if uses + 1 < SOCKET_USES {
+            let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+            if spare.len() < SPARE_SOCKETS {
+                spare.push(Spare {
+                    sock,
+                    uses: uses + 1,
+                });
             }
         }
-    })
-    .await
-    .map_err(|_| ExchangeError::Timeout)?
+        Ok(answer)
+    }
 }
 
 /// Sends `query` over a new TCP connection and reads the answer.
@@ -274,6 +314,53 @@ mod tests {
         let set = UpstreamSet::new(&addrs, true);
         let firsts: Vec<u16> = (0..3).map(|_| set.order()[0].addr.port()).collect();
         assert_eq!(firsts, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn source_ports_are_reused_only_after_clean_exchanges() {
+        use hickory_proto::op::{Message, Query};
+        use hickory_proto::rr::{Name, RecordType};
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let up = Upstream::new(server.local_addr().unwrap());
+        // Answers the first, second and fourth query; leaves the third unanswered.
+        let upstream = std::thread::spawn(move || {
+            let mut ports = Vec::new();
+            let mut buf = [0u8; 512];
+            for i in 0..4 {
+                let (n, from) = server.recv_from(&mut buf).unwrap();
+                ports.push(from.port());
+                if i != 2 {
+                    let mut answer = buf[..n].to_vec();
+                    answer[2] |= 0x80;
+                    server.send_to(&answer, from).unwrap();
+                }
+            }
+            ports
+        });
+        let mut q = Message::query();
+        q.add_query(Query::query(
+            Name::from_ascii("a.example.").unwrap(),
+            RecordType::A,
+        ));
+        let query = q.to_vec().unwrap();
+        let t = Duration::from_millis(300);
+        assert!(up.exchange_udp(&query, t).await.is_ok());
+        assert!(up.exchange_udp(&query, t).await.is_ok());
+        assert!(matches!(
+            up.exchange_udp(&query, t).await,
+            Err(ExchangeError::Timeout)
+        ));
+        assert!(up.exchange_udp(&query, t).await.is_ok());
+        let ports = upstream.join().unwrap();
+        assert_eq!(
+            ports[0], ports[1],
+            "a clean exchange leaves its socket for the next"
+        );
+        assert_eq!(ports[1], ports[2]);
+        assert_ne!(
+            ports[2], ports[3],
+            "a timed-out socket is closed, not reused"
+        );
     }
 
     #[test]
