@@ -13,7 +13,7 @@
 # of QPS, latency percentiles, server CPU and peak RSS, our ratio to each peer, and resperf's
 # maximum throughput on the cache-hit mix.
 #
-#   benches/peers.sh        # DURATION=10 seconds per run, TASKS=1000
+#   benches/peers.sh        # DURATION=10 seconds per run, ROUNDS=3, TASKS=1000
 #   SCENARIOS=cluster SERVERS="mesos-dns-sidecar unbound" RESPERF=0 benches/peers.sh  # a subset
 #
 # Needs: dnsperf (with resperf), dnsmasq, unbound, python3 (apt-get install dnsperf dnsmasq
@@ -204,10 +204,14 @@ resperf_max() { # server: resperf's maximum throughput on the cache-hit mix
   start_upstream
   start_server "$1" hits
   taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.hits" -n 1 -q 100 >/dev/null 2>&1 || true
-  local max
-  max=$(cd "$work" && taskset -c 0 resperf -s 127.0.0.1 -p "$server_port" -d "$work/q.hits" -R \
-    -m 400000 -r "$DURATION" -P "$work/resperf.plot" 2>/dev/null | awk '/Maximum throughput/ {printf "%.0f", $3}')
-  echo "$1 $max" >> "$work/resperf"
+  # Four client sockets like dnsperf's -c 4; no early end when resperf's own sender falls behind
+  # (on one core it does, near 140k QPS), so the ramp runs its course.
+  local out max loss
+  out=$(cd "$work" && taskset -c 0 resperf -s 127.0.0.1 -p "$server_port" -d "$work/q.hits" -R \
+    -m 300000 -r "$DURATION" -F 0 -C 4 -t 2 -P "$work/resperf.plot" 2>/dev/null)
+  max=$(awk '/Maximum throughput/ {printf "%.0f", $3}' <<<"$out")
+  loss=$(awk '/Lost at that point/ {print $5}' <<<"$out")
+  echo "$1 $max $loss" >> "$work/resperf"
 }
 
 # Rounds interleave the servers, so a slow minute on the machine hits all of them alike; the
@@ -253,10 +257,10 @@ if c and o:
 PY
 echo
 awk '
-  { m[$1] = $2 }
+  { m[$1] = $2; l[$1] = $3 }
   END {
-    printf "resperf, cache hits, maximum throughput: "
-    for (s in m) printf "%s %s QPS; ", s, m[s]
+    printf "resperf, cache hits, maximum throughput (loss at that point): "
+    for (s in m) printf "%s %s QPS (%s); ", s, m[s], l[s]
     if (m["dnsmasq"] > 0 && m["unbound"] > 0)
       printf "ours %.2fx dnsmasq, %.2fx unbound", m["mesos-dns-sidecar"] / m["dnsmasq"], m["mesos-dns-sidecar"] / m["unbound"]
     printf "\n"

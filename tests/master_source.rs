@@ -175,15 +175,6 @@ fn no_state_yet_means_servfail_and_not_ready() {
     assert_eq!(http_get(d.http, "/ready").0, 200);
 }
 
-fn metric(d: &Daemon, name: &str) -> f64 {
-    let (_, body) = http_get(d.http, "/metrics");
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} missing in:\n{body}"))
-}
-
 fn get_json(d: &Daemon, path: &str) -> Value {
     let (code, body) = http_get(d.http, path);
     assert_eq!(code, 200, "{path}: {body}");

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::master::{fake_json, fake_json_with_task, http_get};
+use common::master::{fake_json, fake_json_with_task};
 use common::upstream::black_hole;
 use common::*;
 use hickory_proto::op::ResponseCode;
@@ -207,24 +207,6 @@ fn serve_raw(mut conn: TcpStream, behaviour: u8, document: &Mutex<Vec<u8>>, huge
             std::thread::sleep(Duration::from_secs(60));
         }
     }
-}
-
-fn metric(d: &Daemon, name: &str) -> f64 {
-    let (_, body) = http_get(d.http, "/metrics");
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("metric {name} missing in:\n{body}"))
-}
-
-fn peak_rss_kib(d: &Daemon) -> u64 {
-    std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod master;
+pub mod stream_master;
 pub mod upstream;
 
 use std::io::{Read, Write};
@@ -219,4 +220,24 @@ pub fn answers(m: &Message) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// The value of metric `name` (a plain, unlabelled sample) from the daemon's `/metrics`.
+pub fn metric(d: &Daemon, name: &str) -> f64 {
+    let (_, body) = master::http_get(d.http, "/metrics");
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing in:\n{body}"))
+}
+
+/// The daemon's peak resident memory so far, in KiB.
+pub fn peak_rss_kib(d: &Daemon) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", d.child.id()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }
