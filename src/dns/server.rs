@@ -1,8 +1,9 @@
 //! UDP and TCP listeners feeding the responder.
 //!
-//! UDP answers cluster names and fresh cache hits inline on the receiving task: both only read
-//! memory, so handing each packet to another task would cost more than answering it. Forwarded queries run
-//! on their own tasks, capped in number so a flood of queries to a dead upstream cannot grow
+//! UDP takes queries in batches (`udp_batch`) and answers cluster names and fresh cache hits
+//! inline on the receiving task, sending the answers as one batch: both only read memory, so
+//! handing each packet to another task would cost more than answering it. Forwarded queries
+//! run on their own tasks, capped in number so a flood of queries to a dead upstream cannot grow
 //! memory without bound. TCP serves each connection on its own task with a connection cap and
 //! an idle timeout, so idle or slow clients cannot pin the daemon's memory or descriptors.
 
