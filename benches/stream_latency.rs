@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::stream_master::{v1_task, v1_update, StreamingMaster};
-use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use serde_json::{json, Value};
 
@@ -59,9 +58,7 @@ fn get_state(tasks: usize) -> Value {
 /// Whether `name` has A records at `addr` now.
 fn answers(addr: SocketAddr, name: &str) -> bool {
     let q = common::query(name, RecordType::A, None);
-    common::udp_raw(addr, &q.to_vec().unwrap(), Duration::from_millis(500))
-        .and_then(|raw| Message::from_vec(&raw).ok())
-        .is_some_and(|m| !m.answers.is_empty())
+    common::try_udp(addr, &q, Duration::from_millis(500)).is_some_and(|m| !m.answers.is_empty())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

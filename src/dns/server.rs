@@ -107,14 +107,14 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
                 continue;
             }
         }
-        for (i, r) in received.iter().enumerate() {
+        for r in &received {
             Metrics::inc(&h.metrics.udp_queries);
             if r.truncated {
                 // Longer than any query needs: not worth an answer.
                 Metrics::inc(&h.metrics.malformed_packets);
                 continue;
             }
-            let packet = batcher.datagram(r, i);
+            let packet = batcher.datagram(r);
             let (question, max_size) = match h.responder.handle(packet, Transport::Udp) {
                 Outcome::Reply(resp) => {
                     replies.push((resp, r.peer));

@@ -23,6 +23,8 @@ pub const SLOT: usize = 4096;
 /// One received datagram.
 #[derive(Debug, Clone, Copy)]
 pub struct Received {
+    /// Which buffer slot holds it.
+    slot: usize,
     /// Bytes in its slot.
     pub len: usize,
     /// Sender.
@@ -73,12 +75,13 @@ impl Batcher {
             None,
         )
         .map_err(io::Error::from)?;
-        for r in results {
+        for (slot, r) in results.enumerate() {
             // Datagrams from a family we don't serve can't arrive on an IP socket; skip them.
             let Some(peer) = r.address.as_ref().and_then(to_std) else {
                 continue;
             };
             out.push(Received {
+                slot,
                 len: r.bytes.min(SLOT),
                 peer,
                 truncated: r.flags.contains(MsgFlags::MSG_TRUNC),
@@ -87,9 +90,9 @@ impl Batcher {
         Ok(())
     }
 
-    /// The bytes of the `i`th datagram of the last `recv`.
-    pub fn datagram(&self, r: &Received, i: usize) -> &[u8] {
-        &self.slots[i][..r.len]
+    /// The bytes of a datagram of the last `recv`.
+    pub fn datagram(&self, r: &Received) -> &[u8] {
+        &self.slots[r.slot][..r.len]
     }
 
     /// Sends as many of `replies` (at most `BATCH`) as the socket takes now, in order; returns
@@ -145,12 +148,11 @@ mod tests {
         let mut got = Vec::new();
         b.recv(&server, &mut got).unwrap();
         assert_eq!(got.len(), BATCH, "a full batch is taken at once");
-        assert_eq!(b.datagram(&got[5], 5), &[5, 5, 5]);
+        assert_eq!(b.datagram(&got[5]), &[5, 5, 5]);
         assert_eq!(got[0].peer, client.local_addr().unwrap());
         let replies: Vec<(Vec<u8>, SocketAddr)> = got
             .iter()
-            .enumerate()
-            .map(|(i, r)| (b.datagram(r, i).to_vec(), r.peer))
+            .map(|r| (b.datagram(r).to_vec(), r.peer))
             .collect();
         assert_eq!(b.send(&server, &replies).unwrap(), BATCH);
         let mut buf = [0u8; 16];

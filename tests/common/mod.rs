@@ -184,7 +184,8 @@ pub fn udp_raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> Option<Vec<
     Some(buf)
 }
 
-fn try_udp(addr: SocketAddr, q: &Message, timeout: Duration) -> Option<Message> {
+/// Sends `q` over UDP and parses the answer, if one comes within `timeout`.
+pub fn try_udp(addr: SocketAddr, q: &Message, timeout: Duration) -> Option<Message> {
     let raw = udp_raw(addr, &q.to_vec().unwrap(), timeout)?;
     Message::from_vec(&raw).ok()
 }
