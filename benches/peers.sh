@@ -29,8 +29,15 @@ ROUNDS=${ROUNDS:-3}
 UP_PORT=5400 OURS_PORT=5401 DNSMASQ_PORT=5402 UNBOUND_PORT=5403 CEILING_PORT=5404 HTTP_PORT=5405
 CACHE_ENTRIES=10000
 
-for tool in dnsperf resperf dnsmasq unbound python3 taskset curl; do
+for tool in dnsperf resperf dnsmasq unbound python3 taskset curl ss; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install dnsperf dnsmasq unbound python3 curl)" >&2; exit 1; }
+done
+for port in $UP_PORT $OURS_PORT $DNSMASQ_PORT $UNBOUND_PORT $CEILING_PORT $HTTP_PORT; do
+  # Another run (or anything else) on these ports would answer in the servers' place.
+  if ss -Hlnu "sport = :$port" | grep -q . || ss -Hlnt "sport = :$port" | grep -q .; then
+    echo "port $port is in use: is another peers.sh running?" >&2
+    exit 1
+  fi
 done
 cargo build --release --quiet --bins --examples
 bin=target/release/mesos-dns-sidecar
@@ -134,6 +141,8 @@ server:
   do-not-query-localhost: no
   module-config: "iterator"
   qname-minimisation: no
+  # unbound answers names under test. (RFC 6761) NXDOMAIN itself unless told not to.
+  local-zone: "test." nodefault
 CONF
   if [ "$kind" = cluster ]; then
     echo "conf-file=$work/dnsmasq-local.conf" >> "$work/dnsmasq-$kind.conf"
@@ -186,9 +195,17 @@ measure() { # scenario server queryfile
   t0=$(date +%s.%N); c0=$(cpu_ticks "$server_pid")
   out=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$queries" -l "$DURATION" -c 4 -q 256 2>&1)
   t1=$(date +%s.%N); c1=$(cpu_ticks "$server_pid")
-  local qps lost
+  local qps lost noerror
   qps=$(awk '/Queries per second/ {printf "%.0f", $4}' <<<"$out")
   lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
+  # Every query has a real answer; a server that fails fast (its upstream gone, say) would
+  # otherwise show a fine QPS made of SERVFAILs.
+  noerror=$(awk '/Response codes/ {for (i = 1; i < NF; i++) if ($i == "NOERROR") print $(i + 2)}' <<<"$out" | tr -d '(%)')
+  if ! awk -v p="${noerror:-0}" 'BEGIN {exit !(p >= 99.9)}'; then
+    echo "$server on $scenario: only ${noerror:-0}% NOERROR answers; not a valid run:" >&2
+    grep -E "Response codes|Queries (sent|completed|lost)" <<<"$out" >&2
+    exit 1
+  fi
   # Latency percentiles from a verbose run at a fixed, moderate rate that every server sustains.
   local pcts
   pcts=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$queries" -l 3 -Q 20000 -v 2>/dev/null \
