@@ -61,10 +61,24 @@ impl Default for ForwardSettings {
 
 type FetchResult = Option<Arc<Cached>>;
 
+/// What the cache holds for a query, looked up once on the server's loop so the task that
+/// resolves a miss does not look again.
+pub enum Lookup {
+    /// A fresh answer, ready to send.
+    Hit(Vec<u8>),
+    /// An expired answer, to serve if the refresh does not come in time.
+    Stale(CacheKey, Arc<Cached>),
+    /// Nothing cached.
+    Miss(CacheKey),
+    /// The query is our own, come back: forwarding it would loop.
+    Loop,
+}
+
 /// Forwards queries with caching, coalescing, failover and serve-stale.
 pub struct Forwarder {
     default: UpstreamSet,
-    zones: Vec<(Name, UpstreamSet)>,
+    /// Per-zone upstreams, by lowercase zone name text with its final dot.
+    zones: Vec<(Vec<u8>, UpstreamSet)>,
     settings: ForwardSettings,
     cache: AnswerCache,
     inflight: Mutex<HashMap<CacheKey, watch::Receiver<Option<FetchResult>>>>,
@@ -81,6 +95,10 @@ impl Forwarder {
         settings: ForwardSettings,
         metrics: Arc<Metrics>,
     ) -> Forwarder {
+        let zones = zones
+            .into_iter()
+            .map(|(zone, set)| (zone_text(&zone), set))
+            .collect();
         Forwarder {
             default,
             zones,
@@ -102,31 +120,32 @@ impl Forwarder {
         &self.cache
     }
 
+    /// The upstreams for a lowercase name: those of the longest zone holding it, else the
+    /// default ones.
     fn upstreams_for(&self, name: &[u8]) -> &UpstreamSet {
-        let text = String::from_utf8_lossy(name);
-        let Ok(name) = Name::from_ascii(text.as_ref()) else {
-            return &self.default;
-        };
         self.zones
             .iter()
-            .filter(|(zone, _)| zone.zone_of(&name))
-            .max_by_key(|(zone, _)| zone.num_labels())
+            .filter(|(zone, _)| in_zone(name, zone))
+            .max_by_key(|(zone, _)| zone.len())
             .map_or(&self.default, |(_, set)| set)
     }
 
-    /// Answers `query` from a fresh cache entry without waiting, if there is one: the fast path
-    /// the server tries before spawning a task for `forward`.
-    pub fn cached(&self, query: &[u8], q: &Question, max_size: usize) -> Option<Vec<u8>> {
-        let edns = wire::edns(query).ok()?;
+    /// Looks `query` up in the cache: the part of forwarding that never waits, which the
+    /// server runs inline so that a fresh hit costs no task.
+    pub fn lookup(&self, query: &[u8], q: &Question, max_size: usize) -> Lookup {
+        let edns = wire::edns(query).unwrap_or_default();
         if edns.present && wire::has_option(query, edns.rdlen_at, LOOP_OPTION, &self.marker) {
-            return None;
+            return Lookup::Loop;
         }
-        let entry = self.cache.get(&cache_key(query, q, &edns))?;
-        if entry.is_stale(Instant::now()) {
-            return None;
+        let key = cache_key(query, q, &edns);
+        match self.cache.get(&key) {
+            Some(entry) if !entry.is_stale(Instant::now()) => {
+                Metrics::inc(&self.metrics.cache_hits);
+                Lookup::Hit(self.serve(query, q, &entry, max_size, None))
+            }
+            Some(stale) => Lookup::Stale(key, stale),
+            None => Lookup::Miss(key),
         }
-        Metrics::inc(&self.metrics.cache_hits);
-        Some(self.serve(query, q, &entry, max_size, None))
     }
 
     /// Answers `query` (whose question is `q`) from cache or upstream, in at most
@@ -138,21 +157,28 @@ impl Forwarder {
         transport: Transport,
         max_size: usize,
     ) -> Vec<u8> {
-        let edns = wire::edns(query).unwrap_or_default();
-        if edns.present && wire::has_option(query, edns.rdlen_at, LOOP_OPTION, &self.marker) {
-            // Our own query came back to us: answering it by forwarding would loop forever.
-            Metrics::inc(&self.metrics.forward_loops);
-            return wire::error_response(query, q, 2, true);
-        }
-        let key = cache_key(query, q, &edns);
-        let now = Instant::now();
-        let cached = self.cache.get(&key);
-        match cached {
-            Some(entry) if !entry.is_stale(now) => {
-                Metrics::inc(&self.metrics.cache_hits);
-                return self.serve(query, q, &entry, max_size, None);
+        let looked = self.lookup(query, q, max_size);
+        self.resolve(query, q, transport, max_size, looked).await
+    }
+
+    /// Answers `query` after `lookup` found no fresh answer for it: from upstream, or from the
+    /// stale entry when upstream does not answer in time.
+    pub async fn resolve(
+        self: &Arc<Self>,
+        query: &[u8],
+        q: &Question,
+        transport: Transport,
+        max_size: usize,
+        looked: Lookup,
+    ) -> Vec<u8> {
+        let key = match looked {
+            Lookup::Hit(answer) => return answer,
+            Lookup::Loop => {
+                // Our own query came back to us: answering it by forwarding would loop forever.
+                Metrics::inc(&self.metrics.forward_loops);
+                return wire::error_response(query, q, 2, true);
             }
-            Some(stale) => {
+            Lookup::Stale(key, stale) => {
                 Metrics::inc(&self.metrics.cache_stale_hits);
                 let fetch = self.fetch_coalesced(key, query, transport);
                 match tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await {
@@ -165,8 +191,11 @@ impl Forwarder {
                     }
                 }
             }
-            None => Metrics::inc(&self.metrics.cache_misses),
-        }
+            Lookup::Miss(key) => {
+                Metrics::inc(&self.metrics.cache_misses);
+                key
+            }
+        };
         let fetched = tokio::time::timeout(
             self.settings.timeout,
             self.fetch_coalesced(key, query, transport),
@@ -412,10 +441,109 @@ fn cache_key(query: &[u8], q: &Question, edns: &wire::EdnsInfo) -> CacheKey {
     }
 }
 
+/// A zone's name as lowercase text ending in a dot, the spelling of `Question::name_lower`.
+fn zone_text(zone: &Name) -> Vec<u8> {
+    let mut text = zone.to_ascii().to_ascii_lowercase().into_bytes();
+    if text.last() != Some(&b'.') {
+        text.push(b'.');
+    }
+    text
+}
+
+/// Whether the lowercase name text `name` is `zone` or below it.
+fn in_zone(name: &[u8], zone: &[u8]) -> bool {
+    zone == b"."
+        || name == zone
+        || (name.len() > zone.len()
+            && name.ends_with(zone)
+            && name[name.len() - zone.len() - 1] == b'.')
+}
+
 /// Parses upstream addresses written as `ip` or `ip:port` (port 53 by default).
 pub fn parse_upstream(text: &str) -> Option<SocketAddr> {
     if let Ok(ip) = text.parse::<std::net::IpAddr>() {
         return Some(SocketAddr::new(ip, 53));
     }
     text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarder(default: &[SocketAddr], zones: Vec<(&str, SocketAddr)>) -> Arc<Forwarder> {
+        let zones = zones
+            .into_iter()
+            .map(|(z, a)| (Name::from_ascii(z).unwrap(), UpstreamSet::new(&[a], false)))
+            .collect();
+        let settings = ForwardSettings {
+            timeout: Duration::from_millis(300),
+            ..ForwardSettings::default()
+        };
+        Arc::new(Forwarder::new(
+            UpstreamSet::new(default, false),
+            zones,
+            settings,
+            Arc::new(Metrics::default()),
+        ))
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn zone_membership_is_by_whole_labels() {
+        assert!(in_zone(b"a.corp.example.", b"corp.example."));
+        assert!(in_zone(b"corp.example.", b"corp.example."));
+        assert!(!in_zone(b"xcorp.example.", b"corp.example."));
+        assert!(!in_zone(b"example.", b"corp.example."));
+        assert!(in_zone(b"anything.", b"."));
+        assert_eq!(
+            zone_text(&Name::from_ascii("Corp.Example").unwrap()),
+            b"corp.example."
+        );
+    }
+
+    #[test]
+    fn the_longest_matching_zone_picks_the_upstreams() {
+        let f = forwarder(
+            &[addr(1)],
+            vec![("example.", addr(2)), ("corp.example.", addr(3))],
+        );
+        let pick = |name: &[u8]| f.upstreams_for(name).all()[0].addr.port();
+        assert_eq!(pick(b"db.corp.example."), 3);
+        assert_eq!(pick(b"www.example."), 2);
+        assert_eq!(pick(b"www.example.org."), 1);
+    }
+
+    fn query(name: &str) -> (Vec<u8>, Question) {
+        let mut m = hickory_proto::op::Message::query();
+        m.add_query(hickory_proto::op::Query::query(
+            Name::from_ascii(name).unwrap(),
+            hickory_proto::rr::RecordType::A,
+        ));
+        let bytes = m.to_vec().unwrap();
+        let q = wire::question(&bytes).unwrap();
+        (bytes, q)
+    }
+
+    #[tokio::test]
+    async fn an_upstream_that_never_answers_gives_servfail_and_clears_its_key() {
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let f = forwarder(&[silent.local_addr().unwrap()], vec![]);
+        let (bytes, q) = query("slow.example.");
+        let answer = f.forward(&bytes, &q, Transport::Udp, 512).await;
+        assert_eq!(wire::rcode(&answer), 2);
+        // The upstream query's own timeout ends it too, and the next query starts afresh.
+        let cleared = async {
+            while !f.inflight.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(1), cleared)
+            .await
+            .expect("in-flight entry cleared");
+        assert_eq!(Metrics::get(&f.metrics.forward_failures), 1);
+    }
 }

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::answer::{Outcome, Responder, Transport};
-use super::forward::Forwarder;
+use super::forward::{Forwarder, Lookup};
 use super::udp_batch::{Batcher, BATCH};
 use crate::metrics::Metrics;
 
@@ -123,27 +123,29 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
                 Outcome::Drop => continue,
                 Outcome::Forward { question, max_size } => (question, max_size),
             };
-            if let Some(resp) = h
-                .forwarder
-                .as_ref()
-                .and_then(|f| f.cached(packet, &question, max_size))
-            {
-                // A fresh cache hit needs no task: answer it here, like a cluster name.
-                replies.push((resp, r.peer));
-                continue;
-            }
-            let (Some(fwd), Ok(permit)) =
-                (h.forwarder.clone(), forwarding.clone().try_acquire_owned())
-            else {
+            let Some(fwd) = &h.forwarder else {
                 Metrics::inc(&h.metrics.forward_overload_drops);
                 continue;
             };
+            let looked = match fwd.lookup(packet, &question, max_size) {
+                Lookup::Hit(resp) => {
+                    // A fresh cache hit needs no task: answer it here, like a cluster name.
+                    replies.push((resp, r.peer));
+                    continue;
+                }
+                other => other,
+            };
+            let Ok(permit) = forwarding.clone().try_acquire_owned() else {
+                Metrics::inc(&h.metrics.forward_overload_drops);
+                continue;
+            };
+            let fwd = fwd.clone();
             let socket = socket.clone();
             let packet = packet.to_vec();
             let peer = r.peer;
             tokio::spawn(async move {
                 let resp = fwd
-                    .forward(&packet, &question, Transport::Udp, max_size)
+                    .resolve(&packet, &question, Transport::Udp, max_size, looked)
                     .await;
                 if let Err(e) = socket.send_to(&resp, peer).await {
                     debug!(error = %e, %peer, "udp send error");
