@@ -34,7 +34,7 @@ for tool in dnsperf resperf dnsmasq unbound python3 taskset curl ss; do
 done
 for port in $UP_PORT $OURS_PORT $DNSMASQ_PORT $UNBOUND_PORT $CEILING_PORT $HTTP_PORT; do
   # Another run (or anything else) on these ports would answer in the servers' place.
-  if ss -Hlnu "sport = :$port" | grep -q . || ss -Hlnt "sport = :$port" | grep -q .; then
+  if ss -Hlntu "sport = :$port" | grep -q .; then
     echo "port $port is in use: is another peers.sh running?" >&2
     exit 1
   fi

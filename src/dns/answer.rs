@@ -112,13 +112,7 @@ impl Responder {
             }
             Transport::Udp => 512,
         };
-        let name = &question.name_lower;
-        let d = &self.domain_text;
-        let in_domain = name == d
-            || (name.len() > d.len()
-                && name.ends_with(d)
-                && name[name.len() - d.len() - 1] == b'.');
-        if !in_domain {
+        if !wire::in_zone(&question.name_lower, &self.domain_text) {
             if !self.forwarding {
                 return None;
             }

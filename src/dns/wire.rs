@@ -114,6 +114,16 @@ pub struct Question {
     pub name_lower: Vec<u8>,
 }
 
+/// Whether the lowercase name text `name` (as in `Question::name_lower`) is `zone` (spelled
+/// the same way) or below it: a suffix that starts at a label boundary.
+pub fn in_zone(name: &[u8], zone: &[u8]) -> bool {
+    zone == b"."
+        || name == zone
+        || (name.len() > zone.len()
+            && name.ends_with(zone)
+            && name[name.len() - zone.len() - 1] == b'.')
+}
+
 /// Reads the single question of a message.
 pub fn question(b: &[u8]) -> Result<Question, WireError> {
     if b.len() < HEADER || u16_at(b, 4)? != 1 {
@@ -314,6 +324,15 @@ pub fn error_response(query: &[u8], q: &Question, rcode: u8, recursion_available
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zone_membership_is_by_whole_labels() {
+        assert!(in_zone(b"a.corp.example.", b"corp.example."));
+        assert!(in_zone(b"corp.example.", b"corp.example."));
+        assert!(!in_zone(b"xcorp.example.", b"corp.example."));
+        assert!(!in_zone(b"example.", b"corp.example."));
+        assert!(in_zone(b"anything.", b"."));
+    }
     use hickory_proto::op::{Edns, Message, Query};
     use hickory_proto::rr::rdata::{A, SOA};
     use hickory_proto::rr::{Name, RData, Record, RecordType};
