@@ -14,6 +14,7 @@ use tracing::warn;
 use crate::config::Config;
 use crate::dns::cache::CachePolicy;
 use crate::dns::forward::{parse_upstream, ForwardSettings};
+use crate::dns::server::InFlight;
 use crate::dns::upstream::UpstreamSet;
 use crate::dns::{Forwarder, Handlers, Listeners, Responder, ServerLimits};
 use crate::http;
@@ -24,6 +25,7 @@ use crate::notify;
 use crate::publish::Publisher;
 use crate::records::RecordSettings;
 use crate::resolv;
+use crate::sockets::{Key, Sockets};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,12 +55,17 @@ const BIND_PATIENCE: Duration = Duration::from_secs(10);
 /// How often the `file` source checks its file for changes.
 const FILE_POLL: Duration = Duration::from_secs(1);
 
-/// A running daemon: its tasks (aborted when this is dropped, which closes its sockets) and
-/// the publisher holding the served state.
+/// How long a daemon being replaced waits for the queries it is still forwarding.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(3);
+
+/// A running daemon: its tasks (aborted when this is dropped; the listen sockets stay with
+/// the process's [`Sockets`]) and the publisher holding the served state.
 pub struct Running {
     /// Snapshots and the state behind them.
     pub publisher: Arc<Publisher>,
     tasks: JoinSet<()>,
+    in_flight: InFlight,
+    listening: Vec<Key>,
 }
 
 impl Running {
@@ -72,17 +79,42 @@ impl Running {
         let current = self.publisher.current()?;
         serde_json::to_vec(&current.state).ok()
     }
+
+    /// The sockets this generation serves, by kind and address.
+    pub fn listening(&self) -> &[Key] {
+        &self.listening
+    }
+
+    /// Stops reading queries at once (unread ones stay queued in the sockets for whoever
+    /// serves them next), then waits a bounded time for the queries already being forwarded
+    /// to be answered.
+    pub async fn drain(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        let pending = self.in_flight.count();
+        if pending > 0 {
+            info!(pending, "answering the queries in flight before stopping");
+            self.in_flight.drained(DRAIN_PATIENCE).await;
+        }
+    }
 }
 
 /// Runs the daemon until the process is stopped. The configuration must be validated.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
-    start(config, None).await?.wait().await;
+    start(config, None, &Sockets::default()).await?.wait().await;
     Ok(())
 }
 
-/// Starts every part of the daemon. `seed` is a state document served until the configured
-/// source delivers (used across configuration reloads). The configuration must be validated.
-pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, DaemonError> {
+/// Starts every part of the daemon on `sockets` (inherited from systemd or bound on first use,
+/// and kept by the caller across generations). `seed` is a state document served until the
+/// configured source delivers (used across configuration reloads). The state the daemon can
+/// have without waiting on the network (the seed, the persisted state, a state file) is loaded
+/// before the first query is read. The configuration must be validated.
+pub async fn start(
+    config: Config,
+    seed: Option<Vec<u8>>,
+    sockets: &Sockets,
+) -> Result<Running, DaemonError> {
     let mut tasks = JoinSet::new();
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(ArcSwapOption::empty());
@@ -112,7 +144,9 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
         info!("serving the bundled demo cluster");
     } else if let Some(path) = config.state_file.clone() {
         info!(path = %path.display(), "serving the state file");
-        tasks.spawn(file::watch(path, publisher.clone(), FILE_POLL));
+        let mut watcher = file::Watcher::new(path);
+        watcher.check(&publisher).await;
+        tasks.spawn(watcher.run(publisher.clone(), FILE_POLL));
     } else if let Some(base) = config.mesos_dns.clone() {
         info!(%base, "copying the zone of an existing Mesos-DNS");
         tasks.spawn(mesos_dns::follow(
@@ -163,6 +197,8 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
     }
 
     let listens = config.listen_addrs();
+    let mut listening = Vec::new();
+    let in_flight = InFlight::default();
     let forwarder = if config.dns_on && config.recurse_on && config.external_on {
         Some(Arc::new(build_forwarder(
             &config,
@@ -180,8 +216,11 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             config: Arc::new(config.clone()),
             forwarder: forwarder.clone(),
         };
-        let listener =
-            bind_retrying(addr, BIND_PATIENCE, || tokio::net::TcpListener::bind(addr)).await?;
+        let listener = bind_retrying(addr, BIND_PATIENCE, || async {
+            tokio::net::TcpListener::from_std(sockets.tcp(addr)?)
+        })
+        .await?;
+        listening.push(Key::Tcp(addr));
         info!(%addr, "serving the HTTP API");
         tasks.spawn(async move {
             if let Err(e) = axum::serve(listener, http::router(api)).await {
@@ -206,9 +245,14 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             responder,
             forwarder,
             metrics,
+            in_flight: in_flight.clone(),
         };
-        for addr in listens {
-            let listeners = bind_retrying(addr, BIND_PATIENCE, || Listeners::bind(addr)).await?;
+        for addr in dns_addresses(&listens, sockets.inherited()) {
+            let listeners = bind_retrying(addr, BIND_PATIENCE, || async {
+                Listeners::from_std(sockets.udp(addr)?, sockets.tcp(addr)?)
+            })
+            .await?;
+            listening.extend([Key::Udp(addr), Key::Tcp(addr)]);
             info!(%addr, domain = %config.domain, "serving DNS");
             let limits = ServerLimits {
                 max_connections: config.tcp_max_connections.max(1),
@@ -222,7 +266,27 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
         publisher.clone(),
         Duration::from_secs(config.ready_after_seconds),
     ));
-    Ok(Running { publisher, tasks })
+    Ok(Running {
+        publisher,
+        tasks,
+        in_flight,
+        listening,
+    })
+}
+
+/// The addresses to serve DNS on: the configured ones, plus any address systemd passed a UDP
+/// socket for (a socket unit is the operator's word for where the daemon listens, such as the
+/// link-local address for containers).
+fn dns_addresses(configured: &[SocketAddr], inherited: &[Key]) -> Vec<SocketAddr> {
+    let mut out = configured.to_vec();
+    for key in inherited {
+        if let Key::Udp(addr) = key {
+            if !out.contains(addr) {
+                out.push(*addr);
+            }
+        }
+    }
+    out
 }
 
 /// Tells systemd the daemon is ready once a snapshot is served (listeners are bound before

@@ -15,3 +15,4 @@ pub mod publish;
 pub mod records;
 pub mod resolv;
 pub mod resolvconf;
+pub mod sockets;

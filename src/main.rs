@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use mesos_dns_sidecar::config::Config;
+use mesos_dns_sidecar::sockets::Sockets;
 use mesos_dns_sidecar::{daemon, resolvconf};
 use tracing::{error, info, warn};
 
@@ -275,17 +276,24 @@ fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
     runtime.block_on(serve_until_stopped(cli, config))
 }
 
-/// Runs the daemon; SIGHUP re-reads the configuration and restarts the daemon's parts with it,
-/// carrying the served state over so there is no moment without answers. An invalid new
-/// configuration is reported and the running one stays.
-async fn serve_until_stopped(cli: &Cli, mut config: Config) -> anyhow::Result<()> {
+/// Runs the daemon; SIGHUP re-reads the configuration and starts the daemon's parts anew with
+/// it on the same sockets, carrying the served state over, before the old parts stop: there is
+/// no moment without a reader on the sockets. An invalid new configuration is reported and the
+/// running one stays. SIGTERM stops reading and answers what is in flight before exiting; under
+/// socket activation the unread queries wait in the kernel for the next process.
+async fn serve_until_stopped(cli: &Cli, config: Config) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    let mut running = daemon::start(config.clone(), None).await?;
+    let sockets = Sockets::from_environment();
+    let mut running = daemon::start(config, None, &sockets).await?;
     loop {
         tokio::select! {
             _ = running.wait() => return Ok(()),
-            _ = shutdown_signal() => return Ok(()),
+            _ = shutdown_signal() => {
+                let _ = mesos_dns_sidecar::notify::notify("STOPPING=1");
+                running.drain().await;
+                return Ok(());
+            }
             _ = hup.recv() => {
                 let new = match load_config(cli) {
                     Ok(c) => c,
@@ -294,19 +302,19 @@ async fn serve_until_stopped(cli: &Cli, mut config: Config) -> anyhow::Result<()
                         continue;
                     }
                 };
+                let _ = mesos_dns_sidecar::notify::notify("RELOADING=1");
                 let seed = running.state_document();
-                drop(running);
-                running = match daemon::start(new.clone(), seed.clone()).await {
+                match daemon::start(new, seed, &sockets).await {
                     Ok(r) => {
                         info!("configuration reloaded");
-                        config = new;
-                        r
+                        std::mem::replace(&mut running, r).drain().await;
+                        sockets.retain(running.listening());
                     }
                     Err(e) => {
-                        error!("reloaded configuration failed to start ({e}); restoring the previous one");
-                        daemon::start(config.clone(), seed).await?
+                        error!("reloaded configuration failed to start ({e}); keeping the running one");
                     }
-                };
+                }
+                let _ = mesos_dns_sidecar::notify::notify("READY=1");
             }
         }
     }

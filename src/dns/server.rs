@@ -54,6 +54,8 @@ pub struct Handlers {
     pub forwarder: Option<Arc<Forwarder>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Queries answered off the listener loops, for draining.
+    pub in_flight: InFlight,
 }
 
 /// Bound sockets of one listen address, ready to serve.
@@ -63,15 +65,29 @@ pub struct Listeners {
 }
 
 impl Listeners {
-    /// Binds UDP and TCP on `addr`.
+    /// Binds UDP and TCP on `addr` (a port of 0 takes a free UDP port and the same TCP one).
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Listeners> {
-        let udp = UdpSocket::bind(addr).await?;
+        let udp = std::net::UdpSocket::bind(addr)?;
+        udp.set_nonblocking(true)?;
+        let tcp = std::net::TcpListener::bind(udp.local_addr()?)?;
+        tcp.set_nonblocking(true)?;
+        Listeners::from_std(udp, tcp)
+    }
+
+    /// Serves sockets bound elsewhere (inherited from systemd, or kept across a reload); both
+    /// must be non-blocking.
+    pub fn from_std(
+        udp: std::net::UdpSocket,
+        tcp: std::net::TcpListener,
+    ) -> std::io::Result<Listeners> {
         // Bursts of queries must queue in the kernel rather than be dropped; the kernel caps
         // these at net.core.{r,w}mem_max, which is fine.
         let _ = nix::sys::socket::setsockopt(&udp, nix::sys::socket::sockopt::RcvBuf, &UDP_BUFFER);
         let _ = nix::sys::socket::setsockopt(&udp, nix::sys::socket::sockopt::SndBuf, &UDP_BUFFER);
-        let tcp = TcpListener::bind(addr).await?;
-        Ok(Listeners { udp, tcp })
+        Ok(Listeners {
+            udp: UdpSocket::from_std(udp)?,
+            tcp: TcpListener::from_std(tcp)?,
+        })
     }
 
     /// The bound UDP address (useful when binding port 0).
@@ -80,11 +96,48 @@ impl Listeners {
     }
 
     /// Serves both transports until the task running this is aborted (which stops both).
+    /// Aborting stops reading at once and never loses a query already read: the loops only
+    /// wait for readiness, and forwarded queries and TCP connections finish on their own tasks
+    /// (see [`InFlight`]).
     pub async fn serve(self, handlers: Handlers, limits: ServerLimits) {
         let mut both = tokio::task::JoinSet::new();
         both.spawn(serve_udp(Arc::new(self.udp), handlers.clone(), limits));
         both.spawn(serve_tcp(self.tcp, handlers, limits));
         while both.join_next().await.is_some() {}
+    }
+}
+
+/// UDP queries being forwarded off the listener loops, so that a daemon being replaced can
+/// answer them before it exits. (TCP clients see their connection close and retry, as with any
+/// server restart; a query already read on one is answered on its task meanwhile.)
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlightGuard(self.0.clone())
+    }
+
+    /// How many are still being answered.
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until none is left, or `patience` has passed.
+    pub async fn drained(&self, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        while self.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+struct InFlightGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -143,6 +196,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
             let socket = socket.clone();
             let packet = packet.to_vec();
             let peer = r.peer;
+            let guard = h.in_flight.enter();
             tokio::spawn(async move {
                 let resp = fwd
                     .resolve(&packet, &question, Transport::Udp, max_size, looked)
@@ -151,6 +205,7 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
                     debug!(error = %e, %peer, "udp send error");
                 }
                 drop(permit);
+                drop(guard);
             });
         }
         send_all(&socket, &mut batcher, &mut replies).await;

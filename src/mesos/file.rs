@@ -31,16 +31,32 @@ fn stamp(path: &Path) -> std::io::Result<Stamp> {
     })
 }
 
-/// Serves `path` through `publisher`, checking for changes every `poll`. Runs forever; a
-/// missing or invalid file is logged once per version and the last good snapshot stays.
-pub async fn watch(path: PathBuf, publisher: Arc<Publisher>, poll: Duration) {
-    let mut last: Option<Stamp> = None;
-    let mut missing_logged = false;
-    loop {
-        match stamp(&path) {
-            Ok(st) if last.as_ref() != Some(&st) => {
-                missing_logged = false;
-                match tokio::fs::read(&path).await {
+/// Follows one state file: publishes each new version, keeps the last good one otherwise.
+pub struct Watcher {
+    path: PathBuf,
+    last: Option<Stamp>,
+    missing_logged: bool,
+}
+
+impl Watcher {
+    /// A watcher of `path` that has published nothing yet.
+    pub fn new(path: PathBuf) -> Watcher {
+        Watcher {
+            path,
+            last: None,
+            missing_logged: false,
+        }
+    }
+
+    /// Publishes the file when it changed since the last check; a missing or invalid file is
+    /// logged once per version and the last good snapshot stays. The daemon calls this once
+    /// before it answers, so that a restart serves the file from its first query.
+    pub async fn check(&mut self, publisher: &Publisher) {
+        let path = &self.path;
+        match stamp(path) {
+            Ok(st) if self.last.as_ref() != Some(&st) => {
+                self.missing_logged = false;
+                match tokio::fs::read(path).await {
                     Ok(bytes) => {
                         if let Err(e) = publisher.publish(&bytes).await {
                             warn!(path = %path.display(), error = %e, "state file rejected; keeping the last snapshot");
@@ -48,17 +64,24 @@ pub async fn watch(path: PathBuf, publisher: Arc<Publisher>, poll: Duration) {
                     }
                     Err(e) => warn!(path = %path.display(), error = %e, "cannot read state file"),
                 }
-                last = Some(st);
+                self.last = Some(st);
             }
             Ok(_) => {}
             Err(e) => {
-                if !missing_logged {
+                if !self.missing_logged {
                     warn!(path = %path.display(), error = %e, "state file unavailable; keeping the last snapshot");
-                    missing_logged = true;
+                    self.missing_logged = true;
                 }
-                last = None;
+                self.last = None;
             }
         }
-        tokio::time::sleep(poll).await;
+    }
+
+    /// Checks the file every `poll`, forever.
+    pub async fn run(mut self, publisher: Arc<Publisher>, poll: Duration) {
+        loop {
+            self.check(&publisher).await;
+            tokio::time::sleep(poll).await;
+        }
     }
 }
