@@ -200,11 +200,17 @@ pub async fn start(
     let mut listening = Vec::new();
     let in_flight = InFlight::default();
     let forwarder = if config.dns_on && config.recurse_on && config.external_on {
-        Some(Arc::new(build_forwarder(
-            &config,
-            &listens,
-            metrics.clone(),
-        )?))
+        let (forwarder, plan) = build_forwarder(&config, &listens, metrics.clone())?;
+        let forwarder = Arc::new(forwarder);
+        if config.resolvers.is_empty() {
+            tasks.spawn(follow_upstreams(
+                config.clone(),
+                listens.clone(),
+                forwarder.clone(),
+                plan,
+            ));
+        }
+        Some(forwarder)
     } else {
         None
     };
@@ -357,12 +363,38 @@ async fn warn_if_no_leader(mut rx: tokio::sync::watch::Receiver<Option<String>>,
     }
 }
 
-/// The forwarder for the configured upstreams, never pointing at ourselves.
+/// How often the host's resolver list is checked for changes (DHCP renewals, network changes).
+const UPSTREAM_POLL: Duration = Duration::from_secs(2);
+
+/// Keeps forwarding to the host's current resolvers: when the original resolv.conf (or the
+/// file it links to) names other servers, the forwarder switches to them.
+async fn follow_upstreams(
+    config: Config,
+    listens: Vec<SocketAddr>,
+    forwarder: Arc<Forwarder>,
+    mut current: resolv::UpstreamPlan,
+) {
+    loop {
+        tokio::time::sleep(UPSTREAM_POLL).await;
+        let Ok(plan) = resolv::plan(&config, &listens, &netif::local_addresses()) else {
+            continue;
+        };
+        if plan.addrs.is_empty() || (plan.addrs == current.addrs && plan.rotate == current.rotate) {
+            continue;
+        }
+        info!(source = %plan.source, upstreams = ?plan.addrs, was = ?current.addrs, "the host's resolvers changed; forwarding to the new ones");
+        forwarder.set_upstreams(UpstreamSet::new(&plan.addrs, plan.rotate));
+        current = plan;
+    }
+}
+
+/// The forwarder for the configured upstreams, never pointing at ourselves, and the plan it
+/// was made from.
 fn build_forwarder(
     config: &Config,
     listens: &[SocketAddr],
     metrics: Arc<Metrics>,
-) -> Result<Forwarder, DaemonError> {
+) -> Result<(Forwarder, resolv::UpstreamPlan), DaemonError> {
     let plan = resolv::plan(config, listens, &netif::local_addresses())?;
     for a in &plan.dropped_self {
         warn!(upstream = %a, "upstream is this daemon itself; left out to avoid a loop");
@@ -399,10 +431,11 @@ fn build_forwarder(
             stale_max: Duration::from_secs(config.serve_stale_seconds),
         },
     };
-    Ok(Forwarder::new(
+    let forwarder = Forwarder::new(
         UpstreamSet::new(&plan.addrs, plan.rotate),
         zones,
         settings,
         metrics,
-    ))
+    );
+    Ok((forwarder, plan))
 }

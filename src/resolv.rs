@@ -91,6 +91,29 @@ fn behind_resolved_stub(addrs: &[SocketAddr], resolved_list: &Path) -> Option<Ve
     (!upstreams.is_empty()).then_some(upstreams)
 }
 
+/// The host's resolver list as it is now: when the original resolv.conf saved at install was
+/// a symlink (systemd-resolved, resolvconf, NetworkManager), the file it pointed to, which
+/// those managers keep current; else the saved copy (which the package's DHCP hooks update);
+/// else, before install, the system resolv.conf.
+pub fn original_resolv_conf(config: &Config) -> PathBuf {
+    let saved = &config.saved_resolv_conf;
+    let mut link = saved.clone().into_os_string();
+    link.push(".link");
+    if let Ok(target) = std::fs::read_to_string(&link) {
+        let target = Path::new(target.trim_end_matches('\n'));
+        let base = config.resolv_conf.parent().unwrap_or(Path::new("/"));
+        let live = base.join(target);
+        if live.is_file() {
+            return live;
+        }
+    }
+    if saved.exists() {
+        saved.clone()
+    } else {
+        config.resolv_conf.clone()
+    }
+}
+
 /// Whether `upstream` is one of our own listen addresses: the same address and port, or, for a
 /// wildcard listener, a loopback or local address on our port.
 pub fn is_self(upstream: SocketAddr, listens: &[SocketAddr], local_ips: &[IpAddr]) -> bool {
@@ -122,11 +145,8 @@ pub fn plan(
             2,
         )
     } else {
-        let path = if config.saved_resolv_conf.exists() {
-            &config.saved_resolv_conf
-        } else {
-            &config.resolv_conf
-        };
+        let path = original_resolv_conf(config);
+        let path = &path;
         let (addrs, rotate, timeout, attempts) = read_resolv_conf(path)?;
         match behind_resolved_stub(&addrs, Path::new(RESOLVED_UPSTREAMS)) {
             Some(real) => (
@@ -172,6 +192,41 @@ mod tests {
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_symlinked_original_is_read_through_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config_with(
+            dir.path(),
+            Some("nameserver 10.0.0.1\n"),
+            "nameserver 127.0.0.1\n",
+        );
+        assert_eq!(original_resolv_conf(&c), c.saved_resolv_conf);
+        // The original pointed at a manager's file, relative to /etc as symlinks often are.
+        let live = dir.path().join("run/nm/resolv.conf");
+        std::fs::create_dir_all(live.parent().unwrap()).unwrap();
+        std::fs::write(&live, "nameserver 10.9.9.9\n").unwrap();
+        std::fs::write(
+            dir.path().join("resolv.conf.orig.link"),
+            "run/nm/resolv.conf\n",
+        )
+        .unwrap();
+        assert_eq!(original_resolv_conf(&c), live);
+        let p = plan(&c, &[sa("127.0.0.1:53")], &[]).unwrap();
+        assert_eq!(p.addrs, [sa("10.9.9.9:53")]);
+        // The manager rewrites its file: the next plan follows.
+        std::fs::write(&live, "nameserver 10.8.8.8\n").unwrap();
+        assert_eq!(
+            plan(&c, &[sa("127.0.0.1:53")], &[]).unwrap().addrs,
+            [sa("10.8.8.8:53")]
+        );
+        // Its file gone (manager stopped): the saved bytes.
+        std::fs::remove_file(&live).unwrap();
+        assert_eq!(
+            plan(&c, &[sa("127.0.0.1:53")], &[]).unwrap().addrs,
+            [sa("10.0.0.1:53")]
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use tokio::sync::watch;
 use tracing::debug;
@@ -76,9 +77,10 @@ pub enum Lookup {
 
 /// Forwards queries with caching, coalescing, failover and serve-stale.
 pub struct Forwarder {
-    default: UpstreamSet,
+    /// Replaced when the host's resolvers change (`set_upstreams`).
+    default: ArcSwap<UpstreamSet>,
     /// Per-zone upstreams, by lowercase zone name text with its final dot.
-    zones: Vec<(Vec<u8>, UpstreamSet)>,
+    zones: Vec<(Vec<u8>, Arc<UpstreamSet>)>,
     settings: ForwardSettings,
     cache: AnswerCache,
     inflight: Mutex<HashMap<CacheKey, watch::Receiver<Option<FetchResult>>>>,
@@ -97,10 +99,10 @@ impl Forwarder {
     ) -> Forwarder {
         let zones = zones
             .into_iter()
-            .map(|(zone, set)| (zone_text(&zone), set))
+            .map(|(zone, set)| (zone_text(&zone), Arc::new(set)))
             .collect();
         Forwarder {
-            default,
+            default: ArcSwap::from_pointee(default),
             zones,
             cache: AnswerCache::new(settings.cache.clone()),
             settings,
@@ -111,8 +113,14 @@ impl Forwarder {
     }
 
     /// The default upstreams.
-    pub fn upstreams(&self) -> &UpstreamSet {
-        &self.default
+    pub fn upstreams(&self) -> Arc<UpstreamSet> {
+        self.default.load_full()
+    }
+
+    /// Forwards to `set` from now on (the host's resolvers changed); queries already being
+    /// resolved finish with the old set.
+    pub fn set_upstreams(&self, set: UpstreamSet) {
+        self.default.store(Arc::new(set));
     }
 
     /// The answer cache.
@@ -122,12 +130,12 @@ impl Forwarder {
 
     /// The upstreams for a lowercase name: those of the longest zone holding it, else the
     /// default ones.
-    fn upstreams_for(&self, name: &[u8]) -> &UpstreamSet {
+    fn upstreams_for(&self, name: &[u8]) -> Arc<UpstreamSet> {
         self.zones
             .iter()
             .filter(|(zone, _)| wire::in_zone(name, zone))
             .max_by_key(|(zone, _)| zone.len())
-            .map_or(&self.default, |(_, set)| set)
+            .map_or_else(|| self.default.load_full(), |(_, set)| set.clone())
     }
 
     /// Looks `query` up in the cache: the part of forwarding that never waits, which the

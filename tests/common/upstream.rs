@@ -232,7 +232,12 @@ fn respond(
 impl FakeUpstream {
     /// Starts the server on 127.0.0.1 with a free port.
     pub fn start() -> FakeUpstream {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// Starts the server on `addr` (port 53 for upstreams named in a resolv.conf).
+    pub fn start_on(addr: SocketAddr) -> FakeUpstream {
+        let udp = UdpSocket::bind(addr).unwrap();
         let addr = udp.local_addr().unwrap();
         let tcp = TcpListener::bind(addr).unwrap();
         let mode = Arc::new(Mode::default());
