@@ -6,6 +6,7 @@
 pub mod config;
 pub mod daemon;
 pub mod dns;
+pub mod guard;
 pub mod http;
 pub mod mesos;
 pub mod metrics;

@@ -1,14 +1,16 @@
 //! Command line entry point of mesos-dns-sidecar.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use hickory_proto::rr::Name;
 use mesos_dns_sidecar::config::Config;
 use mesos_dns_sidecar::sockets::Sockets;
-use mesos_dns_sidecar::{daemon, resolvconf};
+use mesos_dns_sidecar::{daemon, guard, resolvconf};
 use tracing::{error, info, warn};
 
 /// Node-local DNS for Apache Mesos clusters, answering Mesos-DNS's names.
@@ -74,75 +76,141 @@ enum Command {
 
 #[derive(Debug, clap::Subcommand)]
 enum ResolvconfAction {
-    /// Save the original and point resolv.conf at the daemon, once it answers.
+    /// Save the original and point resolv.conf at the daemon once it answers; when it does not
+    /// answer within --wait, the original stays saved and the guard switches later.
     Install {
         /// Nameserver lines to write, in order.
         #[arg(long = "nameserver", default_value = "127.0.0.1")]
         nameservers: Vec<String>,
-        /// The daemon address to health-check before rewriting anything.
-        #[arg(long, default_value = "127.0.0.1:53")]
-        check: std::net::SocketAddr,
+        /// The daemon address to health-check (default: from --config, else 127.0.0.1:53).
+        #[arg(long)]
+        check: Option<SocketAddr>,
         /// How long to wait for the daemon to answer, seconds.
         #[arg(long, default_value_t = 15)]
         wait: u64,
     },
     /// Put the original resolv.conf back, byte for byte (or its symlink).
     Restore,
-    /// Say whether resolv.conf points at the daemon.
+    /// Say which way the host resolves: daemon, fallback, pending or not installed.
     Status,
+    /// Keep the host resolving: fall back to the original resolvers while the daemon does not
+    /// answer, switch back when it does, finish a pending install (runs until stopped).
+    Guard {
+        /// Nameserver lines to write in daemon mode, in order.
+        #[arg(long = "nameserver", default_value = "127.0.0.1")]
+        nameservers: Vec<String>,
+        /// The daemon address to probe (default: from --config, else 127.0.0.1:53).
+        #[arg(long)]
+        check: Option<SocketAddr>,
+        /// Milliseconds between probes.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+        /// Milliseconds without an answer before the host falls back.
+        #[arg(long, default_value_t = 1500)]
+        fail_after_ms: u64,
+    },
+    /// Replace the saved original with new content (from a file, or - for standard input):
+    /// what the DHCP and NetworkManager hooks call when the network hands out new resolvers.
+    UpdateOriginal {
+        /// The new resolv.conf content.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Nameserver lines of daemon mode, to re-render resolv.conf.
+        #[arg(long = "nameserver", default_value = "127.0.0.1")]
+        nameservers: Vec<String>,
+    },
 }
 
-/// Whether something answers DNS at `addr` within `wait`: any response to a query for the
-/// root's NS counts (the daemon forwards or refuses it, but it answers).
-fn daemon_answers(addr: std::net::SocketAddr, wait: std::time::Duration) -> bool {
-    use hickory_proto::op::{Message, Query};
-    use hickory_proto::rr::{Name, RecordType};
-    let deadline = std::time::Instant::now() + wait;
-    let Ok(sock) = std::net::UdpSocket::bind(if addr.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }) else {
-        return false;
-    };
-    let _ = sock.set_read_timeout(Some(std::time::Duration::from_millis(500)));
-    while std::time::Instant::now() < deadline {
-        let mut q = Message::query();
-        q.add_query(Query::query(Name::root(), RecordType::NS));
-        if let Ok(bytes) = q.to_vec() {
-            let _ = sock.send_to(&bytes, addr);
-            let mut buf = [0u8; 4096];
-            if let Ok((n, _)) = sock.recv_from(&mut buf) {
-                if n >= 2 && buf[..2] == bytes[..2] {
-                    return true;
-                }
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    false
+/// The daemon's address and zone as the configuration says (for probing it), or the packaged
+/// defaults.
+fn probe_target(cli: &Cli, check: Option<SocketAddr>) -> (SocketAddr, Name) {
+    let config = cli
+        .config
+        .as_ref()
+        .and_then(|p| Config::load(p).ok())
+        .map(|l| l.config)
+        .unwrap_or_default();
+    let addr = check.unwrap_or_else(|| {
+        let ip = if config.listener.is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            config.listener
+        };
+        SocketAddr::new(ip, config.port)
+    });
+    let zone = Name::from_ascii(format!("{}.", config.domain.trim_end_matches('.')))
+        .unwrap_or_else(|_| Name::root());
+    (addr, zone)
 }
 
-fn resolvconf_command(action: &ResolvconfAction, paths: &resolvconf::Paths) -> ExitCode {
+fn resolvconf_command(cli: &Cli, action: &ResolvconfAction, paths: &resolvconf::Paths) -> ExitCode {
     let result = match action {
         ResolvconfAction::Install {
             nameservers,
             check,
             wait,
         } => {
-            if !daemon_answers(*check, std::time::Duration::from_secs(*wait)) {
+            let (addr, zone) = probe_target(cli, *check);
+            let setup = match resolvconf::save_original(paths) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("mesos-dns-sidecar: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut prober = guard::Prober::new(addr, zone);
+            if !prober.wait_alive(Duration::from_secs(*wait), Duration::from_millis(500)) {
                 eprintln!(
-                    "mesos-dns-sidecar: no DNS answer from {check}; resolv.conf left unchanged"
+                    "mesos-dns-sidecar: no DNS answer from {addr} within {wait} s; resolv.conf left unchanged (original saved: mesos-dns-sidecar-guard switches once the daemon answers)"
                 );
                 return ExitCode::FAILURE;
             }
-            resolvconf::install(paths, nameservers)
-                .map(|setup| println!("installed (was {setup:?})"))
+            resolvconf::switch(paths, resolvconf::Mode::Daemon, nameservers)
+                .map(|_| println!("installed (was {setup:?})"))
         }
         ResolvconfAction::Restore => resolvconf::restore(paths).map(|_| println!("restored")),
         ResolvconfAction::Status => {
             println!("{}", resolvconf::status(paths));
             Ok(())
+        }
+        ResolvconfAction::Guard {
+            nameservers,
+            check,
+            interval_ms,
+            fail_after_ms,
+        } => {
+            let (daemon, zone) = probe_target(cli, *check);
+            guard::run(
+                paths,
+                &guard::GuardSettings {
+                    daemon,
+                    zone,
+                    nameservers: nameservers.clone(),
+                    interval: Duration::from_millis((*interval_ms).max(50)),
+                    fail_after: Duration::from_millis(*fail_after_ms),
+                },
+            )
+        }
+        ResolvconfAction::UpdateOriginal { from, nameservers } => {
+            let content = if from.as_os_str() == "-" {
+                let mut buf = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).map(|_| buf)
+            } else {
+                std::fs::read(from)
+            };
+            match content {
+                Ok(bytes) => resolvconf::update_original(paths, &bytes, nameservers).map(|done| {
+                    if done {
+                        println!("original updated");
+                    } else {
+                        println!("not installed: nothing to update");
+                    }
+                }),
+                Err(e) => {
+                    eprintln!("mesos-dns-sidecar: {}: {e}", from.display());
+                    return ExitCode::FAILURE;
+                }
+            }
         }
     };
     match result {
@@ -245,7 +313,7 @@ fn main() -> ExitCode {
             resolv_conf: resolv_conf.clone(),
             saved: saved.clone(),
         };
-        return resolvconf_command(action, &paths);
+        return resolvconf_command(&cli, action, &paths);
     }
 
     let config = match load_config(&cli) {

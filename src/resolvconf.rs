@@ -137,90 +137,219 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ResolvConfError> {
     result.map_err(io_err(path))
 }
 
-/// Saves the original (unless an earlier install already did) and points resolv.conf at
-/// `nameservers`. Returns the setup found.
-pub fn install(paths: &Paths, nameservers: &[String]) -> Result<Setup, ResolvConfError> {
-    let setup = detect(&paths.resolv_conf);
-    let already_saved = paths.saved.exists() || paths.saved_absent().exists();
-    let original = if already_saved {
-        std::fs::read_to_string(&paths.saved).map_err(io_err(&paths.saved))?
-    } else {
-        // Follows a symlink: the content the host resolves with today.
-        let content = std::fs::read(&paths.resolv_conf).unwrap_or_default();
-        let link = match &setup {
-            Setup::SystemdResolved(t) | Setup::Resolvconf(t) | Setup::OtherSymlink(t) => {
-                Some(t.clone())
-            }
-            _ => None,
-        };
-        if setup == Setup::Missing {
-            write_atomically(&paths.saved_absent(), b"")?;
-        }
-        write_atomically(&paths.saved, &content)?;
-        if let Some(target) = link {
-            write_atomically(&paths.saved_link(), target.to_string_lossy().as_bytes())?;
-        }
-        String::from_utf8_lossy(&content).into_owned()
+/// Second line of our resolv.conf while the daemon does not answer: the host uses its
+/// original resolvers until it does again (`resolvconf guard`).
+pub const FALLBACK_MARKER: &str =
+    "# mesos-dns-sidecar is not answering: the original resolvers below are in use until it does";
+
+/// Which way the host resolves, as `resolvconf status` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Nothing saved: the host's resolv.conf is its own.
+    NotInstalled,
+    /// The original is saved but resolv.conf does not point at the daemon yet: the daemon has
+    /// not answered since install (the guard switches once it does).
+    Pending,
+    /// resolv.conf points at the daemon.
+    Daemon,
+    /// resolv.conf names the original resolvers because the daemon does not answer.
+    Fallback,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::NotInstalled => "not installed",
+            Mode::Pending => "pending",
+            Mode::Daemon => "daemon",
+            Mode::Fallback => "fallback",
+        })
+    }
+}
+
+/// Whether an original is saved, i.e. the host is meant to resolve through the daemon. The
+/// saved copy is written last on install and removed first on restore, so it alone decides.
+fn installed(paths: &Paths) -> bool {
+    paths.saved.exists()
+}
+
+/// The mode the host is in now.
+pub fn mode(paths: &Paths) -> Mode {
+    let ours = match detect(&paths.resolv_conf) {
+        Setup::Ours => std::fs::read_to_string(&paths.resolv_conf).ok(),
+        _ => None,
     };
-    let rendered = render(&original, nameservers, &paths.saved);
-    // Replaces a symlink with a file (rename does not follow it).
-    write_atomically(&paths.resolv_conf, rendered.as_bytes())?;
+    match ours {
+        Some(text) if text.lines().nth(1) == Some(FALLBACK_MARKER) => Mode::Fallback,
+        Some(_) => Mode::Daemon,
+        None if installed(paths) => Mode::Pending,
+        None => Mode::NotInstalled,
+    }
+}
+
+/// The resolv.conf used while the daemon does not answer: the original, whole, under our two
+/// marker lines (so restore and the switch back still recognise it).
+pub fn render_fallback(original: &str, saved: &Path) -> String {
+    let mut out = format!("{MARKER} {}\n{FALLBACK_MARKER}\n", saved.display());
+    out.push_str(original);
+    if !original.is_empty() && !original.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// Saves the host's resolv.conf as the original, unless an earlier install already did (an
+/// upgrade keeps the first). A kill at any point leaves either nothing saved or a complete
+/// save: the markers (`.link`, `.absent`) are written before the saved copy, which is the
+/// flag every other operation reads.
+pub fn save_original(paths: &Paths) -> Result<Setup, ResolvConfError> {
+    let setup = detect(&paths.resolv_conf);
+    if installed(paths) {
+        return Ok(setup);
+    }
+    let link = match &setup {
+        Setup::SystemdResolved(t) | Setup::Resolvconf(t) | Setup::OtherSymlink(t) => Some(t),
+        _ => None,
+    };
+    match link {
+        Some(target) => write_atomically(&paths.saved_link(), target.to_string_lossy().as_bytes())?,
+        None => remove_if_present(&paths.saved_link())?,
+    }
+    if setup == Setup::Missing {
+        write_atomically(&paths.saved_absent(), b"")?;
+    } else {
+        remove_if_present(&paths.saved_absent())?;
+    }
+    // Follows a symlink: the content the host resolves with today.
+    let content = std::fs::read(&paths.resolv_conf).unwrap_or_default();
+    write_atomically(&paths.saved, &content)?;
     Ok(setup)
 }
 
-/// Puts the original back (bytes, or the symlink) and removes the saved copy.
-pub fn restore(paths: &Paths) -> Result<(), ResolvConfError> {
-    if paths.saved_absent().exists() {
-        // There was no resolv.conf before us.
-        if detect(&paths.resolv_conf) == Setup::Ours {
-            std::fs::remove_file(&paths.resolv_conf).map_err(io_err(&paths.resolv_conf))?;
-        }
-        let _ = std::fs::remove_file(paths.saved_absent());
-        let _ = std::fs::remove_file(&paths.saved);
-        return Ok(());
+/// Points resolv.conf at the daemon (`Mode::Daemon`, naming `nameservers`) or at the original
+/// resolvers (`Mode::Fallback`); writes only when the content changes. Returns whether it
+/// wrote. Nothing is done when no original is saved (not installed, or being restored).
+pub fn switch(paths: &Paths, to: Mode, nameservers: &[String]) -> Result<bool, ResolvConfError> {
+    if !installed(paths) {
+        return Ok(false);
     }
+    let original = std::fs::read_to_string(&paths.saved).map_err(io_err(&paths.saved))?;
+    let wanted = match to {
+        Mode::Fallback => render_fallback(&original, &paths.saved),
+        _ => render(&original, nameservers, &paths.saved),
+    };
+    if std::fs::read(&paths.resolv_conf).is_ok_and(|now| now == wanted.as_bytes()) {
+        return Ok(false);
+    }
+    // Replaces a symlink with a file (rename does not follow it).
+    write_atomically(&paths.resolv_conf, wanted.as_bytes())?;
+    Ok(true)
+}
+
+/// Saves the original (unless an earlier install already did) and points resolv.conf at
+/// `nameservers`. Returns the setup found.
+pub fn install(paths: &Paths, nameservers: &[String]) -> Result<Setup, ResolvConfError> {
+    let setup = save_original(paths)?;
+    switch(paths, Mode::Daemon, nameservers)?;
+    Ok(setup)
+}
+
+/// Replaces the saved original with `content`: the host's network configuration changed (a
+/// DHCP renewal, NetworkManager), and the daemon forwards to what the original names. The
+/// live resolv.conf keeps its mode and takes the new search and options lines. Returns false
+/// when nothing is installed (then the caller's own resolv.conf handling applies).
+pub fn update_original(
+    paths: &Paths,
+    content: &[u8],
+    nameservers: &[String],
+) -> Result<bool, ResolvConfError> {
+    if !installed(paths) {
+        return Ok(false);
+    }
+    write_atomically(&paths.saved, content)?;
+    let now = mode(paths);
+    if matches!(now, Mode::Daemon | Mode::Fallback) {
+        switch(paths, now, nameservers)?;
+    }
+    Ok(true)
+}
+
+/// Puts the original back (bytes, or the symlink) and removes the saved copy. Safe to run
+/// again after a kill at any point: the saved copy is removed right after the original is
+/// back and before the markers, so a rerun either restores again from the same files or
+/// finds nothing left to do.
+pub fn restore(paths: &Paths) -> Result<(), ResolvConfError> {
     let link = std::fs::read_to_string(paths.saved_link()).ok();
-    if !paths.saved.exists() && link.is_none() {
-        if detect(&paths.resolv_conf) == Setup::Ours {
+    let absent = paths.saved_absent().exists();
+    if !installed(paths) {
+        if detect(&paths.resolv_conf) == Setup::Ours && link.is_none() && !absent {
             return Err(ResolvConfError::NothingSaved(paths.saved.clone()));
         }
-        // Never installed (or already restored): nothing to do.
+        // Never installed, or a restore interrupted after the original was back: the markers
+        // alone say how to finish.
+        if let Some(target) = &link {
+            put_link_back(paths, target)?;
+        } else if absent && detect(&paths.resolv_conf) == Setup::Ours {
+            remove_if_present(&paths.resolv_conf)?;
+        }
+        remove_if_present(&paths.saved_link())?;
+        remove_if_present(&paths.saved_absent())?;
         return Ok(());
     }
-    match link {
-        Some(target) => {
-            let tmp = paths.resolv_conf.with_extension("mesos-dns-sidecar.tmp");
-            let _ = std::fs::remove_file(&tmp);
-            std::os::unix::fs::symlink(target.trim_end_matches('\n'), &tmp)
-                .map_err(io_err(&tmp))?;
-            std::fs::rename(&tmp, &paths.resolv_conf).map_err(io_err(&paths.resolv_conf))?;
+    if absent {
+        // There was no resolv.conf before us.
+        if detect(&paths.resolv_conf) == Setup::Ours {
+            remove_if_present(&paths.resolv_conf)?;
         }
-        None => {
-            let bytes = std::fs::read(&paths.saved).map_err(io_err(&paths.saved))?;
-            write_atomically(&paths.resolv_conf, &bytes)?;
-        }
+    } else if let Some(target) = &link {
+        put_link_back(paths, target)?;
+    } else {
+        let bytes = std::fs::read(&paths.saved).map_err(io_err(&paths.saved))?;
+        write_atomically(&paths.resolv_conf, &bytes)?;
     }
-    let _ = std::fs::remove_file(paths.saved_link());
-    let _ = std::fs::remove_file(&paths.saved);
+    remove_if_present(&paths.saved)?;
+    remove_if_present(&paths.saved_link())?;
+    remove_if_present(&paths.saved_absent())?;
     Ok(())
+}
+
+fn put_link_back(paths: &Paths, target: &str) -> Result<(), ResolvConfError> {
+    let target = target.trim_end_matches('\n');
+    if std::fs::read_link(&paths.resolv_conf).is_ok_and(|t| t == Path::new(target)) {
+        return Ok(());
+    }
+    let tmp = paths.resolv_conf.with_extension("mesos-dns-sidecar.tmp");
+    remove_if_present(&tmp)?;
+    std::os::unix::fs::symlink(target, &tmp).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, &paths.resolv_conf).map_err(io_err(&paths.resolv_conf))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), ResolvConfError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(path)(e)),
+        _ => Ok(()),
+    }
 }
 
 /// A one-line description of the current state, for `resolvconf status`.
 pub fn status(paths: &Paths) -> String {
-    let setup = detect(&paths.resolv_conf);
-    let saved = if paths.saved.exists() {
+    let saved = if installed(paths) {
         format!("original saved at {}", paths.saved.display())
     } else {
         "no saved original".into()
     };
-    match setup {
-        Setup::Ours => format!(
-            "installed: {} points at mesos-dns-sidecar; {saved}",
-            paths.resolv_conf.display()
+    let file = paths.resolv_conf.display();
+    match mode(paths) {
+        Mode::Daemon => format!("mode: daemon ({file} points at mesos-dns-sidecar); {saved}"),
+        Mode::Fallback => format!(
+            "mode: fallback ({file} names the original resolvers: the daemon does not answer); {saved}"
         ),
-        other => format!(
-            "not installed: {} is {other:?}; {saved}",
-            paths.resolv_conf.display()
+        Mode::Pending => format!(
+            "mode: pending ({file} is the original; switched once the daemon answers); {saved}"
+        ),
+        Mode::NotInstalled => format!(
+            "mode: not installed ({file} is {:?}); {saved}",
+            detect(&paths.resolv_conf)
         ),
     }
 }
@@ -257,7 +386,7 @@ mod tests {
         assert!(now.contains("options timeout:2 rotate\n"));
         assert_eq!(std::fs::read_to_string(&p.saved).unwrap(), ORIGINAL);
         assert_eq!(detect(&p.resolv_conf), Setup::Ours);
-        assert!(status(&p).starts_with("installed"));
+        assert!(status(&p).starts_with("mode: daemon"));
 
         // An upgrade installs again: the saved original is the first one, not our file.
         install(&p, &["127.0.0.1".into()]).unwrap();
@@ -266,7 +395,7 @@ mod tests {
         restore(&p).unwrap();
         assert_eq!(std::fs::read(&p.resolv_conf).unwrap(), ORIGINAL.as_bytes());
         assert!(!p.saved.exists());
-        assert!(status(&p).starts_with("not installed"));
+        assert!(status(&p).starts_with("mode: not installed"));
         // Restoring twice is harmless.
         restore(&p).unwrap();
     }
@@ -349,5 +478,49 @@ mod tests {
         std::fs::remove_file(&p.saved).unwrap();
         std::fs::remove_file(p.saved_absent()).unwrap();
         assert!(matches!(restore(&p), Err(ResolvConfError::NothingSaved(_))));
+    }
+
+    #[test]
+    fn modes_fallback_and_switch_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = paths(dir.path());
+        std::fs::create_dir_all(p.resolv_conf.parent().unwrap()).unwrap();
+        std::fs::write(&p.resolv_conf, ORIGINAL).unwrap();
+        let ns = ["127.0.0.1".to_string()];
+        assert_eq!(mode(&p), Mode::NotInstalled);
+        assert!(
+            !switch(&p, Mode::Fallback, &ns).unwrap(),
+            "nothing saved: no write"
+        );
+
+        save_original(&p).unwrap();
+        assert_eq!(mode(&p), Mode::Pending);
+        assert!(switch(&p, Mode::Daemon, &ns).unwrap());
+        assert!(
+            !switch(&p, Mode::Daemon, &ns).unwrap(),
+            "unchanged: no rewrite"
+        );
+        assert_eq!(mode(&p), Mode::Daemon);
+
+        assert!(switch(&p, Mode::Fallback, &ns).unwrap());
+        assert_eq!(mode(&p), Mode::Fallback);
+        let now = std::fs::read_to_string(&p.resolv_conf).unwrap();
+        assert!(now.contains("nameserver 10.0.0.2\nnameserver 10.0.0.3\n"));
+        assert!(!now.contains("127.0.0.1"));
+        assert!(status(&p).starts_with("mode: fallback"));
+
+        // DHCP hands over new servers while in fallback: they are used at once, and kept.
+        let renewed = "search example.internal\nnameserver 10.0.0.9\n";
+        assert!(update_original(&p, renewed.as_bytes(), &ns).unwrap());
+        assert!(std::fs::read_to_string(&p.resolv_conf)
+            .unwrap()
+            .contains("nameserver 10.0.0.9"));
+        switch(&p, Mode::Daemon, &ns).unwrap();
+        assert_eq!(mode(&p), Mode::Daemon);
+
+        restore(&p).unwrap();
+        assert_eq!(std::fs::read_to_string(&p.resolv_conf).unwrap(), renewed);
+        assert_eq!(mode(&p), Mode::NotInstalled);
+        assert!(!update_original(&p, b"nameserver 1.1.1.1\n", &ns).unwrap());
     }
 }

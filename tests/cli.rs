@@ -118,7 +118,7 @@ fn resolvconf_install_checks_the_daemon_first_and_restore_gives_the_file_back() 
 
     let mut args = vec!["resolvconf", "status"];
     args.extend_from_slice(&paths);
-    assert!(String::from_utf8_lossy(&sidecar(&args).stdout).starts_with("installed"));
+    assert!(String::from_utf8_lossy(&sidecar(&args).stdout).starts_with("mode: daemon"));
 
     let mut args = vec!["resolvconf", "restore"];
     args.extend_from_slice(&paths);
