@@ -1,4 +1,4 @@
-//! The shipped systemd unit passes `systemd-analyze verify` (with ExecStart pointing at the
+//! The shipped systemd units pass `systemd-analyze verify` (with ExecStart pointing at the
 //! binary just built, since the packaged path doesn't exist here).
 
 use std::process::Command;
@@ -22,18 +22,30 @@ fn unit_verifies_clean() {
         unit.contains("Type=notify") && unit.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE")
     );
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("mesos-dns-sidecar.service");
-    std::fs::write(
-        &path,
-        unit.replace(
-            "/usr/bin/mesos-dns-sidecar",
-            env!("CARGO_BIN_EXE_mesos-dns-sidecar"),
-        ),
-    )
-    .unwrap();
+    let mut paths = Vec::new();
+    for name in UNITS {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd").join(name),
+        )
+        .unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            text.replace(
+                "/usr/bin/mesos-dns-sidecar",
+                env!("CARGO_BIN_EXE_mesos-dns-sidecar"),
+            )
+            .replace(
+                "/usr/lib/mesos-dns-sidecar/linklocal",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/hooks/linklocal"),
+            ),
+        )
+        .unwrap();
+        paths.push(path);
+    }
     let out = Command::new("systemd-analyze")
         .arg("verify")
-        .arg(&path)
+        .args(&paths)
         .output()
         .unwrap();
     let text =
@@ -43,7 +55,32 @@ fn unit_verifies_clean() {
         .lines()
         .filter(|l| l.contains("mesos-dns-sidecar"))
         .collect();
-    assert!(ours.is_empty(), "warnings about the unit: {ours:?}");
+    assert!(ours.is_empty(), "warnings about the units: {ours:?}");
+}
+
+/// Every unit the packages ship.
+const UNITS: [&str; 5] = [
+    "mesos-dns-sidecar.service",
+    "mesos-dns-sidecar.socket",
+    "mesos-dns-sidecar-guard.service",
+    "mesos-dns-sidecar-linklocal.service",
+    "mesos-dns-sidecar-linklocal.socket",
+];
+
+#[test]
+fn the_daemon_takes_its_sockets_from_the_socket_unit() {
+    let service = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/mesos-dns-sidecar.service"
+    ))
+    .unwrap();
+    assert!(service.contains("Requires=mesos-dns-sidecar.socket"));
+    let socket = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/mesos-dns-sidecar.socket"
+    ))
+    .unwrap();
+    assert!(socket.contains("ListenDatagram=127.0.0.1:53") && socket.contains("ListenStream=127.0.0.1:53"));
 }
 
 #[test]
