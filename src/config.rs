@@ -647,26 +647,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A configuration in Mesos-DNS's `config.json.sample` format, with the project's values.
     fn sample_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/mesos-dns/config.json.sample")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config.json.sample")
     }
 
     #[test]
-    fn reads_mesos_dns_sample_unchanged() {
+    fn reads_mesos_dns_sample_format_unchanged() {
         let loaded = Config::load(&sample_path()).unwrap();
         let c = &loaded.config;
-        assert_eq!(c.zk, "zk://127.0.0.1:2181/mesos");
-        assert_eq!(c.masters, vec!["127.0.0.1:5050"]);
-        assert_eq!(c.refresh_seconds, 60);
+        assert_eq!(c.zk, "zk://10.40.0.2:2181,10.40.0.3:2181/mesos");
+        assert_eq!(c.masters, vec!["10.40.0.2:5050", "10.40.0.3:5050"]);
+        assert_eq!(c.refresh_seconds, 30);
+        assert_eq!(c.ttl, 45);
         assert_eq!(c.port, 8053);
-        assert_eq!(c.http_port, 8123);
-        assert_eq!(c.resolvers, vec!["8.8.8.8"]);
+        assert_eq!(c.http_port, 8124);
+        assert_eq!(c.timeout, 4);
+        assert_eq!(c.resolvers, vec!["192.0.2.53", "192.0.2.54"]);
         assert_eq!(c.soa_mname, "ns1.mesos.");
         assert_eq!(c.soa_rname, "root.ns1.mesos.");
-        assert_eq!(c.ip_sources, vec![IpSource::Mesos, IpSource::Host]);
+        assert_eq!(
+            c.ip_sources,
+            vec![IpSource::Docker, IpSource::Mesos, IpSource::Host]
+        );
         assert!(c.enumeration_on && c.recurse_on && c.external_on);
-        assert_eq!(c.srv_record_default_weight, 1);
+        assert_eq!(c.srv_record_default_weight, 2);
         c.validate().unwrap();
         // "ns" is an old Mesos-DNS key: accepted with a warning, not an error.
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
