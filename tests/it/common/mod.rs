@@ -15,12 +15,15 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
-/// Path of the shared Mesos-DNS fixtures.
+/// Path of one of the project's own fixtures (`tests/fixtures/NAME`).
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/mesos-dns")
+        .join("tests/fixtures")
         .join(name)
 }
+
+/// The project's hand-written cluster state (`tests/fixtures/cluster.json`).
+pub const CLUSTER: &str = "cluster.json";
 
 /// A free port on 127.0.0.1 for both UDP and TCP (bound and released; the daemon binds it next).
 pub fn free_port() -> u16 {
@@ -57,14 +60,14 @@ pub fn start(args: &[&str]) -> Daemon {
 }
 
 /// Starts the binary with a config document (written to a temporary file, kept alive by the
-/// returned guard) serving fake.json, plus `args`.
+/// returned guard) serving the cluster fixture, plus `args`.
 pub fn start_with_config(
     mut config: serde_json::Value,
     args: &[&str],
 ) -> (Daemon, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     if config.get("stateFile").is_none() {
-        config["stateFile"] = fixture("fake.json").to_str().unwrap().into();
+        config["stateFile"] = fixture(CLUSTER).to_str().unwrap().into();
     }
     // Never read the host's resolv.conf in tests unless a test says so.
     if config.get("resolvConf").is_none() {
