@@ -13,7 +13,9 @@
 //! compared, name by name and value by value, with the snapshot the daemon builds from the same
 //! bytes, for two configurations per document: Mesos-DNS's defaults (RFC 1123 labels, IP sources
 //! netinfo, mesos, host) and the strict one (RFC 952 labels, every IP source, configured
-//! masters). Mesos-DNS stores some names no DNS query can reach (labels over 63 octets, upper
+//! masters). The same names are then asked for over DNS (A, AAAA, SRV through the daemon's
+//! responder, plus SOA and NS at the apex and a missing name), so the answers clients get are
+//! checked too, not only the snapshot. Mesos-DNS stores some names no DNS query can reach (labels over 63 octets, upper
 //! case or other characters from raw DiscoveryInfo names); the reference keeps only names made
 //! of lowercase letters, digits, `-` and `_` in labels of 1 to 63 octets, which is the set a
 //! resolver can ask Mesos-DNS for, and counts the others per document.
@@ -23,8 +25,15 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
 use mesos_dns_sidecar::config::{Config, IpSource};
+use mesos_dns_sidecar::dns::answer::{Outcome, Responder, Transport};
 use mesos_dns_sidecar::mesos::model::State;
+use mesos_dns_sidecar::metrics::Metrics;
 use mesos_dns_sidecar::records::{build, HostAddrs, RecordSettings, Snapshot};
 use serde_json::Value;
 
@@ -564,14 +573,14 @@ fn daemon_records(snap: &Snapshot) -> BTreeMap<String, Vec<Rdata>> {
 }
 
 /// What one document under one configuration gave.
-struct Outcome {
+struct DocResult {
     names: usize,
     by_family: BTreeMap<&'static str, usize>,
     unreachable: usize,
     mismatches: Vec<String>,
 }
 
-fn compare(doc_name: &str, bytes: &[u8], s: &Settings) -> Outcome {
+fn compare(doc_name: &str, bytes: &[u8], s: &Settings) -> DocResult {
     let doc: Value = serde_json::from_slice(bytes).expect("JSON");
     let want_all = reference(&doc, s, &host_table());
     let unreachable = want_all.records.keys().filter(|n| !queryable(n)).count();
@@ -649,18 +658,100 @@ fn compare(doc_name: &str, bytes: &[u8], s: &Settings) -> Outcome {
     if snap.domain.to_ascii() != format!("{}.", s.domain) {
         mismatches.push(format!("{tag}: zone apex {}", snap.domain));
     }
+    mismatches.extend(over_dns(&tag, snap, &want, s));
     let mut by_family = BTreeMap::new();
     for (name, values) in &want {
         for v in values.iter() {
             *by_family.entry(family(name, v)).or_default() += 1;
         }
     }
-    Outcome {
+    DocResult {
         names: want.len(),
         by_family,
         unreachable,
         mismatches,
     }
+}
+
+/// The same records asked for over DNS: every reference name queried for A, AAAA and SRV
+/// through the daemon's responder (TCP, so nothing is truncated) must give exactly the
+/// reference's values, authoritatively, with the configured TTL and SRV weight; the apex must
+/// answer SOA and NS, and a name Mesos-DNS doesn't have must be NXDOMAIN with the SOA.
+fn over_dns(
+    tag: &str,
+    snap: Snapshot,
+    want: &BTreeMap<&String, &BTreeSet<Rdata>>,
+    s: &Settings,
+) -> Vec<String> {
+    let responder = Responder::new(
+        s.domain,
+        Arc::new(ArcSwapOption::from_pointee(snap)),
+        Arc::new(Metrics::default()),
+        true,
+        false,
+    )
+    .unwrap();
+    let ask = |name: &str, qtype: RecordType| -> Message {
+        let mut q = Message::query();
+        q.metadata.id = 0x5eed;
+        q.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        match responder.handle(&q.to_vec().unwrap(), Transport::Tcp) {
+            Outcome::Reply(bytes) => Message::from_vec(&bytes).unwrap(),
+            other => panic!("{tag}: {name} {qtype}: {other:?}"),
+        }
+    };
+    let mut problems = Vec::new();
+    for (name, values) in want {
+        for qtype in [RecordType::A, RecordType::AAAA, RecordType::SRV] {
+            let expected: BTreeSet<String> = values
+                .iter()
+                .filter_map(|v| match (v, qtype) {
+                    (Rdata::A(ip), RecordType::A) => Some(format!("A {ip}")),
+                    (Rdata::Aaaa(ip), RecordType::AAAA) => Some(format!("AAAA {ip}")),
+                    (Rdata::Srv(t, p), RecordType::SRV) => Some(format!("SRV 0 1 {p} {t}")),
+                    _ => None,
+                })
+                .collect();
+            let m = ask(name, qtype);
+            let got: BTreeSet<String> = m
+                .answers
+                .iter()
+                .map(|r| format!("{} {}", r.record_type(), r.data))
+                .collect();
+            let ok = m.metadata.response_code == ResponseCode::NoError
+                && m.metadata.authoritative
+                && m.answers.len() == got.len()
+                && m.answers.iter().all(|r| r.ttl == 60)
+                && got == expected;
+            if !ok {
+                problems.push(format!(
+                    "{tag}: {name} {qtype} over DNS: {:?} aa={} {got:?}, want {expected:?}",
+                    m.metadata.response_code, m.metadata.authoritative
+                ));
+            }
+        }
+    }
+    let apex = format!("{}.", s.domain);
+    let m = ask(&apex, RecordType::SOA);
+    match m.answers.first().map(|r| &r.data) {
+        Some(RData::SOA(soa)) if soa.mname.to_ascii() == s.ns && m.answers.len() == 1 => {}
+        other => problems.push(format!("{tag}: apex SOA over DNS: {other:?}")),
+    }
+    let m = ask(&apex, RecordType::NS);
+    let ns: Vec<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
+    if ns != [s.ns.to_string()] {
+        problems.push(format!("{tag}: apex NS over DNS: {ns:?}"));
+    }
+    let missing = format!("no-such-name-in-the-conformance-suite.{apex}");
+    let m = ask(&missing, RecordType::A);
+    let soa_in_authority = matches!(m.authorities.first().map(|r| &r.data), Some(RData::SOA(_)));
+    if m.metadata.response_code != ResponseCode::NXDomain || !soa_in_authority {
+        problems.push(format!(
+            "{tag}: {missing}: {:?}, SOA in authority: {soa_in_authority}",
+            m.metadata.response_code
+        ));
+    }
+    problems
 }
 
 fn fmt_set(s: &BTreeSet<Rdata>) -> String {
