@@ -232,9 +232,15 @@ fn respond(
 impl FakeUpstream {
     /// Starts the server on 127.0.0.1 with a free port.
     pub fn start() -> FakeUpstream {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).unwrap();
+        // The kernel picks a free UDP port; its TCP twin may be taken (by any socket on the
+        // host), so try again until both are ours.
+        let (udp, addr, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = TcpListener::bind(addr) {
+                break (udp, addr, tcp);
+            }
+        };
         let mode = Arc::new(Mode::default());
         let seen = Arc::new(Mutex::new(HashMap::new()));
         let tcp_queries = Arc::new(AtomicUsize::new(0));
@@ -298,10 +304,13 @@ impl FakeUpstream {
 
 /// A UDP+TCP address where nothing ever answers (a bound socket that never reads).
 pub fn black_hole() -> (SocketAddr, UdpSocket, TcpListener) {
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).unwrap();
-    (addr, udp, tcp)
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr) {
+            return (addr, udp, tcp);
+        }
+    }
 }
 
 /// The loopback address 127.0.0.`last`, for tests that need a second local address.
