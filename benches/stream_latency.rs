@@ -1,14 +1,14 @@
 //! Update latency on the event stream: how long after the master's event a new task answers.
 //!
 //! Run with `cargo bench --bench stream_latency`. The event-stream generator of the tests
-//! (`tests/common/stream_master.rs`, a Mesos master's v1 operator API) subscribes the real
+//! (`tests/it/common/stream_master.rs`, a Mesos master's v1 operator API) subscribes the real
 //! binary with a cluster of 1,000 or 10,000 running tasks, then emits TASK_ADDED +
 //! TASK_UPDATED(TASK_RUNNING) for new tasks at a fixed rate, and kills tasks once they are two
 //! seconds old so the cluster keeps its size. A prober asks the daemon over UDP for each new
 //! name until it answers. Reported per cluster size and event rate: p50, p99 and maximum
 //! event-to-answer latency. Loopback only, about a minute in all.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::collections::VecDeque;

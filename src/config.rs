@@ -267,6 +267,181 @@ fn key_err(key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// How `/v1/config` shows a Mesos-DNS key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V1Config {
+    /// Under this field, Mesos-DNS's Go field name (its JSON spelling).
+    Field(&'static str),
+    /// Not shown, for the reason given (Mesos-DNS shows it; this daemon deliberately doesn't).
+    Withheld(&'static str),
+}
+
+/// Where a configuration key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A key of Mesos-DNS's `config.json`, and how `/v1/config` shows it.
+    MesosDns(V1Config),
+    /// A key of this daemon only (marked "(ours)" in the README).
+    Ours,
+}
+
+/// Declares [`Key`] and its tables from one list, so the parser, the README check and the
+/// `/v1/config` check can never disagree about which keys exist.
+macro_rules! config_keys {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal $(| $alias:literal)*, $origin:expr;)+) => {
+        /// Every key the configuration file accepts.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Key {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl Key {
+            /// Every key, in the README's order.
+            pub const ALL: &'static [Key] = &[$(Key::$variant,)+];
+
+            /// The key's spelling in the README and in Mesos-DNS's samples (any case is accepted).
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Key::$variant => $name,)+
+                }
+            }
+
+            /// Other spellings accepted for the same key.
+            pub fn aliases(self) -> &'static [&'static str] {
+                match self {
+                    $(Key::$variant => &[$($alias),*],)+
+                }
+            }
+
+            /// Whether Mesos-DNS has the key, and how `/v1/config` shows it.
+            pub fn origin(self) -> Origin {
+                match self {
+                    $(Key::$variant => $origin,)+
+                }
+            }
+        }
+    };
+}
+
+use V1Config::{Field, Withheld};
+
+config_keys! {
+    /// Cluster domain.
+    Domain = "domain", Origin::MesosDns(Field("Domain"));
+    /// DNS port.
+    Port = "port", Origin::MesosDns(Field("Port"));
+    /// DNS listen address.
+    Listener = "listener", Origin::MesosDns(Field("Listener"));
+    /// TTL of every record.
+    Ttl = "ttl", Origin::MesosDns(Field("TTL"));
+    /// SOA primary name server.
+    SoaMname = "SOAMname", Origin::MesosDns(Field("SOAMname"));
+    /// SOA admin mailbox.
+    SoaRname = "SOARname", Origin::MesosDns(Field("SOARname"));
+    /// SOA refresh.
+    SoaRefresh = "SOARefresh", Origin::MesosDns(Field("SOARefresh"));
+    /// SOA retry.
+    SoaRetry = "SOARetry", Origin::MesosDns(Field("SOARetry"));
+    /// SOA expire.
+    SoaExpire = "SOAExpire", Origin::MesosDns(Field("SOAExpire"));
+    /// SOA minimum TTL.
+    SoaMinttl = "SOAMinttl", Origin::MesosDns(Field("SOAMinttl"));
+    /// Task address sources.
+    IpSources = "IPSources", Origin::MesosDns(Field("IPSources"));
+    /// RFC 952 labels.
+    EnforceRfc952 = "EnforceRFC952", Origin::MesosDns(Field("EnforceRFC952"));
+    /// SRV weight.
+    SrvRecordDefaultWeight = "SRVRecordDefaultWeight", Origin::MesosDns(Field("SRVRecordDefaultWeight"));
+    /// Masters, `ip:port`.
+    Masters = "masters", Origin::MesosDns(Field("Masters"));
+    /// ZooKeeper URL.
+    Zk = "zk", Origin::MesosDns(Field("Zk"));
+    /// State refresh interval.
+    RefreshSeconds = "refreshSeconds", Origin::MesosDns(Field("RefreshSeconds"));
+    /// State fetch timeout.
+    StateTimeoutSeconds = "stateTimeoutSeconds", Origin::MesosDns(Field("StateTimeoutSeconds"));
+    /// ZooKeeper start timeout.
+    ZkDetectionTimeout = "zkDetectionTimeout", Origin::MesosDns(Field("ZkDetectionTimeout"));
+    /// Upstream resolvers.
+    Resolvers = "resolvers", Origin::MesosDns(Field("Resolvers"));
+    /// Upstream timeout.
+    Timeout = "timeout", Origin::MesosDns(Field("Timeout"));
+    /// Forwarding on.
+    RecurseOn = "recurseon", Origin::MesosDns(Field("RecurseOn"));
+    /// RA bit in answers.
+    ExternalOn = "externalon", Origin::MesosDns(Field("ExternalOn"));
+    /// DNS server on.
+    DnsOn = "dnson", Origin::MesosDns(Field("DnsOn"));
+    /// HTTP server on.
+    HttpOn = "httpon", Origin::MesosDns(Field("HttpOn"));
+    /// HTTP port.
+    HttpPort = "httpport", Origin::MesosDns(Field("HttpPort"));
+    /// HTTP listen address.
+    HttpListener = "HTTPListener", Origin::MesosDns(Field("HTTPListener"));
+    /// HTTP enumeration API on.
+    EnumerationOn = "EnumerationOn" | "enumerateOn", Origin::MesosDns(Field("EnumerationOn"));
+    /// HTTPS to the masters.
+    MesosHttpsOn = "MesosHTTPSOn", Origin::MesosDns(Field("MesosHTTPSOn"));
+    /// CA certificate for the masters.
+    CaCertFile = "CACertFile", Origin::MesosDns(Field("CACertFile"));
+    /// Basic-auth credentials for the masters.
+    MesosCredentials = "mesosCredentials", Origin::MesosDns(Withheld("a secret: never echoed over HTTP"));
+    /// Authentication mechanism for the masters.
+    MesosAuthentication = "mesosAuthentication", Origin::MesosDns(Field("MesosAuthentication"));
+    /// Per-zone upstreams.
+    ZoneResolvers = "ZoneResolvers", Origin::MesosDns(Withheld(
+        "a known gap: Mesos-DNS shows `ZoneResolvers` in /v1/config, this daemon does not yet"
+    ));
+    /// Serve a state document from disk.
+    StateFile = "stateFile", Origin::Ours;
+    /// The host's original resolv.conf, saved at install.
+    SavedResolvConf = "savedResolvConf", Origin::Ours;
+    /// The resolv.conf read when there is no saved copy.
+    ResolvConf = "resolvConf", Origin::Ours;
+    /// More DNS listen addresses.
+    ExtraListeners = "extraListeners", Origin::Ours;
+    /// Forwarding cache entry bound.
+    CacheMaxEntries = "cacheMaxEntries", Origin::Ours;
+    /// Forwarding cache byte bound.
+    CacheMaxBytes = "cacheMaxBytes", Origin::Ours;
+    /// Smallest cached TTL.
+    CacheMinTtl = "cacheMinTtl", Origin::Ours;
+    /// Largest cached TTL.
+    CacheMaxTtl = "cacheMaxTtl", Origin::Ours;
+    /// Largest cached negative TTL.
+    CacheNegativeMaxTtl = "cacheNegativeMaxTtl", Origin::Ours;
+    /// Serve-stale window.
+    ServeStaleSeconds = "serveStaleSeconds", Origin::Ours;
+    /// Ask two upstreams at once.
+    UpstreamParallel = "upstreamParallel", Origin::Ours;
+    /// Follow the master's event stream.
+    Stream = "stream", Origin::Ours;
+    /// Follow another daemon's snapshot.
+    Relay = "relay", Origin::Ours;
+    /// Copy an existing Mesos-DNS zone.
+    MesosDnsSource = "mesosDns", Origin::Ours;
+    /// Save the last good state here.
+    PersistFile = "persistFile", Origin::Ours;
+    /// Largest accepted state document.
+    MaxStateBytes = "maxStateBytes", Origin::Ours;
+    /// Ready without a snapshot after this long.
+    ReadyAfterSeconds = "readyAfterSeconds", Origin::Ours;
+    /// Open TCP connection cap.
+    TcpMaxConnections = "tcpMaxConnections", Origin::Ours;
+    /// Idle TCP connection timeout.
+    TcpIdleTimeoutSeconds = "tcpIdleTimeoutSeconds", Origin::Ours;
+}
+
+impl Key {
+    /// The key a file's key names, matched without regard to case as Go's JSON decoder does.
+    pub fn from_name(name: &str) -> Option<Key> {
+        Key::ALL.iter().copied().find(|k| {
+            k.name().eq_ignore_ascii_case(name)
+                || k.aliases().iter().any(|a| a.eq_ignore_ascii_case(name))
+        })
+    }
+}
+
 /// Keys of old Mesos-DNS versions that its own samples still carry; accepted and ignored.
 const OBSOLETE_KEYS: &[&str] = &["ns", "soaserial", "file"];
 
@@ -322,71 +497,73 @@ impl Config {
 
     /// Sets one key; returns false when the key is unknown.
     fn set(&mut self, key: &str, v: &Value) -> Result<bool, ConfigError> {
-        match key.to_ascii_lowercase().as_str() {
-            "refreshseconds" => self.refresh_seconds = uint(key, v)?,
-            "port" => self.port = uint(key, v)?,
-            "timeout" => self.timeout = uint(key, v)?,
-            "statetimeoutseconds" => self.state_timeout_seconds = uint(key, v)?,
-            "zkdetectiontimeout" => self.zk_detection_timeout = uint(key, v)?,
-            "httpport" => self.http_port = uint(key, v)?,
-            "ttl" => self.ttl = uint(key, v)?,
-            "soarefresh" => self.soa_refresh = uint(key, v)?,
-            "soaretry" => self.soa_retry = uint(key, v)?,
-            "soaexpire" => self.soa_expire = uint(key, v)?,
-            "soaminttl" => self.soa_minttl = uint(key, v)?,
-            "soamname" => self.soa_mname = string(key, v)?,
-            "soarname" => self.soa_rname = string(key, v)?,
-            "masters" => self.masters = strings(key, v)?,
-            "resolvers" => self.resolvers = strings(key, v)?,
-            "ipsources" => self.ip_sources = ip_sources(key, v)?,
-            "zk" => self.zk = string(key, v)?,
-            "domain" => self.domain = string(key, v)?,
-            "listener" => self.listener = ip(key, v)?,
-            "httplistener" => self.http_listener = ip(key, v)?,
-            "recurseon" => self.recurse_on = boolean(key, v)?,
-            "dnson" => self.dns_on = boolean(key, v)?,
-            "httpon" => self.http_on = boolean(key, v)?,
-            "externalon" => self.external_on = boolean(key, v)?,
-            "enforcerfc952" => self.enforce_rfc952 = boolean(key, v)?,
-            "enumerationon" | "enumerateon" => self.enumeration_on = boolean(key, v)?,
-            "mesoshttpson" => self.mesos_https_on = boolean(key, v)?,
-            "cacertfile" => self.ca_cert_file = string(key, v)?,
-            "mesoscredentials" => self.mesos_credentials = credentials(key, v)?,
-            "mesosauthentication" => self.mesos_authentication = string(key, v)?,
-            "srvrecorddefaultweight" => self.srv_record_default_weight = uint(key, v)?,
-            "zoneresolvers" => self.zone_resolvers = zone_resolvers(key, v)?,
-            "statefile" => {
+        let Some(k) = Key::from_name(key) else {
+            return Ok(false);
+        };
+        match k {
+            Key::RefreshSeconds => self.refresh_seconds = uint(key, v)?,
+            Key::Port => self.port = uint(key, v)?,
+            Key::Timeout => self.timeout = uint(key, v)?,
+            Key::StateTimeoutSeconds => self.state_timeout_seconds = uint(key, v)?,
+            Key::ZkDetectionTimeout => self.zk_detection_timeout = uint(key, v)?,
+            Key::HttpPort => self.http_port = uint(key, v)?,
+            Key::Ttl => self.ttl = uint(key, v)?,
+            Key::SoaRefresh => self.soa_refresh = uint(key, v)?,
+            Key::SoaRetry => self.soa_retry = uint(key, v)?,
+            Key::SoaExpire => self.soa_expire = uint(key, v)?,
+            Key::SoaMinttl => self.soa_minttl = uint(key, v)?,
+            Key::SoaMname => self.soa_mname = string(key, v)?,
+            Key::SoaRname => self.soa_rname = string(key, v)?,
+            Key::Masters => self.masters = strings(key, v)?,
+            Key::Resolvers => self.resolvers = strings(key, v)?,
+            Key::IpSources => self.ip_sources = ip_sources(key, v)?,
+            Key::Zk => self.zk = string(key, v)?,
+            Key::Domain => self.domain = string(key, v)?,
+            Key::Listener => self.listener = ip(key, v)?,
+            Key::HttpListener => self.http_listener = ip(key, v)?,
+            Key::RecurseOn => self.recurse_on = boolean(key, v)?,
+            Key::DnsOn => self.dns_on = boolean(key, v)?,
+            Key::HttpOn => self.http_on = boolean(key, v)?,
+            Key::ExternalOn => self.external_on = boolean(key, v)?,
+            Key::EnforceRfc952 => self.enforce_rfc952 = boolean(key, v)?,
+            Key::EnumerationOn => self.enumeration_on = boolean(key, v)?,
+            Key::MesosHttpsOn => self.mesos_https_on = boolean(key, v)?,
+            Key::CaCertFile => self.ca_cert_file = string(key, v)?,
+            Key::MesosCredentials => self.mesos_credentials = credentials(key, v)?,
+            Key::MesosAuthentication => self.mesos_authentication = string(key, v)?,
+            Key::SrvRecordDefaultWeight => self.srv_record_default_weight = uint(key, v)?,
+            Key::ZoneResolvers => self.zone_resolvers = zone_resolvers(key, v)?,
+            Key::StateFile => {
                 let s = string(key, v)?;
                 self.state_file = (!s.is_empty()).then(|| PathBuf::from(s));
             }
-            "savedresolvconf" => self.saved_resolv_conf = string(key, v)?.into(),
-            "resolvconf" => self.resolv_conf = string(key, v)?.into(),
-            "extralisteners" => self.extra_listeners = listen_addrs(key, v)?,
-            "cachemaxentries" => self.cache_max_entries = uint(key, v)?,
-            "cachemaxbytes" => self.cache_max_bytes = uint(key, v)?,
-            "cacheminttl" => self.cache_min_ttl = uint(key, v)?,
-            "cachemaxttl" => self.cache_max_ttl = uint(key, v)?,
-            "cachenegativemaxttl" => self.cache_negative_max_ttl = uint(key, v)?,
-            "servestaleseconds" => self.serve_stale_seconds = uint(key, v)?,
-            "upstreamparallel" => self.upstream_parallel = boolean(key, v)?,
-            "persistfile" => {
+            Key::SavedResolvConf => self.saved_resolv_conf = string(key, v)?.into(),
+            Key::ResolvConf => self.resolv_conf = string(key, v)?.into(),
+            Key::ExtraListeners => self.extra_listeners = listen_addrs(key, v)?,
+            Key::CacheMaxEntries => self.cache_max_entries = uint(key, v)?,
+            Key::CacheMaxBytes => self.cache_max_bytes = uint(key, v)?,
+            Key::CacheMinTtl => self.cache_min_ttl = uint(key, v)?,
+            Key::CacheMaxTtl => self.cache_max_ttl = uint(key, v)?,
+            Key::CacheNegativeMaxTtl => self.cache_negative_max_ttl = uint(key, v)?,
+            Key::ServeStaleSeconds => self.serve_stale_seconds = uint(key, v)?,
+            Key::UpstreamParallel => self.upstream_parallel = boolean(key, v)?,
+            Key::PersistFile => {
                 let s = string(key, v)?;
                 self.persist_file = (!s.is_empty()).then(|| PathBuf::from(s));
             }
-            "maxstatebytes" => self.max_state_bytes = uint(key, v)?,
-            "readyafterseconds" => self.ready_after_seconds = uint(key, v)?,
-            "tcpmaxconnections" => self.tcp_max_connections = uint(key, v)?,
-            "tcpidletimeoutseconds" => self.tcp_idle_timeout_seconds = uint(key, v)?,
-            "stream" => self.stream = boolean(key, v)?,
-            "mesosdns" => {
+            Key::MaxStateBytes => self.max_state_bytes = uint(key, v)?,
+            Key::ReadyAfterSeconds => self.ready_after_seconds = uint(key, v)?,
+            Key::TcpMaxConnections => self.tcp_max_connections = uint(key, v)?,
+            Key::TcpIdleTimeoutSeconds => self.tcp_idle_timeout_seconds = uint(key, v)?,
+            Key::Stream => self.stream = boolean(key, v)?,
+            Key::MesosDnsSource => {
                 let s = string(key, v)?;
                 self.mesos_dns = (!s.is_empty()).then_some(s);
             }
-            "relay" => {
+            Key::Relay => {
                 let s = string(key, v)?;
                 self.relay = (!s.is_empty()).then_some(s);
             }
-            _ => return Ok(false),
         }
         Ok(true)
     }
@@ -647,26 +824,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A configuration in Mesos-DNS's `config.json.sample` format, with the project's values.
     fn sample_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/fixtures/mesos-dns/config.json.sample")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config.json.sample")
     }
 
     #[test]
-    fn reads_mesos_dns_sample_unchanged() {
+    fn reads_mesos_dns_sample_format_unchanged() {
         let loaded = Config::load(&sample_path()).unwrap();
         let c = &loaded.config;
-        assert_eq!(c.zk, "zk://127.0.0.1:2181/mesos");
-        assert_eq!(c.masters, vec!["127.0.0.1:5050"]);
-        assert_eq!(c.refresh_seconds, 60);
+        assert_eq!(c.zk, "zk://10.40.0.2:2181,10.40.0.3:2181/mesos");
+        assert_eq!(c.masters, vec!["10.40.0.2:5050", "10.40.0.3:5050"]);
+        assert_eq!(c.refresh_seconds, 30);
+        assert_eq!(c.ttl, 45);
         assert_eq!(c.port, 8053);
-        assert_eq!(c.http_port, 8123);
-        assert_eq!(c.resolvers, vec!["8.8.8.8"]);
+        assert_eq!(c.http_port, 8124);
+        assert_eq!(c.timeout, 4);
+        assert_eq!(c.resolvers, vec!["192.0.2.53", "192.0.2.54"]);
         assert_eq!(c.soa_mname, "ns1.mesos.");
         assert_eq!(c.soa_rname, "root.ns1.mesos.");
-        assert_eq!(c.ip_sources, vec![IpSource::Mesos, IpSource::Host]);
+        assert_eq!(
+            c.ip_sources,
+            vec![IpSource::Docker, IpSource::Mesos, IpSource::Host]
+        );
         assert!(c.enumeration_on && c.recurse_on && c.external_on);
-        assert_eq!(c.srv_record_default_weight, 1);
+        assert_eq!(c.srv_record_default_weight, 2);
         c.validate().unwrap();
         // "ns" is an old Mesos-DNS key: accepted with a warning, not an error.
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
@@ -732,5 +914,137 @@ mod tests {
             .contains("no cluster state source"));
         c.state_file = Some("state.json".into());
         c.validate().unwrap();
+    }
+
+    /// The configuration section of the README: every backticked key in the first column of
+    /// its table, with whether the row is marked "(ours)".
+    fn readme_keys() -> Vec<(String, bool)> {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Configuration\n"))
+            .expect("README has a Configuration section");
+        let mut keys = Vec::new();
+        for row in section.lines().filter(|l| l.starts_with("| `")) {
+            let first = row.split('|').nth(1).unwrap();
+            let ours = first.contains("(ours)");
+            for (i, token) in first.split('`').enumerate() {
+                if i % 2 == 1 {
+                    keys.push((token.to_string(), ours));
+                }
+            }
+        }
+        keys
+    }
+
+    /// `/v1/config` as the HTTP API serves it for the default configuration.
+    fn v1_config() -> Value {
+        use std::io::{Read, Write};
+        use std::sync::Arc;
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Config::default();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let settings = crate::records::RecordSettings::from_config(&config, Vec::new());
+        let publisher = crate::publish::Publisher::new(
+            settings,
+            Arc::new(arc_swap::ArcSwapOption::empty()),
+            metrics.clone(),
+            None,
+        );
+        let api = crate::http::Api {
+            publisher: Arc::new(publisher),
+            metrics,
+            config: Arc::new(config),
+            forwarder: None,
+        };
+        let server = std::thread::spawn(move || {
+            rt.block_on(async move {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    axum::serve(listener, crate::http::router(api)),
+                )
+                .await;
+            })
+        });
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET /v1/config HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        drop(server);
+        let body = raw.split_once("\r\n\r\n").expect("HTTP answer").1;
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {raw}"))
+    }
+
+    /// Every key the parser accepts is in the README's configuration table (marked "(ours)"
+    /// exactly when Mesos-DNS doesn't have it), the table names no key the parser rejects, and
+    /// every Mesos-DNS key is in `/v1/config` under Mesos-DNS's field name unless deliberately
+    /// withheld.
+    #[test]
+    fn every_key_is_documented_and_shown_like_mesos_dns() {
+        let documented = readme_keys();
+        let find = |name: &str| {
+            documented
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, ours)| *ours)
+        };
+        let mut problems = Vec::new();
+        for &key in Key::ALL {
+            for name in std::iter::once(key.name()).chain(key.aliases().iter().copied()) {
+                match find(name) {
+                    None => problems.push(format!(
+                        "`{name}` is accepted but missing from the README's configuration table"
+                    )),
+                    Some(ours) if ours != (key.origin() == Origin::Ours) => {
+                        problems.push(format!("`{name}`: the README's \"(ours)\" mark is wrong"))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        for (name, _) in &documented {
+            if Key::from_name(name).is_none() {
+                problems.push(format!(
+                    "the README documents `{name}`, which the parser does not accept"
+                ));
+            }
+        }
+        let shown = v1_config();
+        for &key in Key::ALL {
+            if let Origin::MesosDns(V1Config::Field(field)) = key.origin() {
+                if shown.get(field).is_none() {
+                    problems.push(format!(
+                        "`{}` is a Mesos-DNS key but /v1/config has no `{field}`",
+                        key.name()
+                    ));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn key_names_match_without_regard_to_case() {
+        assert_eq!(Key::from_name("REFRESHSECONDS"), Some(Key::RefreshSeconds));
+        assert_eq!(Key::from_name("enumerateon"), Some(Key::EnumerationOn));
+        assert_eq!(Key::from_name("mesosdns"), Some(Key::MesosDnsSource));
+        assert_eq!(Key::from_name("colour"), None);
+        for &k in Key::ALL {
+            assert_eq!(Key::from_name(&k.name().to_uppercase()), Some(k));
+        }
     }
 }

@@ -1,7 +1,75 @@
 //! mesos-dns-sidecar: node-local DNS for Apache Mesos clusters.
 //!
 //! Keeps a snapshot of the cluster's state, answers the cluster's names from it exactly as
-//! Mesos-DNS would, and serves them on every agent host.
+//! Mesos-DNS would, and serves them on every agent host; every other name is forwarded to the
+//! host's own resolvers through a cache.
+//!
+//! # Layout
+//!
+//! - [`config`]: `config.json` (Mesos-DNS's format plus our keys) read, validated, and the
+//!   table of accepted keys ([`config::Key`]).
+//! - [`daemon`]: wires a configuration into running parts: state source, publisher, DNS
+//!   listeners, HTTP API, systemd notification.
+//! - [`mesos`]: the typed master state ([`mesos::model::State`]) and the sources that deliver
+//!   it: a file ([`mesos::file`]), the bundled demo ([`mesos::demo`]), polling the masters
+//!   ([`mesos::master`]), their event stream ([`mesos::stream`]), ZooKeeper leader detection
+//!   ([`mesos::zk`]), another daemon ([`mesos::relay`]), an existing Mesos-DNS
+//!   ([`mesos::mesos_dns`]); hostname resolution ([`mesos::hosts`]), HTTP clients
+//!   ([`mesos::http_client`]) and synthetic states for tests and benchmarks
+//!   ([`mesos::synthetic`]).
+//! - [`records`]: Mesos-DNS's naming rules: label sanitising ([`records::labels`]), the task
+//!   hash ([`records::hash`]), the generator ([`records::generator`]) and the immutable,
+//!   query-ready [`records::Snapshot`].
+//! - [`publish`]: state document -> snapshot, swapped in atomically; the last good one stays
+//!   on any failure; persistence and the relay document.
+//! - [`dns`]: the responder for the cluster domain ([`dns::answer`], its wire-level fast path
+//!   [`dns::fast`]), the UDP/TCP listeners ([`dns::server`], batched UDP I/O in
+//!   [`dns::udp_batch`]), and forwarding ([`dns::forward`], [`dns::upstream`], the cache
+//!   [`dns::cache`], raw message handling [`dns::wire`]).
+//! - [`http`]: the HTTP API: Mesos-DNS's `/v1/*`, `/v1/snapshot` for relays, `/metrics`,
+//!   `/health`, `/ready`.
+//! - [`resolv`]: which upstreams forwarding uses (`resolvers`, the saved or the system
+//!   resolv.conf).
+//! - [`resolvconf`]: taking over `/etc/resolv.conf` at install and restoring it at removal.
+//! - [`metrics`]: process-wide counters behind `/metrics`.
+//! - [`netif`]: the host's own addresses (the name server record when listening on 0.0.0.0).
+//! - [`notify`]: systemd `Type=notify` readiness and watchdog.
+//!
+//! # How a query flows
+//!
+//! 1. [`dns::server::Listeners::serve`] runs one UDP loop (datagrams read and written in
+//!    batches by [`dns::udp_batch::Batcher`]) and one TCP accept loop; every packet goes to
+//!    [`dns::answer::Responder::handle`].
+//! 2. `Responder::handle` first tries its fast path, which answers the common cluster
+//!    questions (A, AAAA, SRV, NODATA, NXDOMAIN) straight from the current
+//!    [`records::Snapshot`] into wire bytes ([`dns::fast::answer`]); anything else takes the
+//!    general path, which parses the message with hickory and builds the authoritative answer
+//!    (SOA/NS at the apex, empty non-terminals, EDNS, truncation). Names outside the cluster
+//!    domain come back as `Outcome::Forward` (or REFUSED when forwarding is off).
+//! 3. For a forwarded name the server asks [`dns::forward::Forwarder::lookup`]: a fresh cache
+//!    entry ([`dns::cache::AnswerCache`]) is answered at once with its TTLs counted down;
+//!    otherwise [`dns::forward::Forwarder::resolve`] sends the query upstream (one shared
+//!    exchange per identical miss; upstreams chosen and timed by [`dns::upstream`]), caches
+//!    the answer and relays it byte for byte, or serves a stale entry when upstreams fail.
+//!
+//! # How state flows
+//!
+//! 1. [`daemon::start`] picks one source: [`mesos::file::watch`], [`mesos::relay::follow`],
+//!    [`mesos::mesos_dns::follow`], or the masters: [`mesos::zk::detect`] finds the leader,
+//!    [`mesos::master::follow`] polls `/master/state` ([`mesos::master::fetch_leader_state`])
+//!    or, when the master has the v1 API, [`mesos::stream::follow_stream`] applies its events
+//!    to a [`mesos::stream::StreamState`].
+//! 2. The source hands the document to [`publish::Publisher::publish`] (or a parsed state to
+//!    [`publish::Publisher::publish_state`]): it parses [`mesos::model::State::from_json`],
+//!    resolves the hostnames the state names ([`mesos::hosts::HostResolver::resolve`]), builds
+//!    the records with [`records::build`] (Mesos-DNS's generator order and rules) on a
+//!    blocking thread, and swaps the new [`records::Snapshot`] into the store the responder
+//!    reads; a document that fails keeps the previous snapshot and is counted in `/metrics`.
+//! 3. With `persistFile` the good document is written with [`publish::write_atomically`] and
+//!    served at the next start by [`publish::Publisher::load_persisted`]; the HTTP API reads
+//!    the same publisher for `/v1/axfr`, `/v1/enumerate` and the relay's `/v1/snapshot`.
+
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod daemon;

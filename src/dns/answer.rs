@@ -473,7 +473,7 @@ mod tests {
     #[test]
     fn fast_path_answers_as_the_general_path_does() {
         let fixture = std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/mesos-dns/fake.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster.json"),
         )
         .unwrap();
         let (mut fast_answers, mut truncated) = (0, 0);

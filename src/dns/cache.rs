@@ -116,7 +116,7 @@ pub fn cache_ttl(bytes: &[u8], layout: &Layout, policy: &CachePolicy) -> Option<
 /// Memory an entry costs beyond its name, answer and TTL offsets: allocator headers, the
 /// `Cached` and key structs, and moka's own per-entry bookkeeping (hash table slot, access and
 /// write order nodes, timer wheel node, frequency sketch). Measured at about 470 bytes on
-/// x86_64 with glibc (10 million distinct names, `tests/cache_memory.rs`); counting 600 leaves
+/// x86_64 with glibc (10 million distinct names, `tests/it/cache_memory.rs`); counting 600 leaves
 /// room for allocator rounding, so the byte bound holds for the process's resident memory, not
 /// only for the cache's accounting.
 const ENTRY_OVERHEAD: usize = 600;

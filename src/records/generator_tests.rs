@@ -1,4 +1,5 @@
-//! Generator tests against Mesos-DNS's own fixture (`fake.json`) and naming rules.
+//! Generator tests against the project's own state fixture (`tests/fixtures/cluster.json`) and
+//! Mesos-DNS's naming rules.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -11,9 +12,12 @@ use super::snapshot::Snapshot;
 use crate::config::{Config, IpSource};
 use crate::mesos::model::State;
 
+/// The project's hand-written state: four frameworks (one dual-stack, one whose name needs
+/// sanitising, one without a PID), DiscoveryInfo and named ports, Docker, Mesos and netinfo
+/// addresses, an IPv6 agent, tasks that are not running or run on an unknown agent.
 fn fixture() -> State {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/mesos-dns/fake.json");
-    State::from_json(&std::fs::read(path).expect("shared fixture fake.json")).unwrap()
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster.json");
+    State::from_json(&std::fs::read(path).expect("tests/fixtures/cluster.json")).unwrap()
 }
 
 fn settings(spec: LabelSpec, sources: &[IpSource], masters: &[&str]) -> RecordSettings {
@@ -26,12 +30,11 @@ fn settings(spec: LabelSpec, sources: &[IpSource], masters: &[&str]) -> RecordSe
     RecordSettings::from_config(&c, vec!["127.0.0.1".parse().unwrap()])
 }
 
-/// The fixture as Mesos-DNS's own TestInsertState builds it: RFC 952 labels, leader and masters
-/// replaced, name server `mesos-dns.mesos.` on 127.0.0.1.
+/// The fixture set up as Mesos-DNS's own TestInsertState sets up its fixture: RFC 952 labels,
+/// the leader as the only configured master, name server `mesos-dns.mesos.` on 127.0.0.1.
 fn mesos_dns_test_snapshot(sources: &[IpSource]) -> Snapshot {
-    let mut state = fixture();
-    state.leader = "master@144.76.157.37:5050".into();
-    let mut s = settings(LabelSpec::Rfc952, sources, &["144.76.157.37:5050"]);
+    let state = fixture();
+    let mut s = settings(LabelSpec::Rfc952, sources, &["10.40.0.2:5050"]);
     s.ns_name = "mesos-dns.mesos.".into();
     build(&state, &s, &localhost_hosts(), 1).unwrap()
 }
@@ -90,51 +93,55 @@ fn dump(s: &Snapshot) -> Vec<String> {
 
 use IpSource::{Docker, Host, Mesos, NetInfo};
 
+/// Every source, in the order that shows each one: netinfo, docker labels, mesos labels, host.
+const ALL: &[IpSource] = &[NetInfo, Docker, Mesos, Host];
+
 #[test]
 fn task_a_records_follow_mesos_dns() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
-    assert_eq!(a(&s, "big-dog.marathon.mesos."), set(&["10.3.0.1"]));
+    let s = mesos_dns_test_snapshot(ALL);
+    assert_eq!(a(&s, "gate-keeper.marathon.mesos."), set(&["10.44.1.5"]));
     assert_eq!(
-        a(&s, "liquor-store.marathon.mesos."),
-        set(&["10.3.0.1", "10.3.0.2"])
+        a(&s, "cache-tier.marathon.mesos."),
+        set(&["10.44.1.1", "10.44.1.2"]),
+        "the latest TASK_RUNNING status's Docker label, never an older or a non-running one"
     );
-    assert_eq!(a(&s, "nginx.marathon.mesos."), set(&["10.3.0.3"]));
+    assert_eq!(a(&s, "nginx.marathon.mesos."), set(&["10.44.3.3"]));
     assert_eq!(
-        a(&s, "some-box.chronoswithaspaceandmixe.mesos."),
-        set(&["1.2.3.11"]),
-        "framework names are sanitised too"
+        a(&s, "report-builder.nightlyjobsandreports-v2.mesos."),
+        set(&["10.40.0.11"]),
+        "framework and task names are sanitised too"
     );
 }
 
 #[test]
 fn task_slave_records_carry_the_agent_address() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    let s = mesos_dns_test_snapshot(ALL);
     assert_eq!(
-        a(&s, "liquor-store.marathon.slave.mesos."),
-        set(&["1.2.3.11", "1.2.3.12"])
+        a(&s, "cache-tier.marathon.slave.mesos."),
+        set(&["10.40.0.11", "10.40.0.12"])
     );
-    assert_eq!(a(&s, "car-store.marathon.slave.mesos."), set(&["1.2.3.11"]));
     assert_eq!(
-        aaaa(&s, "toy-store.ipv6-framework.slave.mesos."),
-        set(&["2001:db8::1"])
+        a(&s, "ledger-store.marathon.slave.mesos."),
+        set(&["10.40.0.11"])
+    );
+    assert_eq!(
+        aaaa(&s, "kite.dual-stack.slave.mesos."),
+        set(&["2001:db8:40::13"])
     );
 }
 
 #[test]
 fn task_aaaa_records_from_network_infos() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
-    assert_eq!(
-        aaaa(&s, "toy-store.ipv6-framework.mesos."),
-        set(&["fd01:b::1:8000:2"])
-    );
+    let s = mesos_dns_test_snapshot(ALL);
+    assert_eq!(aaaa(&s, "kite.dual-stack.mesos."), set(&["fd00:40::5:2"]));
     let netinfo = mesos_dns_test_snapshot(&[NetInfo]);
     assert_eq!(
-        a(&netinfo, "toy-store.ipv6-framework.mesos."),
-        set(&["12.0.1.3", "12.0.1.2"])
+        a(&netinfo, "kite.dual-stack.mesos."),
+        set(&["172.31.5.3", "172.31.5.2"])
     );
     assert_eq!(
-        aaaa(&netinfo, "toy-store.ipv6-framework.mesos."),
-        set(&["fd01:b::1:8000:2"])
+        aaaa(&netinfo, "kite.dual-stack.mesos."),
+        set(&["fd00:40::5:2"])
     );
 }
 
@@ -142,116 +149,132 @@ fn task_aaaa_records_from_network_infos() {
 fn ip_sources_priority_takes_the_first_populated_source() {
     let host = mesos_dns_test_snapshot(&[Host]);
     assert_eq!(
-        a(&host, "liquor-store.marathon.mesos."),
-        set(&["1.2.3.11", "1.2.3.12"])
+        a(&host, "cache-tier.marathon.mesos."),
+        set(&["10.40.0.11", "10.40.0.12"])
     );
-    assert_eq!(a(&host, "nginx.marathon.mesos."), set(&["1.2.3.11"]));
+    assert_eq!(a(&host, "nginx.marathon.mesos."), set(&["10.40.0.11"]));
     assert_eq!(
-        aaaa(&host, "toy-store.ipv6-framework.mesos."),
-        set(&["2001:db8::1"])
+        aaaa(&host, "kite.dual-stack.mesos."),
+        set(&["2001:db8:40::13"])
     );
 
     let mesos = mesos_dns_test_snapshot(&[Mesos, Host]);
     assert_eq!(
-        a(&mesos, "liquor-store.marathon.mesos."),
-        set(&["1.2.3.11", "1.2.3.12"])
+        a(&mesos, "cache-tier.marathon.mesos."),
+        set(&["10.40.0.11", "10.40.0.12"])
     );
-    assert_eq!(a(&mesos, "nginx.marathon.mesos."), set(&["10.3.0.3"]));
+    assert_eq!(a(&mesos, "nginx.marathon.mesos."), set(&["10.44.3.3"]));
     assert_eq!(
-        aaaa(&mesos, "toy-store.ipv6-framework.mesos."),
-        set(&["2001:db8::1"])
+        aaaa(&mesos, "kite.dual-stack.mesos."),
+        set(&["2001:db8:40::13"])
     );
 
     let docker = mesos_dns_test_snapshot(&[Docker, Host]);
     assert_eq!(
-        a(&docker, "liquor-store.marathon.mesos."),
-        set(&["10.3.0.1", "10.3.0.2"])
+        a(&docker, "cache-tier.marathon.mesos."),
+        set(&["10.44.1.1", "10.44.1.2"])
     );
-    assert_eq!(a(&docker, "nginx.marathon.mesos."), set(&["1.2.3.11"]));
+    assert_eq!(a(&docker, "nginx.marathon.mesos."), set(&["10.40.0.11"]));
 }
 
 #[test]
 fn unique_task_names_hash_the_task_id() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    let s = mesos_dns_test_snapshot(ALL);
     assert_eq!(
-        a(&s, "liquor-store-4dfjd-0.marathon.mesos."),
-        set(&["10.3.0.1"])
+        a(&s, "cache-tier-zp7h4-s11.marathon.mesos."),
+        set(&["10.44.1.1"])
     );
     assert_eq!(
-        a(&s, "liquor-store-zasmd-1.marathon.mesos."),
-        set(&["10.3.0.2"])
+        a(&s, "cache-tier-n9zpu-s12.marathon.mesos."),
+        set(&["10.44.1.2"])
     );
     assert_eq!(
-        a(&s, "car-store-zinaz-0.marathon.slave.mesos."),
-        set(&["1.2.3.11"])
+        a(&s, "ledger-store-rfrib-s11.marathon.slave.mesos."),
+        set(&["10.40.0.11"])
     );
 }
 
 #[test]
 fn srv_records_for_resource_ports() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
-    let car = set(&[
-        "car-store-zinaz-0.marathon.slave.mesos.:31364",
-        "car-store-zinaz-0.marathon.slave.mesos.:31365",
+    let s = mesos_dns_test_snapshot(ALL);
+    let ledger = set(&[
+        "ledger-store-rfrib-s11.marathon.slave.mesos.:31700",
+        "ledger-store-rfrib-s11.marathon.slave.mesos.:31701",
     ]);
-    assert_eq!(srv(&s, "_car-store._tcp.marathon.mesos."), car);
-    assert_eq!(srv(&s, "_car-store._udp.marathon.mesos."), car);
-    assert_eq!(srv(&s, "_car-store._tcp.marathon.slave.mesos."), car);
+    assert_eq!(srv(&s, "_ledger-store._tcp.marathon.mesos."), ledger);
+    assert_eq!(srv(&s, "_ledger-store._udp.marathon.mesos."), ledger);
+    assert_eq!(srv(&s, "_ledger-store._tcp.marathon.slave.mesos."), ledger);
     // Tasks with DiscoveryInfo get resource-port SRVs only under .slave.
-    assert!(srv(&s, "_liquor-store._udp.marathon.mesos.").is_empty());
+    assert!(srv(&s, "_cache-tier._udp.marathon.mesos.").is_empty());
     assert_eq!(
-        srv(&s, "_liquor-store._udp.marathon.slave.mesos."),
+        srv(&s, "_cache-tier._udp.marathon.slave.mesos."),
         set(&[
-            "liquor-store-4dfjd-0.marathon.slave.mesos.:31354",
-            "liquor-store-4dfjd-0.marathon.slave.mesos.:31355",
-            "liquor-store-zasmd-1.marathon.slave.mesos.:31737",
-            "liquor-store-zasmd-1.marathon.slave.mesos.:31738",
+            "cache-tier-zp7h4-s11.marathon.slave.mesos.:31500",
+            "cache-tier-zp7h4-s11.marathon.slave.mesos.:31501",
+            "cache-tier-n9zpu-s12.marathon.slave.mesos.:31600",
+            "cache-tier-n9zpu-s12.marathon.slave.mesos.:31601",
         ])
     );
 }
 
 #[test]
 fn srv_records_for_discovery_ports_and_named_ports() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    let s = mesos_dns_test_snapshot(ALL);
     assert_eq!(
-        srv(&s, "_big-dog._tcp.marathon.mesos."),
+        srv(&s, "_cache-tier._tcp.marathon.mesos."),
         set(&[
-            "big-dog-4dfjd-0.marathon.mesos.:80",
-            "big-dog-4dfjd-0.marathon.mesos.:443"
+            "cache-tier-zp7h4-s11.marathon.mesos.:8080",
+            "cache-tier-zp7h4-s11.marathon.mesos.:8443",
+            "cache-tier-n9zpu-s12.marathon.mesos.:8080",
+            "cache-tier-n9zpu-s12.marathon.mesos.:8443",
         ])
     );
     assert_eq!(
-        srv(&s, "_liquor-store._tcp.marathon.mesos."),
+        srv(&s, "_https._cache-tier._tcp.marathon.mesos."),
         set(&[
-            "liquor-store-4dfjd-0.marathon.mesos.:80",
-            "liquor-store-4dfjd-0.marathon.mesos.:443",
-            "liquor-store-zasmd-1.marathon.mesos.:80",
-            "liquor-store-zasmd-1.marathon.mesos.:443",
+            "cache-tier-zp7h4-s11.marathon.mesos.:8443",
+            "cache-tier-n9zpu-s12.marathon.mesos.:8443"
         ])
     );
     assert_eq!(
-        srv(&s, "_https._liquor-store._tcp.marathon.mesos."),
+        srv(&s, "_http._cache-tier._tcp.marathon.mesos."),
         set(&[
-            "liquor-store-4dfjd-0.marathon.mesos.:443",
-            "liquor-store-zasmd-1.marathon.mesos.:443"
+            "cache-tier-zp7h4-s11.marathon.mesos.:8080",
+            "cache-tier-n9zpu-s12.marathon.mesos.:8080"
+        ])
+    );
+    assert!(s.lookup("_cache-tier.marathon.mesos.").is_none());
+    // A udp port stays udp; a port without a protocol is both; a port without a name has no
+    // named-port record.
+    assert_eq!(
+        srv(&s, "_gate-keeper._udp.marathon.mesos."),
+        set(&[
+            "gate-keeper-bu39u-s11.marathon.mesos.:53",
+            "gate-keeper-bu39u-s11.marathon.mesos.:9000"
         ])
     );
     assert_eq!(
-        srv(&s, "_http._liquor-store._tcp.marathon.mesos."),
-        set(&[
-            "liquor-store-4dfjd-0.marathon.mesos.:80",
-            "liquor-store-zasmd-1.marathon.mesos.:80"
-        ])
+        srv(&s, "_gate-keeper._tcp.marathon.mesos."),
+        set(&["gate-keeper-bu39u-s11.marathon.mesos.:9000"])
     );
-    assert!(s.lookup("_liquor-store.marathon.mesos.").is_none());
+    assert_eq!(
+        srv(&s, "_dns._gate-keeper._udp.marathon.mesos."),
+        set(&["gate-keeper-bu39u-s11.marathon.mesos.:53"])
+    );
+    assert!(s.lookup("_dns._gate-keeper._tcp.marathon.mesos.").is_none());
+    assert_eq!(
+        srv(&s, "_gate-keeper._tcp.marathon.slave.mesos."),
+        set(&["gate-keeper-bu39u-s11.marathon.slave.mesos.:31530"])
+    );
 }
 
 #[test]
 fn leader_and_master_records() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
-    assert_eq!(a(&s, "leader.mesos."), set(&["144.76.157.37"]));
-    assert_eq!(a(&s, "master.mesos."), set(&["144.76.157.37"]));
-    assert_eq!(a(&s, "master0.mesos."), set(&["144.76.157.37"]));
+    let s = mesos_dns_test_snapshot(ALL);
+    assert_eq!(a(&s, "leader.mesos."), set(&["10.40.0.2"]));
+    assert_eq!(a(&s, "master.mesos."), set(&["10.40.0.2"]));
+    assert_eq!(a(&s, "master0.mesos."), set(&["10.40.0.2"]));
+    assert!(s.lookup("master1.mesos.").is_none());
     assert_eq!(srv(&s, "_leader._tcp.mesos."), set(&["leader.mesos.:5050"]));
     assert_eq!(srv(&s, "_leader._udp.mesos."), set(&["leader.mesos.:5050"]));
 }
@@ -377,22 +400,28 @@ fn master_numbering_table() {
 
 #[test]
 fn agent_and_framework_records() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    let s = mesos_dns_test_snapshot(ALL);
     assert_eq!(
         a(&s, "slave.mesos."),
-        set(&["1.2.3.10", "1.2.3.11", "1.2.3.12"])
+        set(&["10.40.0.10", "10.40.0.11", "10.40.0.12"])
     );
-    assert_eq!(aaaa(&s, "slave.mesos."), set(&["2001:db8::1"]));
+    assert_eq!(aaaa(&s, "slave.mesos."), set(&["2001:db8:40::13"]));
     assert_eq!(srv(&s, "_slave._tcp.mesos."), set(&["slave.mesos.:5051"]));
-    assert_eq!(a(&s, "marathon.mesos."), set(&["1.2.3.11"]));
-    assert_eq!(aaaa(&s, "ipv6-framework.mesos."), set(&["2001:db8::1"]));
+    assert_eq!(a(&s, "marathon.mesos."), set(&["10.40.0.11"]));
+    assert_eq!(aaaa(&s, "dual-stack.mesos."), set(&["2001:db8:40::13"]));
     assert_eq!(
         srv(&s, "_framework._tcp.marathon.mesos."),
-        set(&["marathon.mesos.:25501"])
+        set(&["marathon.mesos.:25603"])
+    );
+    assert_eq!(
+        srv(&s, "_framework._tcp.nightlyjobsandreports-v2.mesos."),
+        set(&["nightlyjobsandreports-v2.mesos.:25602"])
     );
     // A framework without a PID is found by its hostname, without an SRV record.
-    assert_eq!(a(&s, "nopid.mesos."), set(&["127.0.0.1"]));
-    assert!(s.lookup("_framework._tcp.nopid.mesos.").is_none());
+    assert_eq!(a(&s, "schedulerwithoutpid.mesos."), set(&["127.0.0.1"]));
+    assert!(s
+        .lookup("_framework._tcp.schedulerwithoutpid.mesos.")
+        .is_none());
 }
 
 #[test]
@@ -415,12 +444,16 @@ fn name_server_and_soa() {
 }
 
 #[test]
-fn non_running_tasks_get_no_names() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+fn non_running_tasks_and_tasks_on_unknown_agents_get_no_names() {
+    let s = mesos_dns_test_snapshot(ALL);
     for name in [
-        "poseidon.marathon.mesos.",
-        "poseidon.marathon.slave.mesos.",
-        "_poseidon._tcp.marathon.mesos.",
+        "retired.marathon.mesos.",
+        "retired.marathon.slave.mesos.",
+        "_retired._tcp.marathon.mesos.",
+        "pending.marathon.mesos.",
+        "_pending._tcp.marathon.slave.mesos.",
+        "orphan.marathon.mesos.",
+        "orphan.marathon.slave.mesos.",
     ] {
         assert!(s.lookup(name).is_none(), "{name}");
     }
@@ -428,31 +461,40 @@ fn non_running_tasks_get_no_names() {
 
 #[test]
 fn task_without_an_address_still_gets_agent_records() {
-    // With only netinfo as a source, car-store (host networking) has no address of its own.
+    // With only netinfo as a source, ledger.store (host networking) has no address of its own.
     let s = mesos_dns_test_snapshot(&[NetInfo]);
-    assert!(a(&s, "car-store.marathon.mesos.").is_empty());
-    assert_eq!(a(&s, "car-store.marathon.slave.mesos."), set(&["1.2.3.11"]));
-    assert!(!srv(&s, "_car-store._tcp.marathon.mesos.").is_empty());
+    assert!(a(&s, "ledger-store.marathon.mesos.").is_empty());
+    assert_eq!(
+        a(&s, "ledger-store.marathon.slave.mesos."),
+        set(&["10.40.0.11"])
+    );
+    assert!(!srv(&s, "_ledger-store._tcp.marathon.mesos.").is_empty());
 }
 
 #[test]
 fn ipv6_only_task_has_no_a_records() {
     let s = mesos_dns_test_snapshot(&[Host]);
-    let e = s.lookup("toy-store.ipv6-framework.mesos.").unwrap();
+    let e = s.lookup("kite.dual-stack.mesos.").unwrap();
     assert!(e.a.is_empty());
     assert_eq!(e.aaaa.len(), 1);
 }
 
 #[test]
 fn legacy_raw_discovery_names_are_served_when_queryable() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
-    // Mesos-DNS also inserts the unsanitised discovery name "big.dog".
-    assert_eq!(a(&s, "big.dog.marathon.mesos."), set(&["10.3.0.1"]));
+    let s = mesos_dns_test_snapshot(ALL);
+    // Mesos-DNS also inserts the unsanitised discovery names "gate.keeper" and "cache.tier".
+    assert_eq!(a(&s, "gate.keeper.marathon.mesos."), set(&["10.44.1.5"]));
+    assert_eq!(
+        a(&s, "cache.tier.marathon.mesos."),
+        set(&["10.44.1.1", "10.44.1.2"])
+    );
+    // The task name is not used when DiscoveryInfo names the task.
+    assert!(s.lookup("gate-keeper2.marathon.mesos.").is_none());
 }
 
 #[test]
 fn empty_non_terminals_exist() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
+    let s = mesos_dns_test_snapshot(ALL);
     for ent in ["_tcp.marathon.mesos.", "marathon.slave.mesos.", "mesos."] {
         let e = s.lookup(ent).unwrap_or_else(|| panic!("{ent} missing"));
         assert!(e.a.is_empty() && e.srv.is_empty(), "{ent}");
@@ -461,8 +503,8 @@ fn empty_non_terminals_exist() {
 
 #[test]
 fn srv_targets_link_to_their_addresses() {
-    let s = mesos_dns_test_snapshot(&[NetInfo, Docker, Mesos, Host]);
-    let e = s.lookup("_car-store._tcp.marathon.mesos.").unwrap();
+    let s = mesos_dns_test_snapshot(ALL);
+    let e = s.lookup("_ledger-store._tcp.marathon.mesos.").unwrap();
     for r in e.srv {
         let t = s.target(r.target);
         let by_index = s.entry(t.entry.expect("target entry"));
@@ -548,35 +590,37 @@ fn tasks_on_unknown_agents_are_skipped() {
 
 #[test]
 fn enumeration_lists_every_task_record() {
-    let mut state = fixture();
-    state.leader = "master@144.76.157.37:5050".into();
-    let st = settings(LabelSpec::Rfc952, &[NetInfo, Docker, Mesos, Host], &[]);
+    let state = fixture();
+    let st = settings(LabelSpec::Rfc952, ALL, &[]);
     let en = enumerate(&state, &st, &localhost_hosts());
     let names: Vec<&str> = en.frameworks.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
         [
-            "ipv6-framework",
-            "chronos with a space AND MIXED CASE-2.0.1",
-            "no pid",
+            "dual-stack",
+            "Nightly Jobs AND Reports_v2.4.1",
+            "scheduler without pid",
             "marathon"
         ]
     );
     let marathon = &en.frameworks[3];
-    assert_eq!(marathon.tasks.len(), 7, "poseidon is not running");
-    let car = marathon
+    assert_eq!(
+        marathon.tasks.len(),
+        7,
+        "retired and pending are not running, orphan's agent is unknown"
+    );
+    let ledger = marathon
         .tasks
         .iter()
-        .find(|t| t.name == "car.store")
+        .find(|t| t.name == "ledger.store")
         .unwrap();
-    assert!(car
+    assert!(ledger
         .records
         .iter()
-        .any(|r| r.name == "car-store.marathon.mesos." && r.rtype == "A"));
-    assert!(car
-        .records
-        .iter()
-        .any(|r| r.rtype == "SRV" && r.host == "car-store-zinaz-0.marathon.slave.mesos.:31364"));
+        .any(|r| r.name == "ledger-store.marathon.mesos." && r.rtype == "A"));
+    assert!(ledger.records.iter().any(
+        |r| r.rtype == "SRV" && r.host == "ledger-store-rfrib-s11.marathon.slave.mesos.:31700"
+    ));
 }
 
 #[test]
@@ -589,11 +633,11 @@ fn lookups_use_lowercase_keys() {
     );
 }
 
-/// The whole record set for fake.json with the default configuration (RFC 1123 labels, IP
+/// The whole record set for the fixture with the default configuration (RFC 1123 labels, IP
 /// sources netinfo, mesos, host; the fixture's own leader; name server on 127.0.0.1), checked
 /// against a reviewed listing so any change in any generated name or value shows up.
 #[test]
-fn full_record_set_for_fake_json() {
+fn full_record_set_for_the_fixture() {
     let s = build(
         &fixture(),
         &settings(LabelSpec::Rfc1123, &[NetInfo, Mesos, Host], &[]),
@@ -602,7 +646,7 @@ fn full_record_set_for_fake_json() {
     )
     .unwrap();
     let got = dump(&s).join("\n") + "\n";
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/fake_json_records.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/cluster_records.txt");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &got).unwrap();
     }

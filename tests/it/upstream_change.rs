@@ -2,23 +2,13 @@
 //! symlinked original pointed to rewrites its file): the running daemon forwards to the new
 //! ones within seconds, without a restart. Needs root (resolv.conf upstreams are on port 53).
 
-mod common;
-
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::upstream::{loopback, FakeUpstream};
-use common::*;
+use crate::common::upstream::{loopback, FakeUpstream};
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 fn demo_state() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/src/mesos/demo_state.json").to_string()

@@ -25,7 +25,9 @@ fn unit_verifies_clean() {
     let mut paths = Vec::new();
     for name in UNITS {
         let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd").join(name),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("systemd")
+                .join(name),
         )
         .unwrap();
         let path = dir.path().join(name);
@@ -80,7 +82,10 @@ fn the_daemon_takes_its_sockets_from_the_socket_unit() {
         "/systemd/mesos-dns-sidecar.socket"
     ))
     .unwrap();
-    assert!(socket.contains("ListenDatagram=127.0.0.1:53") && socket.contains("ListenStream=127.0.0.1:53"));
+    assert!(
+        socket.contains("ListenDatagram=127.0.0.1:53")
+            && socket.contains("ListenStream=127.0.0.1:53")
+    );
 }
 
 #[test]

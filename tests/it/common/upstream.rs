@@ -232,14 +232,26 @@ fn respond(
 impl FakeUpstream {
     /// Starts the server on 127.0.0.1 with a free port.
     pub fn start() -> FakeUpstream {
-        Self::start_on("127.0.0.1:0".parse().unwrap())
+        // The kernel picks a free UDP port; its TCP twin may be taken (by any socket on the
+        // host), so try again until both are ours.
+        loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = TcpListener::bind(addr) {
+                return Self::serve(udp, tcp);
+            }
+        }
     }
 
     /// Starts the server on `addr` (port 53 for upstreams named in a resolv.conf).
     pub fn start_on(addr: SocketAddr) -> FakeUpstream {
         let udp = UdpSocket::bind(addr).unwrap();
+        let tcp = TcpListener::bind(udp.local_addr().unwrap()).unwrap();
+        Self::serve(udp, tcp)
+    }
+
+    fn serve(udp: UdpSocket, tcp: TcpListener) -> FakeUpstream {
         let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).unwrap();
         let mode = Arc::new(Mode::default());
         let seen = Arc::new(Mutex::new(HashMap::new()));
         let tcp_queries = Arc::new(AtomicUsize::new(0));
@@ -303,10 +315,13 @@ impl FakeUpstream {
 
 /// A UDP+TCP address where nothing ever answers (a bound socket that never reads).
 pub fn black_hole() -> (SocketAddr, UdpSocket, TcpListener) {
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).unwrap();
-    (addr, udp, tcp)
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr) {
+            return (addr, udp, tcp);
+        }
+    }
 }
 
 /// The loopback address 127.0.0.`last`, for tests that need a second local address.

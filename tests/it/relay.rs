@@ -1,13 +1,11 @@
 //! The relay chain: fake master -> relay daemon -> agent daemon, and `/v1/snapshot` semantics.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::master::{fake_json, fake_json_with_task, FakeMaster};
-use common::*;
+use crate::common::master::{cluster_json, cluster_json_with_task, FakeMaster};
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
 
@@ -37,7 +35,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn a_new_task_reaches_the_agent_through_the_relay() {
-    let master = FakeMaster::start(&fake_json());
+    let master = FakeMaster::start(&cluster_json());
     let (relay, _r) = start_with_config(
         json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "stateFile": "", "recurseon": false}),
         &[],
@@ -47,9 +45,9 @@ fn a_new_task_reaches_the_agent_through_the_relay() {
         &[],
     );
     let m = agent.udp("nginx.marathon.mesos.", RecordType::A, None);
-    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert_eq!(answers(&m), ["A 10.44.3.3"]);
 
-    let doc = fake_json_with_task("fresh");
+    let doc = cluster_json_with_task("fresh");
     master.set_state(&doc, master.addr);
     let started = Instant::now();
     agent.wait_for("fresh.marathon.mesos.", RecordType::A, |m| {
@@ -65,7 +63,7 @@ fn a_new_task_reaches_the_agent_through_the_relay() {
 
 #[test]
 fn snapshot_endpoint_speaks_http_caching() {
-    let d = start(&["--state-file", fixture("fake.json").to_str().unwrap()]);
+    let d = start(&["--state-file", fixture(CLUSTER).to_str().unwrap()]);
     let (code, head, body) = get(d.http, "/v1/snapshot", &[]);
     assert_eq!(code, 200);
     let etag = header(&head, "etag").expect("etag").to_string();
@@ -74,7 +72,7 @@ fn snapshot_endpoint_speaks_http_caching() {
         .starts_with("public, max-age="));
     let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(doc["version"], 1);
-    assert_eq!(doc["state"]["leader"], "master@1.2.3.4:5050");
+    assert_eq!(doc["state"]["leader"], "master@10.40.0.2:5050");
     assert!(
         doc["state"].get("flags").is_none(),
         "compact: only what records need"

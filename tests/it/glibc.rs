@@ -2,13 +2,11 @@
 //! points at a daemon on port 53 of a private loopback address. Needs root (port 53, mount
 //! namespaces); CI runs as root, where missing prerequisites fail the test instead of skipping.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
-use common::upstream::FakeUpstream;
-use common::*;
+use crate::common::upstream::FakeUpstream;
+use crate::common::*;
 
 fn prerequisites() -> Result<(), String> {
     if !is_root() {
@@ -25,13 +23,6 @@ fn prerequisites() -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn getent_in_namespace(resolv_conf: &std::path::Path, args: &str) -> String {
@@ -62,7 +53,7 @@ fn getent_resolves_cluster_and_forwarded_names() {
         &config,
         serde_json::to_vec(&serde_json::json!({
             "resolvers": [up.addr.to_string()],
-            "stateFile": fixture("fake.json").to_str().unwrap(),
+            "stateFile": fixture(CLUSTER).to_str().unwrap(),
         }))
         .unwrap(),
     )
@@ -96,10 +87,10 @@ fn getent_resolves_cluster_and_forwarded_names() {
     .unwrap();
 
     let out = getent_in_namespace(&resolv, "hosts nginx.marathon.mesos");
-    assert!(out.contains("10.3.0.3"), "getent hosts (cluster): {out}");
-    let out = getent_in_namespace(&resolv, "ahosts liquor-store.marathon.mesos");
+    assert!(out.contains("10.44.3.3"), "getent hosts (cluster): {out}");
+    let out = getent_in_namespace(&resolv, "ahosts cache-tier.marathon.mesos");
     assert!(
-        out.contains("1.2.3.11") && out.contains("1.2.3.12"),
+        out.contains("10.40.0.11") && out.contains("10.40.0.12"),
         "getent ahosts (cluster): {out}"
     );
     let out = getent_in_namespace(&resolv, "hosts www.example.com");

@@ -2,7 +2,7 @@
 //! process's real memory, not only for the cache's own accounting.
 //!
 //! Ten million inserts take seconds optimised and minutes unoptimised, so this runs in release:
-//! `scripts/test` runs it with `cargo test --release --test cache_memory -- --ignored`.
+//! `scripts/test` runs it with `cargo test --release --test it cache_memory -- --ignored`.
 
 use std::time::{Duration, Instant};
 

@@ -1,41 +1,39 @@
-//! Black-box tests: the real binary serving Mesos-DNS's fake.json, queried over UDP and TCP.
-
-mod common;
+//! Black-box tests: the real binary serving the cluster fixture, queried over UDP and TCP.
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, RecordType};
 
-fn fake_json_daemon() -> Daemon {
-    let path = fixture("fake.json");
+fn cluster_daemon() -> Daemon {
+    let path = fixture(CLUSTER);
     start(&["--state-file", path.to_str().unwrap()])
 }
 
 #[test]
 fn answers_a_aaaa_and_srv_with_additional_addresses() {
-    let d = fake_json_daemon();
+    let d = cluster_daemon();
 
     let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.metadata.authoritative);
-    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert_eq!(answers(&m), ["A 10.44.3.3"]);
     assert_eq!(m.answers[0].ttl, 60);
 
-    let m = d.udp("toy-store.ipv6-framework.mesos.", RecordType::AAAA, None);
-    assert_eq!(answers(&m), ["AAAA fd01:b::1:8000:2"]);
+    let m = d.udp("kite.dual-stack.mesos.", RecordType::AAAA, None);
+    assert_eq!(answers(&m), ["AAAA fd00:40::5:2"]);
 
     let m = d.udp(
-        "_car-store._tcp.marathon.mesos.",
+        "_ledger-store._tcp.marathon.mesos.",
         RecordType::SRV,
         Some(1232),
     );
     assert_eq!(
         answers(&m),
         [
-            "SRV 0 1 31364 car-store-zinaz-0.marathon.slave.mesos.",
-            "SRV 0 1 31365 car-store-zinaz-0.marathon.slave.mesos."
+            "SRV 0 1 31700 ledger-store-rfrib-s11.marathon.slave.mesos.",
+            "SRV 0 1 31701 ledger-store-rfrib-s11.marathon.slave.mesos."
         ]
     );
     let extra: Vec<String> = m
@@ -45,22 +43,22 @@ fn answers_a_aaaa_and_srv_with_additional_addresses() {
         .collect();
     assert_eq!(
         extra,
-        ["car-store-zinaz-0.marathon.slave.mesos. A 1.2.3.11"]
+        ["ledger-store-rfrib-s11.marathon.slave.mesos. A 10.40.0.11"]
     );
 }
 
 #[test]
 fn tcp_gives_the_same_answers() {
-    let d = fake_json_daemon();
-    let m = d.tcp("liquor-store.marathon.mesos.", RecordType::A);
-    assert_eq!(answers(&m), ["A 1.2.3.11", "A 1.2.3.12"]);
+    let d = cluster_daemon();
+    let m = d.tcp("cache-tier.marathon.mesos.", RecordType::A);
+    assert_eq!(answers(&m), ["A 10.40.0.11", "A 10.40.0.12"]);
     let m = d.tcp("_leader._tcp.mesos.", RecordType::SRV);
     assert_eq!(answers(&m), ["SRV 0 1 5050 leader.mesos."]);
 }
 
 #[test]
 fn nxdomain_and_nodata_carry_the_soa() {
-    let d = fake_json_daemon();
+    let d = cluster_daemon();
     let m = d.udp("no-such-task.marathon.mesos.", RecordType::A, None);
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     assert!(m.metadata.authoritative);
@@ -92,7 +90,7 @@ fn nxdomain_and_nodata_carry_the_soa() {
 
 #[test]
 fn apex_soa_ns_and_any() {
-    let d = fake_json_daemon();
+    let d = cluster_daemon();
     let m = d.udp("mesos.", RecordType::SOA, None);
     assert_eq!(m.answers.len(), 1);
     assert!(matches!(&m.answers[0].data, RData::SOA(_)));
@@ -106,22 +104,27 @@ fn apex_soa_ns_and_any() {
     let m = d.udp("slave.mesos.", RecordType::ANY, Some(1232));
     assert_eq!(
         answers(&m),
-        ["A 1.2.3.10", "A 1.2.3.11", "A 1.2.3.12", "AAAA 2001:db8::1"]
+        [
+            "A 10.40.0.10",
+            "A 10.40.0.11",
+            "A 10.40.0.12",
+            "AAAA 2001:db8:40::13"
+        ]
     );
 }
 
 #[test]
 fn names_are_case_insensitive_and_keep_the_query_case() {
-    let d = fake_json_daemon();
+    let d = cluster_daemon();
     let m = d.udp("NgInX.MaRaThOn.MeSoS.", RecordType::A, None);
-    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert_eq!(answers(&m), ["A 10.44.3.3"]);
     assert_eq!(m.answers[0].name.to_ascii(), "NgInX.MaRaThOn.MeSoS.");
     assert_eq!(m.queries[0].name().to_ascii(), "NgInX.MaRaThOn.MeSoS.");
 }
 
 #[test]
 fn other_domains_are_refused_when_forwarding_is_off() {
-    let d = fake_json_daemon();
+    let d = cluster_daemon();
     let m = d.udp("example.com.", RecordType::A, None);
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
     let mut q = query("nginx.marathon.mesos.", RecordType::A, None);
@@ -134,7 +137,7 @@ fn other_domains_are_refused_when_forwarding_is_off() {
 
 #[test]
 fn multi_record_answers_are_shuffled() {
-    let d = fake_json_daemon();
+    let d = cluster_daemon();
     let mut orders = std::collections::HashSet::new();
     for _ in 0..40 {
         let m = d.udp("slave.mesos.", RecordType::A, None);
@@ -146,7 +149,7 @@ fn multi_record_answers_are_shuffled() {
 
 #[test]
 fn unknown_opcode_is_notimp_and_edns_version_1_is_badvers() {
-    let d = fake_json_daemon();
+    let d = cluster_daemon();
     let mut q = query("nginx.marathon.mesos.", RecordType::A, None);
     q.metadata.op_code = OpCode::Status;
     assert_eq!(udp(d.addr, &q).metadata.response_code, ResponseCode::NotImp);
@@ -163,7 +166,7 @@ fn unknown_opcode_is_notimp_and_edns_version_1_is_badvers() {
 
 #[test]
 fn malformed_packets_get_formerr_and_the_daemon_keeps_serving() {
-    let d = fake_json_daemon();
+    let d = cluster_daemon();
     // A header claiming one question, followed by garbage.
     let mut garbage = vec![0xab, 0xcd, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
     garbage.extend_from_slice(&[0xff; 20]);
@@ -191,7 +194,7 @@ fn malformed_packets_get_formerr_and_the_daemon_keeps_serving() {
     );
 
     let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
-    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert_eq!(answers(&m), ["A 10.44.3.3"]);
 }
 
 /// A state with one app of `n` instances, each with its own container address.

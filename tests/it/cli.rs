@@ -1,18 +1,6 @@
 //! Black-box tests of the command line: config checking and Mesos-DNS's flag spelling.
 
-mod common;
-
-use std::process::Command;
-
-use common::fixture;
-
-fn sidecar(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use crate::common::{fixture, sidecar};
 
 #[test]
 fn check_config_accepts_the_mesos_dns_sample_in_both_spellings() {
@@ -89,14 +77,14 @@ fn resolvconf_install_checks_the_daemon_first_and_restore_gives_the_file_back() 
     ];
 
     // Nothing answers at the check address: refuse, change nothing.
-    let dead = format!("127.0.0.1:{}", common::free_port());
+    let dead = format!("127.0.0.1:{}", crate::common::free_port());
     let mut args = vec!["resolvconf", "install", "--check", &dead, "--wait", "1"];
     args.extend_from_slice(&paths);
     let out = sidecar(&args);
     assert!(!out.status.success());
     assert_eq!(std::fs::read(&resolv).unwrap(), original);
 
-    let d = common::start(&["--demo"]);
+    let d = crate::common::start(&["--demo"]);
     let live = d.addr.to_string();
     let mut args = vec![
         "resolvconf",

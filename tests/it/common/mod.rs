@@ -15,12 +15,15 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
-/// Path of the shared Mesos-DNS fixtures.
+/// Path of one of the project's own fixtures (`tests/fixtures/NAME`).
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/mesos-dns")
+        .join("tests/fixtures")
         .join(name)
 }
+
+/// The project's hand-written cluster state (`tests/fixtures/cluster.json`).
+pub const CLUSTER: &str = "cluster.json";
 
 /// A free port on 127.0.0.1 for both UDP and TCP (bound and released; the daemon binds it next).
 pub fn free_port() -> u16 {
@@ -57,14 +60,14 @@ pub fn start(args: &[&str]) -> Daemon {
 }
 
 /// Starts the binary with a config document (written to a temporary file, kept alive by the
-/// returned guard) serving fake.json, plus `args`.
+/// returned guard) serving the cluster fixture, plus `args`.
 pub fn start_with_config(
     mut config: serde_json::Value,
     args: &[&str],
 ) -> (Daemon, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     if config.get("stateFile").is_none() {
-        config["stateFile"] = fixture("fake.json").to_str().unwrap().into();
+        config["stateFile"] = fixture(CLUSTER).to_str().unwrap().into();
     }
     // Never read the host's resolv.conf in tests unless a test says so.
     if config.get("resolvConf").is_none() {
@@ -240,5 +243,22 @@ pub fn peak_rss_kib(d: &Daemon) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Whether the tests run as root (port 53, namespaces); root-only tests skip otherwise.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs the binary with `args` (a host integration command) and waits for it.
+pub fn sidecar(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
         .unwrap()
 }

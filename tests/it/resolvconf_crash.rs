@@ -3,8 +3,6 @@
 //! file, symlink, no file): a rerun always completes, and the original comes back byte for byte
 //! (or as the same symlink, or as no file).
 
-mod common;
-
 use std::net::UdpSocket;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -1,10 +1,8 @@
 //! The `mesosDns` source: a daemon copying the zone of a Mesos-DNS compatible server through
-//! `/v1/axfr` (here, another daemon serving fake.json) serves exactly the same records.
+//! `/v1/axfr` (here, another daemon serving the cluster fixture) serves exactly the same records.
 
-mod common;
-
-use common::master::http_get;
-use common::*;
+use crate::common::master::http_get;
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::{json, Value};
 
@@ -25,17 +23,17 @@ fn sorted_records(d: &Daemon) -> Value {
 
 #[test]
 fn copies_the_zone_of_an_existing_mesos_dns() {
-    let origin = start(&["--state-file", fixture("fake.json").to_str().unwrap()]);
+    let origin = start(&["--state-file", fixture(CLUSTER).to_str().unwrap()]);
     let (copy, _dir) = start_with_config(
         json!({"mesosDns": format!("http://{}", origin.http), "stateFile": "", "refreshSeconds": 1, "recurseon": false}),
         &[],
     );
     assert_eq!(
         answers(&copy.udp("nginx.marathon.mesos.", RecordType::A, None)),
-        ["A 10.3.0.3"]
+        ["A 10.44.3.3"]
     );
     let srv = copy.udp(
-        "_car-store._tcp.marathon.mesos.",
+        "_ledger-store._tcp.marathon.mesos.",
         RecordType::SRV,
         Some(1232),
     );

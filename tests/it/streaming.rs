@@ -1,13 +1,11 @@
 //! The v1 operator API event stream against a fake streaming master: incremental updates
 //! answerable within a second, heartbeat watchdog and resubscription.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::stream_master::{v1_task, v1_update, StreamingMaster};
-use common::*;
+use crate::common::stream_master::{v1_task, v1_update, StreamingMaster};
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
 

@@ -1,10 +1,8 @@
 //! SIGHUP re-reads the configuration; a bad one is rejected and the running one stays.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
@@ -25,7 +23,7 @@ fn sighup_applies_a_new_config_and_rejects_a_broken_one() {
     let write =
         |v: serde_json::Value| std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
     let base =
-        json!({"stateFile": fixture("fake.json").to_str().unwrap(), "recurseon": false, "ttl": 60});
+        json!({"stateFile": fixture(CLUSTER).to_str().unwrap(), "recurseon": false, "ttl": 60});
     write(base.clone());
     let d = start_on(&["--config", cfg.to_str().unwrap()], free_port());
     assert_eq!(
@@ -40,7 +38,7 @@ fn sighup_applies_a_new_config_and_rejects_a_broken_one() {
     let m = d.wait_for("nginx.marathon.mesos.", RecordType::A, |m| {
         m.answers.first().is_some_and(|r| r.ttl == 7)
     });
-    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert_eq!(answers(&m), ["A 10.44.3.3"]);
 
     // A broken file: the reload is refused, the daemon keeps serving with ttl 7.
     std::fs::write(&cfg, b"{ not json").unwrap();

@@ -152,17 +152,17 @@ impl FakeMaster {
     }
 }
 
-/// The fake.json fixture as a JSON value.
-pub fn fake_json() -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(super::fixture("fake.json")).unwrap()).unwrap()
+/// The cluster fixture (`tests/fixtures/cluster.json`) as a JSON value.
+pub fn cluster_json() -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(super::fixture(super::CLUSTER)).unwrap()).unwrap()
 }
 
-/// fake.json plus one more running task `name` on agent 1.2.3.11, with the container address
-/// 10.7.7.7, to see a change land.
-pub fn fake_json_with_task(name: &str) -> serde_json::Value {
-    let mut doc = fake_json();
+/// The cluster fixture plus one more running task `name` on agent 10.40.0.11, with the
+/// container address 10.7.7.7, to see a change land.
+pub fn cluster_json_with_task(name: &str) -> serde_json::Value {
+    let mut doc = cluster_json();
     let task = serde_json::json!({"id": format!("{name}.1"), "name": name,
-        "slave_id": "20140803-125133-3041283216-5050-2410-0", "state": "TASK_RUNNING",
+        "slave_id": "5d2c9a14-3e7f-4b1a-9c6d-2f8e0a7b4c31-S11", "state": "TASK_RUNNING",
         "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0,
             "labels": [{"key": "MesosContainerizer.NetworkSettings.IPAddress", "value": "10.7.7.7"}]}]});
     let frameworks = doc["frameworks"].as_array_mut().unwrap();

@@ -2,14 +2,12 @@
 //! the leader's node goes away, and the daemon follows the new leader. CI installs ZooKeeper;
 //! elsewhere the test is skipped when it isn't installed.
 
-mod common;
-
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::master::{fake_json, fake_json_with_task, FakeMaster};
-use common::*;
+use crate::common::master::{cluster_json, cluster_json_with_task, FakeMaster};
+use crate::common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::json;
 use zookeeper_client as zk;
@@ -82,8 +80,8 @@ fn follows_the_leader_registered_in_zookeeper() {
         return;
     };
 
-    let first = FakeMaster::start(&fake_json());
-    let second_doc = fake_json_with_task("fromsecond");
+    let first = FakeMaster::start(&cluster_json());
+    let second_doc = cluster_json_with_task("fromsecond");
     let second = FakeMaster::start(&second_doc);
 
     let rt = tokio::runtime::Runtime::new().unwrap();

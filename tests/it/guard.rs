@@ -2,23 +2,13 @@
 //! dying, goes back to the daemon when it answers again, and finishes an install that was left
 //! pending because the daemon was not answering yet.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const ORIGINAL: &[u8] = b"# the host's own\nsearch corp.example\nnameserver 10.0.0.2\n";
-
-fn sidecar(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
 
 struct Files {
     _dir: tempfile::TempDir,

@@ -1,11 +1,9 @@
 //! The master polling source against an in-process fake master, and the HTTP API.
 
-mod common;
-
 use std::time::Duration;
 
-use common::master::{fake_json, fake_json_with_task, http_get, FakeMaster, Mode};
-use common::*;
+use crate::common::master::{cluster_json, cluster_json_with_task, http_get, FakeMaster, Mode};
+use crate::common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::{json, Value};
@@ -28,15 +26,15 @@ fn daemon_polling(masters: &[&FakeMaster], extra: Value) -> (Daemon, tempfile::T
 
 #[test]
 fn serves_the_leaders_state_and_picks_up_changes() {
-    let master = FakeMaster::start(&fake_json());
+    let master = FakeMaster::start(&cluster_json());
     let (d, _dir) = daemon_polling(&[&master], json!({}));
     let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
-    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert_eq!(answers(&m), ["A 10.44.3.3"]);
     // The leader record is the fake master itself.
     let m = d.udp("leader.mesos.", RecordType::A, None);
     assert_eq!(answers(&m), ["A 127.0.0.1"]);
 
-    master.set_state(&fake_json_with_task("newapp"), master.addr);
+    master.set_state(&cluster_json_with_task("newapp"), master.addr);
     d.wait_for("newapp.marathon.mesos.", RecordType::A, |m| {
         answers(m) == ["A 10.7.7.7"]
     });
@@ -44,30 +42,30 @@ fn serves_the_leaders_state_and_picks_up_changes() {
 
 #[test]
 fn follows_redirects_and_leader_hints_and_old_endpoints() {
-    let leader = FakeMaster::start(&fake_json());
-    let redirecting = FakeMaster::start(&fake_json());
+    let leader = FakeMaster::start(&cluster_json());
+    let redirecting = FakeMaster::start(&cluster_json());
     redirecting.set_mode(Mode::RedirectTo(leader.addr));
     let (d, _dir) = daemon_polling(&[&redirecting], json!({}));
     d.wait_answering("nginx.marathon.mesos.");
     assert!(leader.requests.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 
     // A non-leading master answering with a state that names another leader.
-    let leader2 = FakeMaster::start(&fake_json_with_task("fromleader"));
-    let follower = FakeMaster::start(&fake_json());
-    follower.set_state(&fake_json(), leader2.addr);
+    let leader2 = FakeMaster::start(&cluster_json_with_task("fromleader"));
+    let follower = FakeMaster::start(&cluster_json());
+    follower.set_state(&cluster_json(), leader2.addr);
     let (d, _dir2) = daemon_polling(&[&follower], json!({}));
     d.wait_for("fromleader.marathon.mesos.", RecordType::A, |m| {
         !m.answers.is_empty()
     });
 
     // Mesos < 1.0: only /master/state.json.
-    let old = FakeMaster::start(&fake_json());
+    let old = FakeMaster::start(&cluster_json());
     old.set_mode(Mode::OldOnly);
     let (d, _dir3) = daemon_polling(&[&old], json!({}));
     d.wait_answering("nginx.marathon.mesos.");
 
     // gzip-encoded answers.
-    let gz = FakeMaster::start(&fake_json());
+    let gz = FakeMaster::start(&cluster_json());
     gz.set_mode(Mode::Gzip);
     let (d, _dir4) = daemon_polling(&[&gz], json!({}));
     d.wait_answering("nginx.marathon.mesos.");
@@ -75,7 +73,7 @@ fn follows_redirects_and_leader_hints_and_old_endpoints() {
 
 #[test]
 fn sends_mesos_credentials() {
-    let master = FakeMaster::start(&fake_json());
+    let master = FakeMaster::start(&cluster_json());
     master.set_mode(Mode::RequireAuth);
     let (d, _dir) = daemon_polling(
         &[&master],
@@ -86,7 +84,7 @@ fn sends_mesos_credentials() {
 
 #[test]
 fn every_fault_keeps_the_last_snapshot_and_recovers() {
-    let master = FakeMaster::start(&fake_json());
+    let master = FakeMaster::start(&cluster_json());
     let (d, _dir) = daemon_polling(&[&master], json!({}));
     d.wait_answering("nginx.marathon.mesos.");
     let errors_before = metric(&d, "mesos_dns_sidecar_state_load_errors_total");
@@ -94,7 +92,7 @@ fn every_fault_keeps_the_last_snapshot_and_recovers() {
         master.set_mode(mode.clone());
         std::thread::sleep(Duration::from_millis(2300));
         let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
-        assert_eq!(answers(&m), ["A 10.3.0.3"], "after {mode:?}");
+        assert_eq!(answers(&m), ["A 10.44.3.3"], "after {mode:?}");
     }
     assert!(
         metric(&d, "mesos_dns_sidecar_state_load_errors_total") > errors_before,
@@ -102,7 +100,7 @@ fn every_fault_keeps_the_last_snapshot_and_recovers() {
     );
     let (code, _) = http_get(d.http, "/ready");
     assert_eq!(code, 200);
-    master.set_state(&fake_json_with_task("recovered"), master.addr);
+    master.set_state(&cluster_json_with_task("recovered"), master.addr);
     master.set_mode(Mode::Normal);
     d.wait_for("recovered.marathon.mesos.", RecordType::A, |m| {
         !m.answers.is_empty()
@@ -111,7 +109,7 @@ fn every_fault_keeps_the_last_snapshot_and_recovers() {
 
 #[test]
 fn a_restarted_daemon_serves_the_persisted_state_before_the_master_answers() {
-    let master = FakeMaster::start(&fake_json());
+    let master = FakeMaster::start(&cluster_json());
     let dir = tempfile::tempdir().unwrap();
     let persist = dir.path().join("state.json");
     let extra = json!({"persistFile": persist.to_str().unwrap()});
@@ -127,13 +125,13 @@ fn a_restarted_daemon_serves_the_persisted_state_before_the_master_answers() {
     master.set_mode(Mode::Error);
     let (d, _cfg) = daemon_polling(&[&master], extra);
     let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
-    assert_eq!(answers(&m), ["A 10.3.0.3"]);
+    assert_eq!(answers(&m), ["A 10.44.3.3"]);
     assert!(metric(&d, "mesos_dns_sidecar_snapshot_age_seconds") >= 0.0);
 }
 
 #[test]
 fn no_state_yet_means_servfail_and_not_ready() {
-    let master = FakeMaster::start(&fake_json());
+    let master = FakeMaster::start(&cluster_json());
     master.set_mode(Mode::Error);
     let port = free_port();
     let http_port = free_port();
@@ -182,8 +180,8 @@ fn get_json(d: &Daemon, path: &str) -> Value {
 }
 
 #[test]
-fn http_api_matches_mesos_dns_shapes_for_fake_json() {
-    let d = start(&["--state-file", fixture("fake.json").to_str().unwrap()]);
+fn http_api_matches_mesos_dns_shapes_for_the_cluster_fixture() {
+    let d = start(&["--state-file", fixture(CLUSTER).to_str().unwrap()]);
 
     let v = get_json(&d, "/v1/version");
     assert_eq!(v["Service"], "Mesos-DNS");
@@ -211,26 +209,26 @@ fn http_api_matches_mesos_dns_shapes_for_fake_json() {
 
     assert_eq!(
         get_json(&d, "/v1/hosts/nginx.marathon.mesos"),
-        json!([{"host": "nginx.marathon.mesos.", "ip": "10.3.0.3"}])
+        json!([{"host": "nginx.marathon.mesos.", "ip": "10.44.3.3"}])
     );
     assert_eq!(
         get_json(&d, "/v1/hosts/NGINX.marathon.mesos."),
-        json!([{"host": "nginx.marathon.mesos.", "ip": "10.3.0.3"}])
+        json!([{"host": "nginx.marathon.mesos.", "ip": "10.44.3.3"}])
     );
     assert_eq!(
         get_json(&d, "/v1/hosts/nope.mesos"),
         json!([{"host": "", "ip": ""}])
     );
 
-    let mut s = get_json(&d, "/v1/services/_car-store._tcp.marathon.mesos");
+    let mut s = get_json(&d, "/v1/services/_ledger-store._tcp.marathon.mesos");
     s.as_array_mut()
         .unwrap()
         .sort_by_key(|v| v["port"].as_str().unwrap().to_string());
     assert_eq!(
         s,
         json!([
-            {"service": "_car-store._tcp.marathon.mesos", "host": "car-store-zinaz-0.marathon.slave.mesos.", "ip": "1.2.3.11", "port": "31364"},
-            {"service": "_car-store._tcp.marathon.mesos", "host": "car-store-zinaz-0.marathon.slave.mesos.", "ip": "1.2.3.11", "port": "31365"},
+            {"service": "_ledger-store._tcp.marathon.mesos", "host": "ledger-store-rfrib-s11.marathon.slave.mesos.", "ip": "10.40.0.11", "port": "31700"},
+            {"service": "_ledger-store._tcp.marathon.mesos", "host": "ledger-store-rfrib-s11.marathon.slave.mesos.", "ip": "10.40.0.11", "port": "31701"},
         ])
     );
     assert_eq!(
@@ -248,22 +246,22 @@ fn http_api_matches_mesos_dns_shapes_for_fake_json() {
         .iter()
         .find(|t| t["name"] == "nginx")
         .unwrap();
-    assert_eq!(nginx["id"], "nginx.1bc32344-3dda-11e4-a088-c20493233aa5");
+    assert_eq!(nginx["id"], "nginx.9e63a4c1-8d3a-11ee-9a51-0242ac110002");
     assert!(nginx["records"]
         .as_array()
         .unwrap()
-        .contains(&json!({"name": "nginx.marathon.mesos.", "host": "10.3.0.3", "rtype": "A"})));
+        .contains(&json!({"name": "nginx.marathon.mesos.", "host": "10.44.3.3", "rtype": "A"})));
 
     let a = get_json(&d, "/v1/axfr");
     assert_eq!(a["Domain"], "mesos");
     assert_eq!(a["Mname"], "ns1.mesos.");
     assert_eq!(
         a["Records"]["As"]["nginx.marathon.mesos."],
-        json!(["10.3.0.3"])
+        json!(["10.44.3.3"])
     );
     assert_eq!(
         a["Records"]["AAAAs"]["slave.mesos."],
-        json!(["2001:db8::1"])
+        json!(["2001:db8:40::13"])
     );
     assert_eq!(
         a["Records"]["SRVs"]["_leader._tcp.mesos."],
