@@ -199,6 +199,10 @@ pub async fn start(
     let listens = config.listen_addrs();
     let mut listening = Vec::new();
     let in_flight = InFlight::default();
+    match resolv::plan(&config, &listens, &netif::local_addresses()) {
+        Ok(plan) => crate::lookup::set_upstreams(&plan.addrs),
+        Err(e) => warn!(error = %e, "no upstreams for the daemon's own lookups; /etc/hosts only"),
+    }
     let forwarder = if config.dns_on && config.recurse_on && config.external_on {
         let (forwarder, plan) = build_forwarder(&config, &listens, metrics.clone())?;
         let forwarder = Arc::new(forwarder);
@@ -384,6 +388,7 @@ async fn follow_upstreams(
         }
         info!(source = %plan.source, upstreams = ?plan.addrs, was = ?current.addrs, "the host's resolvers changed; forwarding to the new ones");
         forwarder.set_upstreams(UpstreamSet::new(&plan.addrs, plan.rotate));
+        crate::lookup::set_upstreams(&plan.addrs);
         current = plan;
     }
 }

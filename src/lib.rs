@@ -76,6 +76,7 @@ pub mod daemon;
 pub mod dns;
 pub mod guard;
 pub mod http;
+pub mod lookup;
 pub mod mesos;
 pub mod metrics;
 pub mod netif;

@@ -3,7 +3,8 @@
 //! Frameworks on the HTTP API have no PID, only a hostname, and agents may register by name;
 //! Mesos-DNS resolves those names while generating records. Here they are resolved before the
 //! build, concurrently, with a per-name timeout and a cache, so a slow resolver delays a
-//! refresh by at most one timeout and never blocks the query path.
+//! refresh by at most one timeout and never blocks the query path; the lookups go to the
+//! host's original resolvers, never to this daemon (`crate::lookup`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -76,21 +77,9 @@ impl HostResolver {
         for name in missing {
             let timeout = self.timeout;
             lookups.spawn(async move {
-                let ips = match tokio::time::timeout(
-                    timeout,
-                    tokio::net::lookup_host((name.as_str(), 0)),
-                )
-                .await
+                let ips = match tokio::time::timeout(timeout, crate::lookup::lookup_ip(&name)).await
                 {
-                    Ok(Ok(addrs)) => {
-                        let mut ips: Vec<IpAddr> = Vec::new();
-                        for a in addrs {
-                            if !ips.contains(&a.ip()) {
-                                ips.push(a.ip());
-                            }
-                        }
-                        ips
-                    }
+                    Ok(Ok(ips)) => ips,
                     _ => Vec::new(),
                 };
                 (name, ips)

@@ -6,8 +6,10 @@ use reqwest::{Certificate, ClientBuilder};
 /// A client builder: with `ca`, exactly those roots (a cluster's private CA); else, for HTTPS,
 /// the system's roots; for plain HTTP, none at all.
 pub fn builder(https: bool, ca: &[Certificate]) -> ClientBuilder {
+    // Hostnames resolve through the host's original resolvers, never through this daemon.
     let b = reqwest::Client::builder()
-        .user_agent(concat!("mesos-dns-sidecar/", env!("CARGO_PKG_VERSION")));
+        .user_agent(concat!("mesos-dns-sidecar/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(crate::lookup::HttpResolver);
     if !ca.is_empty() {
         b.tls_certs_only(ca.iter().cloned())
     } else if https {

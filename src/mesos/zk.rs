@@ -137,7 +137,14 @@ async fn watch_once(
     if let Some(auth) = &url.auth {
         connector = connector.with_auth("digest", auth.as_bytes());
     }
-    let client = connector.connect(&url.servers).await?;
+    // Server hostnames resolve through the host's original resolvers, not through this daemon.
+    let resolved = crate::lookup::resolve_host_ports(&url.servers).await;
+    let servers = if resolved.is_empty() {
+        url.servers.clone()
+    } else {
+        resolved.join(",")
+    };
+    let client = connector.connect(&servers).await?;
     let mut state = client.state_watcher();
     loop {
         let (children, watcher) = match client.list_and_watch_children(&url.path).await {

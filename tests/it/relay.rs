@@ -34,6 +34,30 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 }
 
 #[test]
+fn a_relay_named_by_hostname_resolves_through_the_original_resolvers() {
+    // The name exists only at this upstream (not in /etc/hosts, nor through the C library's
+    // resolv.conf): the daemon must ask it directly, as forwarding does.
+    let up = crate::common::upstream::FakeUpstream::start();
+    let master = FakeMaster::start(&cluster_json());
+    let (relay, _r) = start_with_config(
+        json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "stateFile": "", "recurseon": false}),
+        &[],
+    );
+    let (agent, _a) = start_with_config(
+        json!({
+            "relay": format!("http://master.example.com:{}", relay.http.port()),
+            "stateFile": "",
+            "recurseon": false,
+            "resolvers": [up.addr.to_string()],
+        }),
+        &[],
+    );
+    let m = agent.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 10.44.3.3"]);
+    assert!(up.count("master.example.com.") > 0);
+}
+
+#[test]
 fn a_new_task_reaches_the_agent_through_the_relay() {
     let master = FakeMaster::start(&cluster_json());
     let (relay, _r) = start_with_config(

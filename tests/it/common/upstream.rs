@@ -93,6 +93,15 @@ fn answer(q: &Message) -> (ResponseCode, Vec<Record>, Vec<Record>, Vec<Record>, 
             false,
         ),
         ("www.example.com.", _) => (ResponseCode::NoError, vec![], vec![soa(2)], vec![], false),
+        // A Mesos master named by hostname, for the daemon's own lookups.
+        ("master.example.com.", RecordType::A) => (
+            ResponseCode::NoError,
+            vec![rec(RData::A(A::new(127, 0, 0, 1)))],
+            vec![],
+            vec![],
+            false,
+        ),
+        ("master.example.com.", _) => (ResponseCode::NoError, vec![], vec![soa(2)], vec![], false),
         ("short.example.com.", RecordType::A) => (
             ResponseCode::NoError,
             vec![Record::from_rdata(
