@@ -106,7 +106,7 @@ enum ResolvconfAction {
         #[arg(long, default_value_t = 500)]
         interval_ms: u64,
         /// Milliseconds without an answer before the host falls back.
-        #[arg(long, default_value_t = 1500)]
+        #[arg(long, default_value_t = 1000)]
         fail_after_ms: u64,
     },
     /// Replace the saved original with new content (from a file, or - for standard input):
