@@ -14,6 +14,7 @@ use tracing::warn;
 use crate::config::Config;
 use crate::dns::cache::CachePolicy;
 use crate::dns::forward::{parse_upstream, ForwardSettings};
+use crate::dns::guard::{self, ClientAcl, ClientGuard, RateLimit};
 use crate::dns::upstream::UpstreamSet;
 use crate::dns::{Forwarder, Handlers, Listeners, Responder, ServerLimits};
 use crate::http;
@@ -130,6 +131,7 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             publisher.clone(),
             Duration::from_secs(config.state_timeout_seconds.min(60)),
             config.max_state_bytes,
+            config.http_token.clone(),
         ));
     } else {
         publisher.load_persisted().await;
@@ -179,15 +181,21 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             metrics: metrics.clone(),
             config: Arc::new(config.clone()),
             forwarder: forwarder.clone(),
+            docs: Default::default(),
         };
         let listener =
             bind_retrying(addr, BIND_PATIENCE, || tokio::net::TcpListener::bind(addr)).await?;
         info!(%addr, "serving the HTTP API");
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, http::router(api)).await {
-                error!(error = %e, "HTTP API stopped");
-            }
-        });
+        let limits = http::HttpLimits {
+            max_connections: http_connection_cap(&config),
+            header_timeout: Duration::from_secs(config.http_header_timeout_seconds.max(1)),
+        };
+        tasks.spawn(http::serve(
+            listener,
+            http::router(api),
+            limits,
+            metrics.clone(),
+        ));
     }
     if !config.dns_on {
         info!("dnson is false: not serving DNS");
@@ -202,7 +210,17 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             config.recurse_on,
             forwarder.is_some(),
         )?);
+        let acl = Arc::new(ClientAcl::new(
+            &config.allow_clients,
+            &config.refuse_clients,
+        ));
+        tasks.spawn(guard::refresh_periodically(acl.clone()));
+        let limit = RateLimit {
+            per_second: config.rate_limit,
+            slip: config.rate_limit_slip,
+        };
         let handlers = Handlers {
+            guard: Arc::new(ClientGuard::new(acl, limit, metrics.clone())),
             responder,
             forwarder,
             metrics,
@@ -223,6 +241,40 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
         Duration::from_secs(config.ready_after_seconds),
     ));
     Ok(Running { publisher, tasks })
+}
+
+/// Descriptors kept for DNS whatever HTTP clients do: TCP DNS connections, upstream sockets
+/// and the state sources need them.
+const DNS_DESCRIPTOR_RESERVE: u64 = 1024;
+
+/// Raises the soft descriptor limit to the hard one (as Go programs such as Mesos-DNS do), so
+/// the caps below have room, and returns the soft limit in force.
+fn raise_descriptor_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
+}
+
+/// The HTTP connection cap: `httpMaxConnections`, lowered when the descriptor limit would not
+/// leave `DNS_DESCRIPTOR_RESERVE` descriptors (and the DNS TCP cap) for DNS.
+fn http_connection_cap(config: &Config) -> usize {
+    let nofile = raise_descriptor_limit();
+    let dns = DNS_DESCRIPTOR_RESERVE + config.tcp_max_connections as u64;
+    let room = nofile.saturating_sub(dns).max(16) as usize;
+    let cap = config.http_max_connections.min(room);
+    if cap < config.http_max_connections {
+        warn!(
+            configured = config.http_max_connections,
+            cap, nofile, "httpMaxConnections lowered to keep descriptors for DNS"
+        );
+    }
+    cap
 }
 
 /// Tells systemd the daemon is ready once a snapshot is served (listeners are bound before

@@ -5,6 +5,7 @@ pub mod answer;
 pub mod cache;
 pub mod fast;
 pub mod forward;
+pub mod guard;
 pub mod server;
 pub mod udp_batch;
 pub mod upstream;

@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 
 use super::answer::{Outcome, Responder, Transport};
 use super::forward::{Forwarder, Lookup};
+use super::guard::{Admission, ClientGuard};
 use super::udp_batch::{Batcher, BATCH};
 use crate::metrics::Metrics;
 
@@ -54,6 +55,8 @@ pub struct Handlers {
     pub forwarder: Option<Arc<Forwarder>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Client access rules and response rate limiting.
+    pub guard: Arc<ClientGuard>,
 }
 
 /// Bound sockets of one listen address, ready to serve.
@@ -115,9 +118,21 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
                 continue;
             }
             let packet = batcher.datagram(r);
+            match h.guard.admit_udp(r.peer.ip(), packet) {
+                Admission::Serve => {}
+                Admission::Reply(resp) => {
+                    if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
+                        replies.push((resp, r.peer));
+                    }
+                    continue;
+                }
+                Admission::Drop => continue,
+            }
             let (question, max_size) = match h.responder.handle(packet, Transport::Udp) {
                 Outcome::Reply(resp) => {
-                    replies.push((resp, r.peer));
+                    if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
+                        replies.push((resp, r.peer));
+                    }
                     continue;
                 }
                 Outcome::Drop => continue,
@@ -130,7 +145,9 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
             let looked = match fwd.lookup(packet, &question, max_size) {
                 Lookup::Hit(resp) => {
                     // A fresh cache hit needs no task: answer it here, like a cluster name.
-                    replies.push((resp, r.peer));
+                    if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
+                        replies.push((resp, r.peer));
+                    }
                     continue;
                 }
                 other => other,
@@ -143,10 +160,15 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
             let socket = socket.clone();
             let packet = packet.to_vec();
             let peer = r.peer;
+            let guard = h.guard.clone();
             tokio::spawn(async move {
                 let resp = fwd
                     .resolve(&packet, &question, Transport::Udp, max_size, looked)
                     .await;
+                let Some(resp) = guard.limit(peer.ip(), resp) else {
+                    drop(permit);
+                    return;
+                };
                 if let Err(e) = socket.send_to(&resp, peer).await {
                     debug!(error = %e, %peer, "udp send error");
                 }
@@ -202,8 +224,9 @@ async fn serve_tcp(listener: TcpListener, h: Handlers, limits: ServerLimits) {
             continue;
         };
         let h = h.clone();
+        let allowed = h.guard.admit_tcp(peer.ip());
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, &h, limits.idle_timeout).await {
+            if let Err(e) = serve_connection(stream, &h, limits.idle_timeout, allowed).await {
                 debug!(error = %e, %peer, "tcp connection ended");
             }
             drop(permit);
@@ -211,11 +234,13 @@ async fn serve_tcp(listener: TcpListener, h: Handlers, limits: ServerLimits) {
     }
 }
 
-/// Serves length-prefixed queries on one connection until EOF, error or idle timeout.
+/// Serves length-prefixed queries on one connection until EOF, error or idle timeout; a client
+/// the access rules refuse (`allowed` false) gets REFUSED to each query.
 async fn serve_connection(
     mut stream: TcpStream,
     h: &Handlers,
     idle: Duration,
+    allowed: bool,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(512);
@@ -235,6 +260,20 @@ async fn serve_connection(
             Err(_) => return Ok(()),
         }
         Metrics::inc(&h.metrics.tcp_queries);
+        if !allowed {
+            h.guard.refused_tcp();
+            let Some(resp) = super::wire::empty_response(&buf, 5, false) else {
+                return Ok(());
+            };
+            let mut out = (resp.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(&resp);
+            tokio::time::timeout(idle, stream.write_all(&out))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")
+                })??;
+            continue;
+        }
         let resp = match h.responder.handle(&buf, Transport::Tcp) {
             Outcome::Reply(r) => r,
             Outcome::Drop => continue,

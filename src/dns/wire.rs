@@ -302,6 +302,43 @@ pub fn append_option(b: &mut Vec<u8>, info: &EdnsInfo, code: u16, value: &[u8]) 
     }
 }
 
+/// End of an uncompressed name starting at `at` (no pointers), or `None`.
+fn plain_name_end(b: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *b.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            1..=63 => at += 1 + len as usize,
+            _ => return None,
+        }
+    }
+}
+
+/// The type of a message's single question, read without allocating.
+pub fn query_type(b: &[u8]) -> Option<u16> {
+    if b.len() < HEADER || u16_at(b, 4).ok()? != 1 {
+        return None;
+    }
+    u16_at(b, plain_name_end(b, HEADER)?).ok()
+}
+
+/// A response with the ID, opcode, RD, CD and question of `b` (a query, or a response being
+/// replaced), no records, the given rcode, and TC when `tc`: what refused, rate-limited and
+/// UDP ANY clients get. Never larger than `b`'s header and question, so it amplifies nothing.
+/// `None` when `b` has no single uncompressed question.
+pub fn empty_response(b: &[u8], rcode: u8, tc: bool) -> Option<Vec<u8>> {
+    if b.len() < HEADER || u16_at(b, 4).ok()? != 1 {
+        return None;
+    }
+    let end = plain_name_end(b, HEADER)? + 4;
+    let mut out = b.get(..end)?.to_vec();
+    out[2] = 0x80 | (b[2] & 0x79) | if tc { 0x02 } else { 0 };
+    out[3] = (b[3] & 0x90) | (rcode & 0x0f);
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    out[6..12].fill(0);
+    Some(out)
+}
+
 /// A truncated response to `query`: header and question, TC set, no records.
 pub fn truncated_response(query: &[u8], q: &Question, rcode: u8) -> Vec<u8> {
     let end = (q.name_end + 4).min(query.len());
