@@ -153,8 +153,9 @@ fn check_rdata_names(b: &[u8], rtype: u16, rdata: usize, end: usize) -> Result<(
             }
             name(at).map(drop)
         }
-        // RRSIG: 18 bytes of fields, then the signer's name.
-        46 => name(rdata + 18).map(drop),
+        // RRSIG: 18 bytes of fields, then the signer's name (opaque data shorter than that
+        // holds no name to follow).
+        46 if rdata + 18 < end => name(rdata + 18).map(drop),
         _ => Ok(()),
     }
 }
