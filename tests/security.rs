@@ -292,7 +292,7 @@ fn a_flood_from_one_source_is_rate_limited_with_slip() {
         (full, slipped)
     });
     // 20 per second (a burst may straddle two counting windows).
-    assert!(full >= 1 && full <= 40, "full answers: {full}");
+    assert!((1..=40).contains(&full), "full answers: {full}");
     assert!(slipped >= 1, "every 2nd limited answer slips as TC");
     assert!(full + slipped < SENT, "the rest are dropped");
     assert!(metric(&d, "mesos_dns_sidecar_rate_limited_responses_total") >= 1.0);
@@ -363,6 +363,7 @@ fn default_listeners_are_loopback() {
         let out = Command::new("ss").args(["-Hlntu"]).output();
         let Ok(out) = out else {
             let _ = child.kill();
+            let _ = child.wait();
             eprintln!("skipping default_listeners_are_loopback: no ss");
             return;
         };

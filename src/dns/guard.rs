@@ -184,8 +184,8 @@ impl Table {
                 IpAddr::V6(a) => t.v6.push((u128::from(a), p.len, access)),
             }
         }
-        t.v4.sort_by(|a, b| b.1.cmp(&a.1));
-        t.v6.sort_by(|a, b| b.1.cmp(&a.1));
+        t.v4.sort_by_key(|r| std::cmp::Reverse(r.1));
+        t.v6.sort_by_key(|r| std::cmp::Reverse(r.1));
         t.v4.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         t.v6.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         t
@@ -441,7 +441,7 @@ impl RateLimiter {
             return Verdict::Send;
         }
         let over = slot.count - self.limit.per_second;
-        if self.limit.slip > 0 && over % self.limit.slip == 0 {
+        if self.limit.slip > 0 && over.is_multiple_of(self.limit.slip) {
             Verdict::Slip
         } else {
             Verdict::Drop

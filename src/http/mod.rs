@@ -559,3 +559,86 @@ fn render_metrics(api: &Api) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn api() -> Api {
+        let config = Config::default();
+        let metrics = Arc::new(Metrics::default());
+        let settings = crate::records::RecordSettings::from_config(&config, vec![]);
+        Api {
+            publisher: Arc::new(Publisher::new(
+                settings,
+                Arc::new(arc_swap::ArcSwapOption::empty()),
+                metrics.clone(),
+                None,
+            )),
+            metrics,
+            config: Arc::new(config),
+            forwarder: None,
+            docs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn every_counter_appears_in_the_metrics_output() {
+        let api = api();
+        for (i, c) in api.metrics.counters().iter().enumerate() {
+            c.counter.store(1000 + i as u64, Ordering::Relaxed);
+        }
+        let text = render_metrics(&api);
+        for (i, c) in api.metrics.counters().iter().enumerate() {
+            let line = format!("{} {}", c.name, 1000 + i);
+            assert!(
+                text.lines().any(|l| l == line),
+                "{} ({}) missing from /metrics",
+                c.name,
+                c.field
+            );
+            assert!(text.contains(&format!("# TYPE {} counter", c.name)));
+        }
+        for name in [
+            "mesos_dns_sidecar_forward_overload_drops_total",
+            "mesos_dns_sidecar_all_upstreams_down_total",
+            "mesos_dns_sidecar_refused_clients_total",
+            "mesos_dns_sidecar_rate_limited_responses_total",
+            "mesos_dns_sidecar_rate_limit_slips_total",
+        ] {
+            assert!(text.contains(name), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn documents_are_built_once_per_snapshot() {
+        let slot = Built::default();
+        let builds = Arc::new(AtomicUsize::new(0));
+        let build = |n: &Arc<AtomicUsize>| {
+            let n = n.clone();
+            move || {
+                n.fetch_add(1, Ordering::Relaxed);
+                b"{}".to_vec()
+            }
+        };
+        let (a, b) = tokio::join!(
+            built(&slot, 7, build(&builds)),
+            built(&slot, 7, build(&builds))
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            builds.load(Ordering::Relaxed),
+            1,
+            "concurrent requests share a build"
+        );
+        built(&slot, 7, build(&builds)).await;
+        assert_eq!(builds.load(Ordering::Relaxed), 1);
+        built(&slot, 8, build(&builds)).await;
+        assert_eq!(
+            builds.load(Ordering::Relaxed),
+            2,
+            "a new snapshot builds anew"
+        );
+    }
+}
