@@ -215,6 +215,13 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             &config.refuse_clients,
         ));
         tasks.spawn(guard::refresh_periodically(acl.clone()));
+        let rules = |r: &[guard::ClientRule]| r.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+        info!(
+            allow = ?rules(&config.allow_clients),
+            refuse = ?rules(&config.refuse_clients),
+            rate_limit = config.rate_limit,
+            "answering loopback and allowClients; other clients get REFUSED"
+        );
         let limit = RateLimit {
             per_second: config.rate_limit,
             slip: config.rate_limit_slip,

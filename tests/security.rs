@@ -387,3 +387,52 @@ fn default_listeners_are_loopback() {
         assert_eq!(addr, Some(IpAddr::from([127, 0, 0, 1])), "{l}");
     }
 }
+
+#[test]
+fn check_config_names_bad_security_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (json!({"allowClients": ["10.0.0.0/40"]}), "allowClients"),
+        (
+            json!({"refuseClients": ["not-an-address"]}),
+            "refuseClients",
+        ),
+        (json!({"rateLimit": "fast"}), "rateLimit"),
+        (json!({"httpToken": "has space"}), "httpToken"),
+        (json!({"httpMaxConnections": 0}), "httpMaxConnections"),
+        (
+            json!({"httpHeaderTimeoutSeconds": 0}),
+            "httpHeaderTimeoutSeconds",
+        ),
+    ];
+    for (mut doc, key) in cases {
+        doc["masters"] = json!(["10.0.0.1:5050"]);
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
+            .args(["--config", path.to_str().unwrap(), "--check-config"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{doc}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("`{key}`")), "{doc}: {err}");
+    }
+    let path = dir.path().join("ok.json");
+    std::fs::write(
+        &path,
+        json!({"masters": ["10.0.0.1:5050"], "allowClients": ["local", "10.0.0.0/8", "fd00::/8"],
+               "refuseClients": ["10.9.0.0/16"], "rateLimit": 50, "rateLimitSlip": 3,
+               "httpToken": "t0ken", "httpMaxConnections": 64, "httpHeaderTimeoutSeconds": 5})
+        .to_string(),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
+        .args(["--config", path.to_str().unwrap(), "--check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -363,7 +363,7 @@ pub enum Verdict {
     Drop,
 }
 
-/// Slots in the limiter's table: a fixed bound on its memory (24 bytes each), enough for
+/// Slots in the limiter's table: a fixed bound on its memory (32 bytes each), enough for
 /// tens of thousands of active prefixes before collisions matter.
 const SLOTS: usize = 16_384;
 
@@ -626,6 +626,19 @@ mod tests {
         {
             assert_eq!(acl.check(ip("203.0.113.7")), Access::Refuse);
         }
+    }
+
+    #[test]
+    fn rate_limiter_memory_is_fixed() {
+        assert_eq!(std::mem::size_of::<Slot>() * SLOTS, 512 * 1024);
+        let rl = RateLimiter::new(RateLimit::default());
+        for i in 0..100_000u32 {
+            rl.check_at(
+                IpAddr::from((0x0a00_0000 + (i << 8)).to_be_bytes()),
+                Duration::ZERO,
+            );
+        }
+        assert_eq!(rl.table.lock().unwrap().len(), SLOTS);
     }
 
     #[test]
