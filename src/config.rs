@@ -252,7 +252,7 @@ impl Default for Config {
             rate_limit: 1000,
             rate_limit_slip: 2,
             http_token: None,
-            http_max_connections: 256,
+            http_max_connections: 4096,
             http_header_timeout_seconds: 10,
             demo: false,
         }

@@ -42,9 +42,9 @@ fn slowloris_and_unfinished_heads_are_closed_within_the_timeout() {
         s.write_all(b"GET /v1/version HTTP/1.1\r\nHost: x\r\n")
             .unwrap();
     }
-    // Unfinished heads of 12 KB (under the head size bound), then silence.
+    // Unfinished heads of 6 KB (under the head size bound), then silence.
     let mut heads: Vec<TcpStream> = (0..20).map(|_| connect()).collect();
-    let filler = format!("GET / HTTP/1.1\r\nX-Pad: {}\r\n", "a".repeat(12 * 1024));
+    let filler = format!("GET / HTTP/1.1\r\nX-Pad: {}\r\n", "a".repeat(6 * 1024));
     for s in &mut heads {
         s.write_all(filler.as_bytes()).unwrap();
     }

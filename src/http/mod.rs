@@ -116,9 +116,10 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
 }
 
-/// Largest request head (and read buffer) per connection: 16 KiB, so the connection cap bounds
-/// the memory unfinished heads can take.
-const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// Largest request head (and read buffer) per connection: 8 KiB (hyper's minimum; the API's
+/// requests are small GETs), so the connection cap bounds the memory unfinished heads can take
+/// (4,096 x 8 KiB = 32 MiB at most, and only for `httpHeaderTimeoutSeconds`).
+const MAX_HEAD_BYTES: usize = 8 * 1024;
 
 /// Serves `router` on `listener` within `limits` until the task running it is aborted.
 pub async fn serve(
