@@ -117,7 +117,11 @@ fn main() {
     let docs = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..HTTP_CLIENTS)
         .map(|i| {
-            let path = if i % 2 == 0 { "/v1/enumerate" } else { "/v1/axfr" };
+            let path = if i % 2 == 0 {
+                "/v1/enumerate"
+            } else {
+                "/v1/axfr"
+            };
             let (stop, docs) = (stop.clone(), docs.clone());
             std::thread::spawn(move || reader(d.http, path, stop, docs))
         })
@@ -128,7 +132,9 @@ fn main() {
     for r in readers {
         let _ = r.join();
     }
-    println!("http_load: {TASKS} tasks, leader.mesos over UDP one at a time, {RUN:?} each; binary {bin}");
+    println!(
+        "http_load: {TASKS} tasks, leader.mesos over UDP one at a time, {RUN:?} each; binary {bin}"
+    );
     println!("| load | queries | p50 ms | p99 ms | max ms |");
     println!("| --- | --- | --- | --- | --- |");
     for (label, l) in [

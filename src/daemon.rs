@@ -190,7 +190,7 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             max_connections: http_connection_cap(&config),
             header_timeout: Duration::from_secs(config.http_header_timeout_seconds.max(1)),
         };
-        tasks.spawn(http::serve(
+        tasks.spawn(http::serve_apart(
             listener,
             http::router(api),
             limits,

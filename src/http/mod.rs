@@ -121,6 +121,58 @@ pub struct HttpLimits {
 /// (4,096 x 8 KiB = 32 MiB at most, and only for `httpHeaderTimeoutSeconds`).
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 
+/// Serves `router` on `listener` within `limits` on a runtime of its own, on its own thread,
+/// until the task running this future is aborted (which stops that runtime and closes every
+/// HTTP socket). Writing multi-megabyte documents to many clients then competes with the DNS
+/// listeners only as one more thread for the kernel to schedule, not as work queued on the
+/// runtime threads that answer queries.
+pub async fn serve_apart(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    metrics: Arc<Metrics>,
+) {
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "HTTP API cannot start");
+            return;
+        }
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("http-api".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "HTTP API runtime cannot start");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = serve(listener, router, limits, metrics) => {}
+                    _ = stopped => {}
+                }
+            });
+            // Dropping the runtime here ends every connection task and closes its socket.
+        });
+    if let Err(e) = thread {
+        tracing::error!(error = %e, "HTTP API thread cannot start");
+        return;
+    }
+    // Holding `stop` until this task is aborted; dropping it stops the HTTP runtime.
+    let _stop = stop;
+    std::future::pending::<()>().await
+}
+
 /// Serves `router` on `listener` within `limits` until the task running it is aborted.
 pub async fn serve(
     listener: tokio::net::TcpListener,
