@@ -167,7 +167,7 @@ pub struct Config {
     pub ready_after_seconds: u64,
     /// Our key `maxStateBytes`: state documents larger than this are rejected.
     pub max_state_bytes: u64,
-    /// Our key `allowClients`: clients answered, besides loopback (default `["local"]`: every
+    /// Our key `allowClients`: DNS and HTTP clients answered, besides loopback (default `["local"]`: every
     /// subnet attached to a local interface). The longest matching prefix of `allowClients`
     /// and `refuseClients` decides; what matches neither is refused.
     pub allow_clients: Vec<ClientRule>,

@@ -174,6 +174,19 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
     } else {
         None
     };
+    // One set of client rules for DNS and HTTP.
+    let acl = Arc::new(ClientAcl::new(
+        &config.allow_clients,
+        &config.refuse_clients,
+    ));
+    tasks.spawn(guard::refresh_periodically(acl.clone()));
+    let rules = |r: &[guard::ClientRule]| r.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    info!(
+        allow = ?rules(&config.allow_clients),
+        refuse = ?rules(&config.refuse_clients),
+        rate_limit = config.rate_limit,
+        "answering loopback and allowClients; other clients get REFUSED (DNS) or 403 (HTTP)"
+    );
     if config.http_on {
         let addr = SocketAddr::new(config.http_listener, config.http_port);
         let api = http::Api {
@@ -194,6 +207,7 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             listener,
             http::router(api),
             limits,
+            acl.clone(),
             metrics.clone(),
         ));
     }
@@ -210,18 +224,6 @@ pub async fn start(config: Config, seed: Option<Vec<u8>>) -> Result<Running, Dae
             config.recurse_on,
             forwarder.is_some(),
         )?);
-        let acl = Arc::new(ClientAcl::new(
-            &config.allow_clients,
-            &config.refuse_clients,
-        ));
-        tasks.spawn(guard::refresh_periodically(acl.clone()));
-        let rules = |r: &[guard::ClientRule]| r.iter().map(|r| r.to_string()).collect::<Vec<_>>();
-        info!(
-            allow = ?rules(&config.allow_clients),
-            refuse = ?rules(&config.refuse_clients),
-            rate_limit = config.rate_limit,
-            "answering loopback and allowClients; other clients get REFUSED"
-        );
         let limit = RateLimit {
             per_second: config.rate_limit,
             slip: config.rate_limit_slip,

@@ -72,6 +72,8 @@ pub struct Metrics {
     pub upstream_bad_answers: AtomicU64,
     /// HTTP connections closed on accept because `httpMaxConnections` were open.
     pub http_connections_rejected: AtomicU64,
+    /// HTTP connections from clients outside `allowClients` (answered 403).
+    pub http_clients_refused: AtomicU64,
     /// HTTP requests refused for a missing or wrong bearer token.
     pub http_unauthorized: AtomicU64,
     /// Requests for the relay document (`/v1/snapshot`).
@@ -136,6 +138,7 @@ impl Metrics {
             any_truncated => "any_truncated_total", "ANY queries over UDP from non-loopback clients answered with TC.";
             upstream_bad_answers => "upstream_bad_answers_total", "Upstream answers rejected as malformed.";
             http_connections_rejected => "http_connections_rejected_total", "HTTP connections over the limit.";
+            http_clients_refused => "http_clients_refused_total", "HTTP connections from clients not allowed (403).";
             http_unauthorized => "http_unauthorized_total", "HTTP requests without the bearer token.";
             relay_requests => "relay_requests_total", "Requests for the relay document.";
             relay_not_modified => "relay_not_modified_total", "Relay requests answered 304.";

@@ -54,7 +54,8 @@ impl Netns {
             return Err("not root".into());
         }
         // Distinct per test and per process, so parallel tests and runs don't collide.
-        let n = 100 + (std::process::id() % 50) as u8 + 50 * NEXT.fetch_add(1, Ordering::Relaxed);
+        let k = u32::from(NEXT.fetch_add(1, Ordering::Relaxed) % 6);
+        let n = (10 + (std::process::id() % 40) * 6 + k) as u8;
         let ns = Netns {
             name: format!("mdsec{}-{n}", std::process::id()),
             n,
@@ -158,10 +159,9 @@ fn udp_from(from: Ipv4Addr, to: SocketAddr, q: &Message) -> Option<Message> {
     Message::from_vec(&buf[..n]).ok()
 }
 
-/// One TCP query from `from` to `to`.
-fn tcp_from(from: Ipv4Addr, to: SocketAddr, q: &Message) -> Option<Message> {
+/// A TCP connection from `from` to `to`.
+fn connect_from(from: Ipv4Addr, to: SocketAddr) -> Option<TcpStream> {
     use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
-    use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     let SocketAddr::V4(to) = to else {
         return None;
@@ -179,8 +179,15 @@ fn tcp_from(from: Ipv4Addr, to: SocketAddr, q: &Message) -> Option<Message> {
     )
     .ok()?;
     connect(fd.as_raw_fd(), &SockaddrIn::from(to)).ok()?;
-    let mut s = TcpStream::from(fd);
+    let s = TcpStream::from(fd);
     s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    Some(s)
+}
+
+/// One TCP query from `from` to `to`.
+fn tcp_from(from: Ipv4Addr, to: SocketAddr, q: &Message) -> Option<Message> {
+    use std::io::{Read, Write};
+    let mut s = connect_from(from, to)?;
     let bytes = q.to_vec().ok()?;
     let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(&bytes);
@@ -190,6 +197,25 @@ fn tcp_from(from: Ipv4Addr, to: SocketAddr, q: &Message) -> Option<Message> {
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
     s.read_exact(&mut buf).ok()?;
     Message::from_vec(&buf).ok()
+}
+
+/// The status of an HTTP GET from `from`, 0 when none came.
+fn http_status_from(from: Ipv4Addr, to: SocketAddr, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let Some(mut s) = connect_from(from, to) else {
+        return 0;
+    };
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 fn rcode(m: &Option<Message>) -> Option<ResponseCode> {
@@ -255,6 +281,25 @@ fn a_non_local_client_is_refused_by_default_and_answered_when_allowed() {
             .response_code,
         ResponseCode::NoError
     );
+}
+
+#[test]
+fn the_http_api_follows_the_client_rules() {
+    let Some(ns) = netns_or_skip("the_http_api_follows_the_client_rules") else {
+        return;
+    };
+    let (d, _dir) = start_with_config(json!({"HTTPListener": "0.0.0.0"}), &["--no-forward"]);
+    let to = SocketAddr::from((ns.host_ip(), d.http.port()));
+    let (local, remote) = (ns.local_client(), ns.remote_client());
+    let (l, r) = ns.run(move || {
+        (
+            http_status_from(local, to, "/v1/version"),
+            http_status_from(remote, to, "/v1/version"),
+        )
+    });
+    assert_eq!(l, 200, "attached subnet");
+    assert_eq!(r, 403, "remote client");
+    assert!(metric(&d, "mesos_dns_sidecar_http_clients_refused_total") >= 1.0);
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //! run on their own tasks, capped in number so a flood of queries to a dead upstream cannot grow
 //! memory without bound. TCP serves each connection on its own task with a connection cap and
 //! an idle timeout, so idle or slow clients cannot pin the daemon's memory or descriptors.
+//! Before any of that, `ClientGuard` decides per query whether the client is answered at all
+//! (REFUSED otherwise) and rate limits UDP responses to non-loopback clients.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -22,6 +22,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
+use crate::dns::guard::{Access, ClientAcl};
 use crate::dns::Forwarder;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
@@ -130,6 +131,7 @@ pub async fn serve_apart(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: HttpLimits,
+    acl: Arc<ClientAcl>,
     metrics: Arc<Metrics>,
 ) {
     let listener = match listener.into_std() {
@@ -158,7 +160,7 @@ pub async fn serve_apart(
                     return;
                 };
                 tokio::select! {
-                    _ = serve(listener, router, limits, metrics) => {}
+                    _ = serve(listener, router, limits, acl, metrics) => {}
                     _ = stopped => {}
                 }
             });
@@ -173,16 +175,28 @@ pub async fn serve_apart(
     std::future::pending::<()>().await
 }
 
-/// Serves `router` on `listener` within `limits` until the task running it is aborted.
+/// What a client outside the client rules gets before the connection is closed.
+const FORBIDDEN: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 38\r\nConnection: close\r\n\r\nclient not allowed (see allowClients)\n";
+
+/// Serves `router` on `listener` within `limits` until the task running it is aborted; clients
+/// the access rules refuse get 403 and are disconnected.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: HttpLimits,
+    acl: Arc<ClientAcl>,
     metrics: Arc<Metrics>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
         let stream = match listener.accept().await {
+            Ok((stream, peer)) if acl.check(peer.ip()) == Access::Refuse => {
+                Metrics::inc(&metrics.http_clients_refused);
+                // One attempt, never waiting: the answer fits any socket buffer.
+                let _ = stream.try_write(FORBIDDEN);
+                drop(stream);
+                continue;
+            }
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of descriptors: back off instead of spinning; DNS keeps its own.
