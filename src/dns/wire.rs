@@ -605,6 +605,25 @@ mod tests {
     }
 
     #[test]
+    fn whatever_sanitize_passes_walks_with_sane_ttls() {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let base = with_answer(&[0xc0, 12], 5, &[5, b'a', b'l', b'i', b'a', b's', 0xc0, 16]);
+        for _ in 0..20_000 {
+            let mut m = base.clone();
+            for _ in 0..rng.random_range(1..4) {
+                let i = rng.random_range(2..m.len());
+                m[i] = rng.random();
+            }
+            if sanitize(&mut m).is_ok() {
+                let l = layout(&m).expect("sanitized answers walk");
+                assert!(l.ttl_offsets.iter().all(|&o| m[o] & 0x80 == 0));
+            }
+            let _ = empty_response(&m, 5, true).map(|r| assert!(r.len() <= m.len()));
+        }
+    }
+
+    #[test]
     fn sanitize_rejects_pointer_loops_anywhere() {
         let b = response();
         let at = question(&b).unwrap().name_end + 4;
