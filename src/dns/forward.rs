@@ -329,17 +329,29 @@ impl Forwarder {
         for _ in 0..self.settings.attempts.max(1) {
             schedule.extend(set.order());
         }
+        // The first attempt runs on this task (most misses need no other); later ones on
+        // tasks of their own.
+        let now = Instant::now();
+        let first = exchange(
+            schedule[0].clone(),
+            upstream_query.clone(),
+            transport,
+            self.settings.timeout,
+        );
+        tokio::pin!(first);
+        let mut first_live = true;
+        let mut current = Some((schedule[0].clone(), now));
+        let mut next = 1;
         let mut pending = JoinSet::new();
-        let mut next = 0;
-        let mut current: Option<(Arc<Upstream>, Instant)> = None;
+        // With `upstreamParallel`, the second attempt goes out at once.
+        let mut launch = self.settings.parallel && schedule.len() > 1;
         loop {
-            let now = Instant::now();
-            let remaining = deadline.saturating_duration_since(now);
-            if remaining.is_zero() {
-                return None;
-            }
-            let parallel = self.settings.parallel && next == 0 && set.all().len() > 1;
-            for _ in 0..if parallel { 2 } else { 1 } {
+            if launch {
+                let now = Instant::now();
+                let remaining = deadline.saturating_duration_since(now);
+                if remaining.is_zero() {
+                    return None;
+                }
                 if let Some(up) = schedule.get(next) {
                     next += 1;
                     pending.spawn(exchange(
@@ -358,19 +370,15 @@ impl Forwarder {
                 }
                 None => deadline,
             };
-            match tokio::time::timeout_at(step_end.into(), pending.join_next()).await {
-                Ok(Some(Ok(done))) => {
-                    if let Some(bytes) = self.judge(done) {
-                        return self.cache.store(key.clone(), bytes);
-                    }
+            let done = tokio::select! {
+                done = &mut first, if first_live => {
+                    first_live = false;
+                    Some(done)
                 }
-                Ok(Some(Err(_))) => {}
-                Ok(None) => {
-                    if next >= schedule.len() {
-                        return None;
-                    }
+                joined = pending.join_next(), if !pending.is_empty() => {
+                    joined.and_then(Result::ok)
                 }
-                Err(_) => {
+                _ = tokio::time::sleep_until(step_end.into()) => {
                     // The latest attempt had its time: count it against its upstream unless
                     // the upstream answered anything meanwhile (then this name is just slow).
                     if let Some((up, sent)) = current.take() {
@@ -383,7 +391,18 @@ impl Forwarder {
                     if Instant::now() >= deadline {
                         return None;
                     }
+                    None
                 }
+            };
+            if let Some(done) = done {
+                if let Some(bytes) = self.judge(done) {
+                    return self.cache.store(key.clone(), bytes);
+                }
+            }
+            // Something failed or ran out of time: the next attempt goes out.
+            launch = true;
+            if !first_live && pending.is_empty() && next >= schedule.len() {
+                return None;
             }
         }
     }
