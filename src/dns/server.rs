@@ -237,7 +237,8 @@ async fn serve_tcp(listener: TcpListener, h: Handlers, limits: ServerLimits) {
 }
 
 /// Serves length-prefixed queries on one connection until EOF, error or idle timeout; a client
-/// the access rules refuse (`allowed` false) gets REFUSED to each query.
+/// the access rules refuse (`allowed` false) gets REFUSED to its first query and is
+/// disconnected.
 async fn serve_connection(
     mut stream: TcpStream,
     h: &Handlers,
@@ -274,7 +275,8 @@ async fn serve_connection(
                 .map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")
                 })??;
-            continue;
+            // One answer says why; the connection slot goes back at once.
+            return Ok(());
         }
         let resp = match h.responder.handle(&buf, Transport::Tcp) {
             Outcome::Reply(r) => r,
