@@ -6,7 +6,9 @@ set -x
 fail() {
   echo "FAIL: $*"
   systemctl status mesos-dns-sidecar.socket mesos-dns-sidecar mesos-dns-sidecar-guard --no-pager || true
-  journalctl -u mesos-dns-sidecar -u mesos-dns-sidecar-guard -u mesos-dns-sidecar.socket --no-pager | tail -n 60 || true
+  journalctl -u mesos-dns-sidecar -u mesos-dns-sidecar-guard -u mesos-dns-sidecar.socket \
+    -u mesos-dns-sidecar-linklocal.socket -u mesos-dns-sidecar-linklocal.service --no-pager | tail -n 60 || true
+  journalctl -p warning --no-pager | tail -n 20 || true
   cat /etc/resolv.conf || true
   echo FAIL >/test/result
   systemctl poweroff --no-block

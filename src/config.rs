@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::Name;
 use serde_json::{Map, Value};
 
+use crate::dns::access::{ClientRule, RuleError};
 use crate::mesos::model::split_host_port;
 use crate::records::labels::LabelSpec;
 
@@ -90,9 +91,10 @@ pub struct Config {
     pub zk: String,
     /// The cluster domain, lowercase, without trailing dot (`domain`, default `mesos`).
     pub domain: String,
-    /// DNS listen address (`listener`, default 0.0.0.0).
+    /// DNS listen address (`listener`; default 127.0.0.1, where Mesos-DNS says 0.0.0.0: a
+    /// node-local resolver has no business on every interface unless told so).
     pub listener: IpAddr,
-    /// HTTP listen address (`HTTPListener`, default 0.0.0.0).
+    /// HTTP listen address (`HTTPListener`; default 127.0.0.1, as `listener`).
     pub http_listener: IpAddr,
     /// Whether forwarding of other names is on (`recurseon`, default true).
     pub recurse_on: bool,
@@ -165,6 +167,28 @@ pub struct Config {
     pub ready_after_seconds: u64,
     /// Our key `maxStateBytes`: state documents larger than this are rejected.
     pub max_state_bytes: u64,
+    /// Our key `allowClients`: DNS and HTTP clients answered, besides loopback (default `["local"]`: every
+    /// subnet attached to a local interface). The longest matching prefix of `allowClients`
+    /// and `refuseClients` decides; what matches neither is refused.
+    pub allow_clients: Vec<ClientRule>,
+    /// Our key `refuseClients`: clients answered REFUSED (wins over an equally long allow).
+    pub refuse_clients: Vec<ClientRule>,
+    /// Our key `rateLimit`: UDP responses per second per client /24 (IPv4) or /56 (IPv6),
+    /// loopback exempt; 0 turns rate limiting off.
+    pub rate_limit: u32,
+    /// Our key `rateLimitSlip`: every Nth rate-limited response is sent as an empty truncated
+    /// answer (so real clients retry over TCP), the others are dropped; 0 drops them all.
+    pub rate_limit_slip: u32,
+    /// Our key `httpToken`: when set, `/v1/snapshot`, `/v1/axfr`, `/v1/enumerate`,
+    /// `/v1/config` and `/metrics` need `Authorization: Bearer <token>`; a `relay` source
+    /// sends it.
+    pub http_token: Option<String>,
+    /// Our key `httpMaxConnections`: HTTP connections served at once; more are closed on
+    /// accept, so HTTP clients cannot take the descriptors DNS needs.
+    pub http_max_connections: usize,
+    /// Our key `httpHeaderTimeoutSeconds`: a connection that does not send a complete request
+    /// head within this time (slowloris, or idle between requests) is closed.
+    pub http_header_timeout_seconds: u64,
     /// Set by `--demo`: serve the bundled example cluster.
     pub demo: bool,
 }
@@ -190,8 +214,8 @@ impl Default for Config {
             ip_sources: vec![IpSource::NetInfo, IpSource::Mesos, IpSource::Host],
             zk: String::new(),
             domain: "mesos".into(),
-            listener: IpAddr::from([0, 0, 0, 0]),
-            http_listener: IpAddr::from([0, 0, 0, 0]),
+            listener: IpAddr::from([127, 0, 0, 1]),
+            http_listener: IpAddr::from([127, 0, 0, 1]),
             recurse_on: true,
             dns_on: true,
             http_on: true,
@@ -223,6 +247,13 @@ impl Default for Config {
             ready_after_seconds: 30,
             tcp_max_connections: 512,
             tcp_idle_timeout_seconds: 10,
+            allow_clients: vec![ClientRule::LocalSubnets],
+            refuse_clients: Vec::new(),
+            rate_limit: 1000,
+            rate_limit_slip: 2,
+            http_token: None,
+            http_max_connections: 4096,
+            http_header_timeout_seconds: 10,
             demo: false,
         }
     }
@@ -430,6 +461,20 @@ config_keys! {
     TcpMaxConnections = "tcpMaxConnections", Origin::Ours;
     /// Idle TCP connection timeout.
     TcpIdleTimeoutSeconds = "tcpIdleTimeoutSeconds", Origin::Ours;
+    /// Clients answered besides loopback.
+    AllowClients = "allowClients", Origin::Ours;
+    /// Clients refused.
+    RefuseClients = "refuseClients", Origin::Ours;
+    /// UDP responses per second per client prefix.
+    RateLimit = "rateLimit", Origin::Ours;
+    /// Every Nth rate-limited response goes out truncated.
+    RateLimitSlip = "rateLimitSlip", Origin::Ours;
+    /// Bearer token for the state-revealing HTTP endpoints.
+    HttpToken = "httpToken", Origin::Ours;
+    /// HTTP connection cap.
+    HttpMaxConnections = "httpMaxConnections", Origin::Ours;
+    /// HTTP request head timeout.
+    HttpHeaderTimeoutSeconds = "httpHeaderTimeoutSeconds", Origin::Ours;
 }
 
 impl Key {
@@ -556,6 +601,16 @@ impl Config {
             Key::TcpMaxConnections => self.tcp_max_connections = uint(key, v)?,
             Key::TcpIdleTimeoutSeconds => self.tcp_idle_timeout_seconds = uint(key, v)?,
             Key::Stream => self.stream = boolean(key, v)?,
+            Key::AllowClients => self.allow_clients = client_rules(key, v)?,
+            Key::RefuseClients => self.refuse_clients = client_rules(key, v)?,
+            Key::RateLimit => self.rate_limit = uint(key, v)?,
+            Key::RateLimitSlip => self.rate_limit_slip = uint(key, v)?,
+            Key::HttpToken => {
+                let s = string(key, v)?;
+                self.http_token = (!s.is_empty()).then_some(s);
+            }
+            Key::HttpMaxConnections => self.http_max_connections = uint(key, v)?,
+            Key::HttpHeaderTimeoutSeconds => self.http_header_timeout_seconds = uint(key, v)?,
             Key::MesosDnsSource => {
                 let s = string(key, v)?;
                 self.mesos_dns = (!s.is_empty()).then_some(s);
@@ -664,6 +719,20 @@ impl Config {
                 }
             }
         }
+        if self.http_on && self.http_max_connections == 0 {
+            return Err(key_err("httpMaxConnections", "must be positive"));
+        }
+        if self.http_on && self.http_header_timeout_seconds == 0 {
+            return Err(key_err("httpHeaderTimeoutSeconds", "must be positive"));
+        }
+        if let Some(t) = &self.http_token {
+            if !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(key_err(
+                    "httpToken",
+                    "must be printable ASCII without spaces (it travels in an HTTP header)",
+                ));
+            }
+        }
         if self.masters.is_empty()
             && self.zk.is_empty()
             && self.state_file.is_none()
@@ -762,6 +831,16 @@ fn listen_addrs(key: &str, v: &Value) -> Result<Vec<SocketAddr>, ConfigError> {
                 .map(|ip| SocketAddr::new(ip, 0))
                 .or_else(|_| s.parse::<SocketAddr>())
                 .map_err(|_| key_err(key, format!("`{s}` is not an ip or ip:port")))
+        })
+        .collect()
+}
+
+fn client_rules(key: &str, v: &Value) -> Result<Vec<ClientRule>, ConfigError> {
+    strings(key, v)?
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e: RuleError| key_err(key, e.to_string()))
         })
         .collect()
 }
@@ -869,6 +948,29 @@ mod tests {
     }
 
     #[test]
+    fn safe_defaults_and_client_keys() {
+        let c = Config::default();
+        assert_eq!(c.listener, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.http_listener, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.allow_clients, vec![ClientRule::LocalSubnets]);
+        assert!(c.refuse_clients.is_empty() && c.http_token.is_none());
+        let c = Config::from_json(&json!({"allowClients": ["local", "10.0.0.0/8"],
+            "refuseClients": ["10.9.0.0/16"], "rateLimit": 0, "httpToken": "s3cret"}))
+        .unwrap()
+        .config;
+        assert_eq!(c.allow_clients.len(), 2);
+        assert_eq!(c.refuse_clients[0].to_string(), "10.9.0.0/16");
+        assert_eq!(c.rate_limit, 0);
+        assert_eq!(c.http_token.as_deref(), Some("s3cret"));
+        // Mesos-DNS's own config saying 0.0.0.0 keeps the default client rules.
+        let c = Config::from_json(&json!({"listener": "0.0.0.0"}))
+            .unwrap()
+            .config;
+        assert!(c.listener.is_unspecified());
+        assert_eq!(c.allow_clients, vec![ClientRule::LocalSubnets]);
+    }
+
+    #[test]
     fn unknown_keys_warn() {
         let l = Config::from_json(&json!({"colour": "blue"})).unwrap();
         assert_eq!(l.warnings, vec!["unknown config key `colour` ignored"]);
@@ -885,6 +987,9 @@ mod tests {
             (json!({"IPSources": ["host", "host"]}), "IPSources"),
             (json!({"recurseon": "yes"}), "recurseon"),
             (json!({"masters": "1.2.3.4:5050"}), "masters"),
+            (json!({"allowClients": ["10.0.0.0/33"]}), "allowClients"),
+            (json!({"refuseClients": ["example.com"]}), "refuseClients"),
+            (json!({"rateLimit": -5}), "rateLimit"),
         ];
         for (doc, key) in cases {
             let err = Config::from_json(&doc).unwrap_err().to_string();
@@ -906,6 +1011,8 @@ mod tests {
         assert!(with(json!({"domain": "bad..name"})).contains("`domain`"));
         assert!(with(json!({"stateTimeoutSeconds": 0})).contains("`stateTimeoutSeconds`"));
         assert!(with(json!({"IPSources": []})).contains("`IPSources`"));
+        assert!(with(json!({"httpMaxConnections": 0})).contains("`httpMaxConnections`"));
+        assert!(with(json!({"httpToken": "a b"})).contains("`httpToken`"));
         let mut c = Config::default();
         assert!(c
             .validate()
@@ -966,6 +1073,7 @@ mod tests {
             metrics,
             config: Arc::new(config),
             forwarder: None,
+            docs: Default::default(),
         };
         let server = std::thread::spawn(move || {
             rt.block_on(async move {

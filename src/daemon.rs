@@ -12,6 +12,7 @@ use hickory_proto::rr::Name;
 use tracing::warn;
 
 use crate::config::Config;
+use crate::dns::access::{self, ClientAcl, ClientGuard, RateLimit};
 use crate::dns::cache::CachePolicy;
 use crate::dns::forward::{parse_upstream, ForwardSettings};
 use crate::dns::server::InFlight;
@@ -164,6 +165,7 @@ pub async fn start(
             publisher.clone(),
             Duration::from_secs(config.state_timeout_seconds.min(60)),
             config.max_state_bytes,
+            config.http_token.clone(),
         ));
     } else {
         publisher.load_persisted().await;
@@ -218,6 +220,19 @@ pub async fn start(
     } else {
         None
     };
+    // One set of client rules for DNS and HTTP.
+    let acl = Arc::new(ClientAcl::new(
+        &config.allow_clients,
+        &config.refuse_clients,
+    ));
+    tasks.spawn(access::refresh_periodically(acl.clone()));
+    let rules = |r: &[access::ClientRule]| r.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    info!(
+        allow = ?rules(&config.allow_clients),
+        refuse = ?rules(&config.refuse_clients),
+        rate_limit = config.rate_limit,
+        "answering loopback and allowClients; other clients get REFUSED (DNS) or 403 (HTTP)"
+    );
     if config.http_on {
         let addr = SocketAddr::new(config.http_listener, config.http_port);
         let api = http::Api {
@@ -225,6 +240,7 @@ pub async fn start(
             metrics: metrics.clone(),
             config: Arc::new(config.clone()),
             forwarder: forwarder.clone(),
+            docs: Default::default(),
         };
         let listener = bind_retrying(addr, BIND_PATIENCE, || async {
             tokio::net::TcpListener::from_std(sockets.tcp(addr)?)
@@ -232,11 +248,17 @@ pub async fn start(
         .await?;
         listening.push(Key::Tcp(addr));
         info!(%addr, "serving the HTTP API");
-        tasks.spawn(async move {
-            if let Err(e) = axum::serve(listener, http::router(api)).await {
-                error!(error = %e, "HTTP API stopped");
-            }
-        });
+        let limits = http::HttpLimits {
+            max_connections: http_connection_cap(&config),
+            header_timeout: Duration::from_secs(config.http_header_timeout_seconds.max(1)),
+        };
+        tasks.spawn(http::serve_apart(
+            listener,
+            http::router(api),
+            limits,
+            acl.clone(),
+            metrics.clone(),
+        ));
     }
     if !config.dns_on {
         info!("dnson is false: not serving DNS");
@@ -251,7 +273,12 @@ pub async fn start(
             config.recurse_on,
             forwarder.is_some(),
         )?);
+        let limit = RateLimit {
+            per_second: config.rate_limit,
+            slip: config.rate_limit_slip,
+        };
         let handlers = Handlers {
+            guard: Arc::new(ClientGuard::new(acl, limit, metrics.clone())),
             responder,
             forwarder,
             metrics,
@@ -297,6 +324,40 @@ fn dns_addresses(configured: &[SocketAddr], inherited: &[Key]) -> Vec<SocketAddr
         }
     }
     out
+}
+
+/// Descriptors kept for DNS whatever HTTP clients do: TCP DNS connections, upstream sockets
+/// and the state sources need them.
+const DNS_DESCRIPTOR_RESERVE: u64 = 1024;
+
+/// Raises the soft descriptor limit to the hard one (as Go programs such as Mesos-DNS do), so
+/// the caps below have room, and returns the soft limit in force.
+fn raise_descriptor_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
+}
+
+/// The HTTP connection cap: `httpMaxConnections`, lowered when the descriptor limit would not
+/// leave `DNS_DESCRIPTOR_RESERVE` descriptors (and the DNS TCP cap) for DNS.
+fn http_connection_cap(config: &Config) -> usize {
+    let nofile = raise_descriptor_limit();
+    let dns = DNS_DESCRIPTOR_RESERVE + config.tcp_max_connections as u64;
+    let room = nofile.saturating_sub(dns).max(16) as usize;
+    let cap = config.http_max_connections.min(room);
+    if cap < config.http_max_connections {
+        warn!(
+            configured = config.http_max_connections,
+            cap, nofile, "httpMaxConnections lowered to keep descriptors for DNS"
+        );
+    }
+    cap
 }
 
 /// Tells systemd the daemon is ready once a snapshot is served (listeners are bound before

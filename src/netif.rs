@@ -34,3 +34,32 @@ pub fn listener_addresses(listener: IpAddr) -> Vec<IpAddr> {
         vec![listener]
     }
 }
+
+/// Every subnet directly attached to a local interface that is up (address and netmask), for
+/// the default client access rule: hosts on these subnets are on the same link as this host.
+pub fn attached_subnets() -> Vec<crate::dns::access::Prefix> {
+    use crate::dns::access::Prefix;
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    let mut out: Vec<Prefix> = Vec::new();
+    for ifa in addrs {
+        if !ifa.flags.contains(nix::net::if_::InterfaceFlags::IFF_UP) {
+            continue;
+        }
+        let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
+            continue;
+        };
+        let prefix = if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
+            Prefix::new(IpAddr::V4(a.ip()), u32::from(m.ip()).count_ones() as u8)
+        } else if let (Some(a), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+            Prefix::new(IpAddr::V6(a.ip()), u128::from(m.ip()).count_ones() as u8)
+        } else {
+            continue;
+        };
+        if !out.contains(&prefix) {
+            out.push(prefix);
+        }
+    }
+    out
+}

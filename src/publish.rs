@@ -49,9 +49,9 @@ pub struct Current {
 /// ETag derived from its content (so relays with the same state agree on it).
 pub struct RelayDoc {
     /// `{"version": 1, "state": {...}}` with only the fields records are made from.
-    pub json: Vec<u8>,
+    pub json: axum::body::Bytes,
     /// The same, gzip-compressed.
-    pub gzip: Vec<u8>,
+    pub gzip: axum::body::Bytes,
     /// Quoted strong ETag.
     pub etag: String,
     /// The snapshot serial it belongs to.
@@ -84,6 +84,9 @@ impl Publisher {
         metrics: Arc<Metrics>,
         persist_to: Option<PathBuf>,
     ) -> Publisher {
+        if let Some(path) = &persist_to {
+            remove_stale_temporaries(path);
+        }
         Publisher {
             settings,
             store,
@@ -116,7 +119,15 @@ impl Publisher {
         self.changes.subscribe()
     }
 
-    /// The relay document of the served state, built on first request after each change.
+    /// The relay document of the served state if it is already built (no work done here).
+    pub fn cached_relay_doc(&self) -> Option<Arc<RelayDoc>> {
+        let serial = self.snapshot()?.soa.serial;
+        let cached = self.relay_doc.lock().unwrap_or_else(|e| e.into_inner());
+        cached.as_ref().filter(|d| d.serial == serial).cloned()
+    }
+
+    /// The relay document of the served state, built on first request after each change (a
+    /// few hundred milliseconds for a large cluster: call it from a blocking thread).
     pub fn relay_doc(&self) -> Option<Arc<RelayDoc>> {
         let serial = self.snapshot()?.soa.serial;
         let mut cached = self.relay_doc.lock().unwrap_or_else(|e| e.into_inner());
@@ -142,8 +153,8 @@ impl Publisher {
                 .collect::<String>()
         );
         let doc = Arc::new(RelayDoc {
-            json,
-            gzip,
+            json: json.into(),
+            gzip: gzip.into(),
             etag,
             serial,
         });
@@ -331,13 +342,52 @@ impl Publisher {
     }
 }
 
+/// The temporary file `write_atomically` writes before renaming it over `path`.
+fn temporary_for(path: &Path, pid: u32) -> PathBuf {
+    path.with_extension(format!("tmp.{pid}"))
+}
+
+/// Removes temporaries of `path` left by a process that died mid-write (`state.tmp.<pid>` for
+/// any pid but ours); each could be as large as a whole state document.
+pub fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_stem()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{}.tmp.", stem.to_string_lossy());
+    let own = std::process::id().to_string();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Some(pid) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) || pid == own {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => info!(file = %entry.path().display(), "removed a stale temporary state file"),
+            Err(e) => {
+                warn!(file = %entry.path().display(), error = %e, "cannot remove a stale temporary state file")
+            }
+        }
+    }
+}
+
 /// Writes `bytes` to `path` so readers see the old file or the new one, never a mix: a
 /// temporary file in the same directory, synced, then renamed over.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let tmp = temporary_for(path, std::process::id());
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -354,6 +404,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn stale_temporaries_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, b"{}").unwrap();
+        let stale = temporary_for(&path, 1);
+        std::fs::write(&stale, b"half a document").unwrap();
+        let ours = temporary_for(&path, std::process::id());
+        std::fs::write(&ours, b"being written").unwrap();
+        let other = dir.path().join("state.tmp.notapid");
+        std::fs::write(&other, b"").unwrap();
+        let _p = publisher(Some(path.clone()));
+        assert!(!stale.exists(), "a dead writer's temporary is removed");
+        assert!(ours.exists() && other.exists() && path.exists());
+    }
 
     fn publisher(persist: Option<PathBuf>) -> Publisher {
         let settings = RecordSettings::from_config(&Config::default(), vec![]);

@@ -33,6 +33,18 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = wire::layout(data);
+    let _ = wire::query_type(data);
+    if let Some(r) = wire::empty_response(data, 5, true) {
+        assert!(r.len() <= data.len(), "never larger than the query");
+    }
+    let mut answer = data.to_vec();
+    if wire::sanitize(&mut answer).is_ok() {
+        // What passes is walkable, and every TTL it keeps is at most 2^31 - 1.
+        let layout = wire::layout(&answer).expect("a sanitized answer walks");
+        for &o in &layout.ttl_offsets {
+            assert!(answer[o] & 0x80 == 0);
+        }
+    }
     if let Ok(info) = wire::edns(data) {
         if info.present {
             let _ = wire::has_option(data, info.rdlen_at, 65001, b"x");

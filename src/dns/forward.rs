@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::answer::Transport;
@@ -323,118 +324,169 @@ impl Forwarder {
             // SERVFAIL, instead of making every client wait out the full timeout.
             Metrics::inc(&self.metrics.all_upstreams_down);
             let probe = set.order()[0].clone();
-            let remaining = ALL_DOWN_PROBE_TIMEOUT.min(self.settings.timeout);
-            let answer = self
-                .attempt(&probe, &mut upstream_query, transport, remaining)
-                .await;
-            return answer.and_then(|bytes| self.cache.store(key.clone(), bytes));
+            let wait = ALL_DOWN_PROBE_TIMEOUT.min(self.settings.timeout);
+            let done = exchange(probe, upstream_query, transport, wait).await;
+            return self
+                .judge(done)
+                .and_then(|bytes| self.cache.store(key.clone(), bytes));
         }
-        for round in 0..self.settings.attempts.max(1) {
-            let order = set.order();
-            let mut i = 0;
-            while i < order.len() {
-                let remaining = deadline.saturating_duration_since(Instant::now());
+        // Attempts in order: each round over the upstreams in health order. A new attempt
+        // starts when the latest one fails or has had its attempt timeout; earlier attempts
+        // keep listening until the deadline, so a late answer (a slow name) is still taken.
+        let mut schedule: Vec<Arc<Upstream>> = Vec::new();
+        for _ in 0..self.settings.attempts.max(1) {
+            schedule.extend(set.order());
+        }
+        // The first attempt runs on this task (most misses need no other); later ones on
+        // tasks of their own.
+        let now = Instant::now();
+        let first = exchange(
+            schedule[0].clone(),
+            upstream_query.clone(),
+            transport,
+            self.settings.timeout,
+        );
+        tokio::pin!(first);
+        let mut first_live = true;
+        let mut current = Some((schedule[0].clone(), now));
+        let mut next = 1;
+        let mut pending = JoinSet::new();
+        // With `upstreamParallel`, the second attempt goes out at once.
+        let mut launch = self.settings.parallel && schedule.len() > 1;
+        loop {
+            if launch {
+                let now = Instant::now();
+                let remaining = deadline.saturating_duration_since(now);
                 if remaining.is_zero() {
                     return None;
                 }
-                let answer = if self.settings.parallel && round == 0 && i == 0 && order.len() > 1 {
-                    i += 2;
-                    self.race(
-                        &order[0],
-                        &order[1],
-                        &mut upstream_query,
+                if let Some(up) = schedule.get(next) {
+                    next += 1;
+                    pending.spawn(exchange(
+                        up.clone(),
+                        upstream_query.clone(),
                         transport,
                         remaining,
-                    )
-                    .await
-                } else {
-                    i += 1;
-                    self.attempt(&order[i - 1], &mut upstream_query, transport, remaining)
-                        .await
-                };
-                if let Some(bytes) = answer {
+                    ));
+                    current = Some((up.clone(), now));
+                }
+            }
+            let step_end = match &current {
+                Some((up, sent)) => {
+                    let step = up.attempt_timeout().min(self.settings.attempt_timeout_cap);
+                    (*sent + step).min(deadline)
+                }
+                None => deadline,
+            };
+            let done = tokio::select! {
+                done = &mut first, if first_live => {
+                    first_live = false;
+                    Some(done)
+                }
+                joined = pending.join_next(), if !pending.is_empty() => {
+                    joined.and_then(Result::ok)
+                }
+                _ = tokio::time::sleep_until(step_end.into()) => {
+                    // The latest attempt had its time: count it against its upstream unless
+                    // the upstream answered anything meanwhile (then this name is just slow).
+                    if let Some((up, sent)) = current.take() {
+                        Metrics::inc(&self.metrics.upstream_timeouts);
+                        if !up.answered_since(sent) {
+                            up.failure();
+                            Metrics::inc(&self.metrics.upstream_failures);
+                        }
+                    }
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    None
+                }
+            };
+            if let Some(done) = done {
+                if let Some(bytes) = self.judge(done) {
                     return self.cache.store(key.clone(), bytes);
                 }
             }
-        }
-        None
-    }
-
-    /// Asks two upstreams at once; the first useful answer wins.
-    async fn race(
-        &self,
-        a: &Arc<Upstream>,
-        b: &Arc<Upstream>,
-        query: &mut [u8],
-        transport: Transport,
-        remaining: Duration,
-    ) -> Option<Vec<u8>> {
-        let mut qa = query.to_vec();
-        let mut qb = query.to_vec();
-        let fa = self.attempt(a, &mut qa, transport, remaining);
-        let fb = self.attempt(b, &mut qb, transport, remaining);
-        tokio::pin!(fa, fb);
-        let (mut a_done, mut b_done) = (false, false);
-        while !(a_done && b_done) {
-            tokio::select! {
-                r = &mut fa, if !a_done => { a_done = true; if r.is_some() { return r; } }
-                r = &mut fb, if !b_done => { b_done = true; if r.is_some() { return r; } }
+            // Something failed or ran out of time: the next attempt goes out.
+            launch = true;
+            if !first_live && pending.is_empty() && next >= schedule.len() {
+                return None;
             }
         }
-        None
     }
 
-    /// One attempt at one upstream: UDP, then TCP when the answer is truncated (or TCP
-    /// straight away for TCP clients). Returns a useful answer, or `None` after recording why
-    /// the upstream failed.
-    async fn attempt(
-        &self,
-        up: &Upstream,
-        query: &mut [u8],
-        transport: Transport,
-        remaining: Duration,
-    ) -> Option<Vec<u8>> {
-        let timeout = up
-            .attempt_timeout()
-            .min(self.settings.attempt_timeout_cap)
-            .min(remaining);
-        wire::set_id(query, rand::random());
-        let started = Instant::now();
-        let result = match transport {
-            Transport::Tcp => exchange_tcp(up.addr, query, timeout).await,
-            Transport::Udp => match up.exchange_udp(query, timeout).await {
-                Ok(r) if wire::truncated(&r) => {
-                    let left = timeout
-                        .saturating_sub(started.elapsed())
-                        .max(Duration::from_millis(100));
-                    exchange_tcp(up.addr, query, left.min(remaining)).await
+    /// Judges one finished exchange: a useful answer (names checked, TTLs made sane), or
+    /// `None` after recording why it was not.
+    fn judge(&self, done: Exchanged) -> Option<Vec<u8>> {
+        let up = &done.upstream;
+        match done.result {
+            Ok(mut r) => {
+                if let Err(e) = wire::sanitize(&mut r) {
+                    // A malformed answer (a compression loop, a name running out of its
+                    // record) is neither relayed nor cached; the client gets SERVFAIL unless
+                    // another upstream answers properly.
+                    debug!(upstream = %up.addr, error = %e, "malformed upstream answer");
+                    up.answered();
+                    Metrics::inc(&self.metrics.upstream_bad_answers);
+                    return None;
                 }
-                other => other,
-            },
-        };
-        match result {
-            // SERVFAIL, NOTIMP and REFUSED mean "ask someone else".
-            Ok(r) if matches!(wire::rcode(&r), 2 | 4 | 5) => {
-                debug!(upstream = %up.addr, rcode = wire::rcode(&r), "upstream refused or failed");
-                up.failure();
-                Metrics::inc(&self.metrics.upstream_failures);
-                None
-            }
-            Ok(r) => {
-                up.success(started.elapsed());
+                if matches!(wire::rcode(&r), 2 | 4 | 5) {
+                    // SERVFAIL, NOTIMP and REFUSED mean "ask someone else".
+                    debug!(upstream = %up.addr, rcode = wire::rcode(&r), "upstream refused or failed");
+                    up.answered();
+                    up.failure();
+                    Metrics::inc(&self.metrics.upstream_failures);
+                    return None;
+                }
+                up.success(done.started.elapsed());
                 Metrics::inc(&self.metrics.upstream_queries);
                 Some(r)
             }
+            Err(ExchangeError::Timeout) => None,
             Err(e) => {
                 debug!(upstream = %up.addr, error = %e, "upstream exchange failed");
-                if matches!(e, ExchangeError::Timeout) {
-                    Metrics::inc(&self.metrics.upstream_timeouts);
-                }
                 up.failure();
                 Metrics::inc(&self.metrics.upstream_failures);
                 None
             }
         }
+    }
+}
+
+/// One finished exchange with one upstream.
+struct Exchanged {
+    upstream: Arc<Upstream>,
+    started: Instant,
+    result: Result<Vec<u8>, ExchangeError>,
+}
+
+/// One exchange with one upstream, listening for up to `timeout`: UDP, then TCP when the
+/// answer is truncated (or TCP straight away for TCP clients). Runs on its own task, so it
+/// keeps listening while later attempts go out.
+async fn exchange(
+    up: Arc<Upstream>,
+    mut query: Vec<u8>,
+    transport: Transport,
+    timeout: Duration,
+) -> Exchanged {
+    wire::set_id(&mut query, rand::random());
+    let started = Instant::now();
+    let result = match transport {
+        Transport::Tcp => exchange_tcp(up.addr, &query, timeout).await,
+        Transport::Udp => match up.exchange_udp(&query, timeout).await {
+            Ok(r) if wire::truncated(&r) => {
+                let left = timeout
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(100));
+                exchange_tcp(up.addr, &query, left).await
+            }
+            other => other,
+        },
+    };
+    Exchanged {
+        upstream: up,
+        started,
+        result,
     }
 }
 

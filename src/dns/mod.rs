@@ -1,6 +1,7 @@
 //! The DNS server: wire handling, the authoritative responder for the cluster domain, and
 //! forwarding of every other name to the host's resolvers.
 
+pub mod access;
 pub mod answer;
 pub mod cache;
 pub mod fast;

@@ -6,6 +6,8 @@
 //! run on their own tasks, capped in number so a flood of queries to a dead upstream cannot grow
 //! memory without bound. TCP serves each connection on its own task with a connection cap and
 //! an idle timeout, so idle or slow clients cannot pin the daemon's memory or descriptors.
+//! Before any of that, `ClientGuard` decides per query whether the client is answered at all
+//! (REFUSED otherwise) and rate limits UDP responses to non-loopback clients.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use super::access::{Admission, ClientGuard};
 use super::answer::{Outcome, Responder, Transport};
 use super::forward::{Forwarder, Lookup};
 use super::udp_batch::{Batcher, BATCH};
@@ -54,6 +57,8 @@ pub struct Handlers {
     pub forwarder: Option<Arc<Forwarder>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Client access rules and response rate limiting.
+    pub guard: Arc<ClientGuard>,
     /// Queries answered off the listener loops, for draining.
     pub in_flight: InFlight,
 }
@@ -168,9 +173,21 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
                 continue;
             }
             let packet = batcher.datagram(r);
+            match h.guard.admit_udp(r.peer.ip(), packet) {
+                Admission::Serve => {}
+                Admission::Reply(resp) => {
+                    if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
+                        replies.push((resp, r.peer));
+                    }
+                    continue;
+                }
+                Admission::Drop => continue,
+            }
             let (question, max_size) = match h.responder.handle(packet, Transport::Udp) {
                 Outcome::Reply(resp) => {
-                    replies.push((resp, r.peer));
+                    if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
+                        replies.push((resp, r.peer));
+                    }
                     continue;
                 }
                 Outcome::Drop => continue,
@@ -183,7 +200,9 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
             let looked = match fwd.lookup(packet, &question, max_size) {
                 Lookup::Hit(resp) => {
                     // A fresh cache hit needs no task: answer it here, like a cluster name.
-                    replies.push((resp, r.peer));
+                    if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
+                        replies.push((resp, r.peer));
+                    }
                     continue;
                 }
                 other => other,
@@ -196,16 +215,19 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
             let socket = socket.clone();
             let packet = packet.to_vec();
             let peer = r.peer;
-            let guard = h.in_flight.enter();
+            let guard = h.guard.clone();
+            let in_flight = h.in_flight.enter();
             tokio::spawn(async move {
                 let resp = fwd
                     .resolve(&packet, &question, Transport::Udp, max_size, looked)
                     .await;
-                if let Err(e) = socket.send_to(&resp, peer).await {
-                    debug!(error = %e, %peer, "udp send error");
+                if let Some(resp) = guard.limit(peer.ip(), resp) {
+                    if let Err(e) = socket.send_to(&resp, peer).await {
+                        debug!(error = %e, %peer, "udp send error");
+                    }
                 }
                 drop(permit);
-                drop(guard);
+                drop(in_flight);
             });
         }
         send_all(&socket, &mut batcher, &mut replies).await;
@@ -257,8 +279,9 @@ async fn serve_tcp(listener: TcpListener, h: Handlers, limits: ServerLimits) {
             continue;
         };
         let h = h.clone();
+        let allowed = h.guard.admit_tcp(peer.ip());
         tokio::spawn(async move {
-            if let Err(e) = serve_connection(stream, &h, limits.idle_timeout).await {
+            if let Err(e) = serve_connection(stream, &h, limits.idle_timeout, allowed).await {
                 debug!(error = %e, %peer, "tcp connection ended");
             }
             drop(permit);
@@ -266,11 +289,14 @@ async fn serve_tcp(listener: TcpListener, h: Handlers, limits: ServerLimits) {
     }
 }
 
-/// Serves length-prefixed queries on one connection until EOF, error or idle timeout.
+/// Serves length-prefixed queries on one connection until EOF, error or idle timeout; a client
+/// the access rules refuse (`allowed` false) gets REFUSED to its first query and is
+/// disconnected.
 async fn serve_connection(
     mut stream: TcpStream,
     h: &Handlers,
     idle: Duration,
+    allowed: bool,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(512);
@@ -290,6 +316,21 @@ async fn serve_connection(
             Err(_) => return Ok(()),
         }
         Metrics::inc(&h.metrics.tcp_queries);
+        if !allowed {
+            h.guard.refused_tcp();
+            let Some(resp) = super::wire::empty_response(&buf, 5, false) else {
+                return Ok(());
+            };
+            let mut out = (resp.len() as u16).to_be_bytes().to_vec();
+            out.extend_from_slice(&resp);
+            tokio::time::timeout(idle, stream.write_all(&out))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")
+                })??;
+            // One answer says why; the connection slot goes back at once.
+            return Ok(());
+        }
         let resp = match h.responder.handle(&buf, Transport::Tcp) {
             Outcome::Reply(r) => r,
             Outcome::Drop => continue,

@@ -1,9 +1,11 @@
 //! Upstream resolvers: where forwarded queries go, how healthy each one is, and one exchange
 //! over UDP or TCP.
 //!
-//! Health is kept per upstream (consecutive failures and a smoothed round-trip time), so after
-//! one upstream dies the next queries go straight to a live one instead of waiting out a
-//! timeout each, and the dead one is retried after a back-off.
+//! Health is kept per upstream (consecutive failures, a smoothed round-trip time and its
+//! variation, and when it last answered anything), so after one upstream dies the next queries
+//! go straight to a live one instead of waiting out a timeout each, and the dead one is retried
+//! after a back-off. An upstream that is slow for some names but keeps answering others is not
+//! dead: it is only passed over after a quiet spell with no answer at all.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -15,15 +17,22 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use super::wire;
 
-/// Consecutive failures after which an upstream counts as down.
+/// Consecutive failures after which an upstream counts as down (if also quiet, below).
 const DOWN_AFTER: u32 = 3;
+/// An upstream is only marked down when it has answered nothing at all for this long: slow
+/// names on a live upstream must not take it out of service.
+const DOWN_QUIET: Duration = Duration::from_secs(2);
 /// How long a down upstream is passed over before it is tried again.
 const DOWN_BACKOFF: Duration = Duration::from_secs(5);
 /// Attempt timeout for an upstream with no round-trip sample yet.
 const INITIAL_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
-/// Bounds of the adaptive attempt timeout.
-const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(250);
-const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Bounds of the adaptive attempt timeout. The floor is well above a loopback or LAN round
+/// trip: after many fast answers the timeout would otherwise sit at the floor, and a name the
+/// upstream must itself resolve (hundreds of milliseconds) would be retried needlessly. A
+/// retry does not abandon the earlier attempt (its answer is still taken), so the floor only
+/// decides when a second query goes out.
+const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(400);
+const MAX_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(3000);
 
 /// One upstream resolver and its health.
 #[derive(Debug)]
@@ -33,6 +42,10 @@ pub struct Upstream {
     failures: AtomicU32,
     /// Smoothed RTT in microseconds; 0 = no sample yet.
     srtt_us: AtomicU32,
+    /// Smoothed mean deviation of the RTT in microseconds (RFC 6298's RTTVAR).
+    rttvar_us: AtomicU32,
+    /// Milliseconds since `epoch` of the last answer of any kind (0 = none yet).
+    answered_ms: AtomicU64,
     /// Milliseconds since `epoch` until which the upstream is passed over.
     down_until_ms: AtomicU64,
     epoch: Instant,
@@ -68,6 +81,8 @@ impl Upstream {
             addr,
             failures: AtomicU32::new(0),
             srtt_us: AtomicU32::new(0),
+            rttvar_us: AtomicU32::new(0),
+            answered_ms: AtomicU64::new(0),
             down_until_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             failures_total: AtomicU64::new(0),
@@ -85,27 +100,49 @@ impl Upstream {
         self.down_until_ms.load(Ordering::Relaxed) > self.now_ms()
     }
 
+    /// Records that the upstream answered something (any answer shows it is alive).
+    pub fn answered(&self) {
+        self.answered_ms
+            .store(self.now_ms().max(1), Ordering::Relaxed);
+    }
+
+    /// Whether the upstream answered anything at or after `since`.
+    pub fn answered_since(&self, since: Instant) -> bool {
+        let at = self.answered_ms.load(Ordering::Relaxed);
+        at != 0 && at >= since.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
     /// Records a successful exchange that took `rtt`.
     pub fn success(&self, rtt: Duration) {
+        self.answered();
         self.failures.store(0, Ordering::Relaxed);
         self.down_until_ms.store(0, Ordering::Relaxed);
         self.answers_total.fetch_add(1, Ordering::Relaxed);
-        let sample = rtt.as_micros().min(u32::MAX as u128) as u32;
+        let sample = rtt.as_micros().min(u32::MAX as u128 / 2) as u32;
         let old = self.srtt_us.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            sample
+        let (srtt, var) = if old == 0 {
+            (sample, sample / 2)
         } else {
-            (old / 8) * 7 + sample / 8
+            // RFC 6298: RTTVAR = 3/4 RTTVAR + 1/4 |SRTT - R|; SRTT = 7/8 SRTT + 1/8 R.
+            let var = self.rttvar_us.load(Ordering::Relaxed);
+            (
+                (old / 8) * 7 + sample / 8,
+                (var / 4) * 3 + old.abs_diff(sample) / 4,
+            )
         };
-        self.srtt_us.store(new.max(1), Ordering::Relaxed);
+        self.srtt_us.store(srtt.max(1), Ordering::Relaxed);
+        self.rttvar_us.store(var, Ordering::Relaxed);
     }
 
-    /// Records a failed exchange.
+    /// Records a failed exchange; after `DOWN_AFTER` in a row with no answer of any kind for
+    /// `DOWN_QUIET`, the upstream is passed over for `DOWN_BACKOFF`.
     pub fn failure(&self) {
         self.failures_total.fetch_add(1, Ordering::Relaxed);
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= DOWN_AFTER {
-            let until = self.now_ms() + DOWN_BACKOFF.as_millis() as u64;
+        let now = self.now_ms();
+        let quiet = now.saturating_sub(self.answered_ms.load(Ordering::Relaxed));
+        if n >= DOWN_AFTER && quiet >= DOWN_QUIET.as_millis() as u64 {
+            let until = now + DOWN_BACKOFF.as_millis() as u64;
             self.down_until_ms.store(until, Ordering::Relaxed);
         }
     }
@@ -118,13 +155,14 @@ impl Upstream {
         }
     }
 
-    /// How long to wait for this upstream before trying the next: a few round trips once
-    /// measured, bounded.
+    /// How long to wait for this upstream before also asking the next: RFC 6298's
+    /// SRTT + 4 RTTVAR once measured, bounded.
     pub fn attempt_timeout(&self) -> Duration {
         match self.srtt() {
             None => INITIAL_ATTEMPT_TIMEOUT,
             Some(s) => {
-                (s * 4 + Duration::from_millis(50)).clamp(MIN_ATTEMPT_TIMEOUT, MAX_ATTEMPT_TIMEOUT)
+                let var = Duration::from_micros(self.rttvar_us.load(Ordering::Relaxed) as u64);
+                (s + var * 4).clamp(MIN_ATTEMPT_TIMEOUT, MAX_ATTEMPT_TIMEOUT)
             }
         }
     }
@@ -298,6 +336,16 @@ mod tests {
         let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
         let set = UpstreamSet::new(&[a, b], false);
         assert_eq!(set.order()[0].addr, a);
+        // Never answered, and created long enough ago to count as quiet.
+        let up = Upstream {
+            epoch: Instant::now() - DOWN_QUIET,
+            ..Upstream::new(a)
+        };
+        let set = UpstreamSet {
+            list: vec![Arc::new(up), set.list[1].clone()],
+            rotate: false,
+            next: AtomicUsize::new(0),
+        };
         for _ in 0..DOWN_AFTER {
             set.all()[0].failure();
         }
@@ -306,6 +354,31 @@ mod tests {
         assert_eq!(order, [b, a], "down upstream last, still tried");
         set.all()[0].success(Duration::from_millis(2));
         assert_eq!(set.order()[0].addr, a);
+    }
+
+    #[test]
+    fn an_upstream_that_answers_anything_is_not_marked_down() {
+        let u = Upstream::new("127.0.0.1:1".parse().unwrap());
+        // Quiet since it was created, but not for DOWN_QUIET yet: failures alone don't do it.
+        u.answered();
+        for _ in 0..10 {
+            u.failure();
+        }
+        assert!(!u.is_down(), "slow names on an upstream that just answered");
+        // Nothing answered for DOWN_QUIET: three failures take it out.
+        let quiet = Upstream::new("127.0.0.1:2".parse().unwrap());
+        quiet.answered_ms.store(1, Ordering::Relaxed);
+        let later = Upstream {
+            epoch: Instant::now() - DOWN_QUIET - Duration::from_millis(10),
+            ..quiet
+        };
+        for _ in 0..DOWN_AFTER {
+            later.failure();
+        }
+        assert!(later.is_down());
+        // A late answer brings it back at once.
+        later.success(Duration::from_millis(1500));
+        assert!(!later.is_down());
     }
 
     #[test]
@@ -369,8 +442,16 @@ mod tests {
     fn attempt_timeout_adapts_to_rtt() {
         let u = Upstream::new("127.0.0.1:1".parse().unwrap());
         assert_eq!(u.attempt_timeout(), INITIAL_ATTEMPT_TIMEOUT);
-        u.success(Duration::from_micros(100));
+        for _ in 0..50 {
+            u.success(Duration::from_micros(100));
+        }
         assert_eq!(u.attempt_timeout(), MIN_ATTEMPT_TIMEOUT);
+        // Jittery round trips raise it above SRTT alone.
+        let j = Upstream::new("127.0.0.1:1".parse().unwrap());
+        for i in 0..50 {
+            j.success(Duration::from_millis(if i % 2 == 0 { 20 } else { 300 }));
+        }
+        assert!(j.attempt_timeout() > j.srtt().unwrap() + Duration::from_millis(200));
         for _ in 0..50 {
             u.success(Duration::from_secs(3));
         }

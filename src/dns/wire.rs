@@ -75,6 +75,123 @@ fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), Wir
     }
 }
 
+/// Checks the name at `at` as a receiver following it would: labels within the message,
+/// every compression pointer pointing past the header and before itself, at most 255 bytes of
+/// name. Returns the offset after the name as written at `at`. A pointer loop or a pointer
+/// outside the message is `BadName`.
+fn check_name(b: &[u8], at: usize) -> Result<usize, WireError> {
+    let mut pos = at;
+    let mut end = None;
+    let mut len = 0usize;
+    let mut jumps = 0;
+    loop {
+        let l = *b.get(pos).ok_or(WireError::Truncated)?;
+        match l & 0xc0 {
+            0x00 if l == 0 => return Ok(end.unwrap_or(pos + 1)),
+            0x00 => {
+                len += 1 + l as usize;
+                if len > 255 {
+                    return Err(WireError::BadName);
+                }
+                if pos + 1 + l as usize > b.len() {
+                    return Err(WireError::Truncated);
+                }
+                pos += 1 + l as usize;
+            }
+            0xc0 => {
+                let target = (u16_at(b, pos)? & 0x3fff) as usize;
+                jumps += 1;
+                if target >= pos || target < HEADER || jumps > 127 {
+                    return Err(WireError::BadName);
+                }
+                end.get_or_insert(pos + 2);
+                pos = target;
+            }
+            _ => return Err(WireError::BadName),
+        }
+    }
+}
+
+/// Checks the names inside a record's data (`rdata..end`) for the types whose data holds
+/// names (RFC 1035 and later: NS, CNAME, SOA, PTR, MX, SRV, NAPTR, DNAME, RRSIG, NSEC...).
+fn check_rdata_names(b: &[u8], rtype: u16, rdata: usize, end: usize) -> Result<(), WireError> {
+    let name = |at: usize| -> Result<usize, WireError> {
+        if at > end {
+            return Err(WireError::BadName);
+        }
+        let e = check_name(b, at)?;
+        if e > end {
+            return Err(WireError::BadName);
+        }
+        Ok(e)
+    };
+    match rtype {
+        // NS, MD, MF, CNAME, MB, MG, MR, PTR, DNAME, NSEC (next name first)
+        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 | 47 => name(rdata).map(drop),
+        // SOA: MNAME, RNAME, then five 32-bit fields.
+        6 => {
+            let e = name(name(rdata)?)?;
+            if e + 20 > end {
+                return Err(WireError::BadName);
+            }
+            Ok(())
+        }
+        // MINFO, RP: two names.
+        14 | 17 => name(name(rdata)?).map(drop),
+        // MX, AFSDB, RT, KX: preference then a name.
+        15 | 18 | 21 | 36 => name(rdata + 2).map(drop),
+        // PX: preference then two names.
+        26 => name(name(rdata + 2)?).map(drop),
+        // SRV: priority, weight, port, target.
+        33 => name(rdata + 6).map(drop),
+        // NAPTR: order, preference, three character-strings, replacement.
+        35 => {
+            let mut at = rdata + 4;
+            for _ in 0..3 {
+                let l = *b.get(at).ok_or(WireError::Truncated)? as usize;
+                at += 1 + l;
+            }
+            name(at).map(drop)
+        }
+        // RRSIG: 18 bytes of fields, then the signer's name (opaque data shorter than that
+        // holds no name to follow).
+        46 if rdata + 18 < end => name(rdata + 18).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// Makes an upstream answer safe to relay and cache: every name (question, owners, names in
+/// record data) must be well formed with no compression loop, else `BadName`; TTLs with the top
+/// bit set are read as 0 (RFC 2181 section 8) and rewritten so.
+pub fn sanitize(b: &mut [u8]) -> Result<(), WireError> {
+    let qd = u16_at(b, 4)?;
+    let mut at = HEADER;
+    for _ in 0..qd {
+        at = check_name(b, at)? + 4;
+    }
+    if at > b.len() {
+        return Err(WireError::Truncated);
+    }
+    let total = u16_at(b, 6)? as usize + u16_at(b, 8)? as usize + u16_at(b, 10)? as usize;
+    for _ in 0..total {
+        at = check_name(b, at)?;
+        let rtype = u16_at(b, at)?;
+        let ttl = u32_at(b, at + 4)?;
+        let rdlen = u16_at(b, at + 8)? as usize;
+        let rdata = at + 10;
+        let end = rdata + rdlen;
+        if end > b.len() {
+            return Err(WireError::Truncated);
+        }
+        if rtype != TYPE_OPT && ttl & 0x8000_0000 != 0 {
+            b[at + 4..at + 8].fill(0);
+        }
+        check_rdata_names(b, rtype, rdata, end)?;
+        at = end;
+    }
+    Ok(())
+}
+
 /// The message ID.
 pub fn id(b: &[u8]) -> u16 {
     u16::from_be_bytes([b[0], b[1]])
@@ -302,6 +419,43 @@ pub fn append_option(b: &mut Vec<u8>, info: &EdnsInfo, code: u16, value: &[u8]) 
     }
 }
 
+/// End of an uncompressed name starting at `at` (no pointers), or `None`.
+fn plain_name_end(b: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *b.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            1..=63 => at += 1 + len as usize,
+            _ => return None,
+        }
+    }
+}
+
+/// The type of a message's single question, read without allocating.
+pub fn query_type(b: &[u8]) -> Option<u16> {
+    if b.len() < HEADER || u16_at(b, 4).ok()? != 1 {
+        return None;
+    }
+    u16_at(b, plain_name_end(b, HEADER)?).ok()
+}
+
+/// A response with the ID, opcode, RD, CD and question of `b` (a query, or a response being
+/// replaced), no records, the given rcode, and TC when `tc`: what refused, rate-limited and
+/// UDP ANY clients get. Never larger than `b`'s header and question, so it amplifies nothing.
+/// `None` when `b` has no single uncompressed question.
+pub fn empty_response(b: &[u8], rcode: u8, tc: bool) -> Option<Vec<u8>> {
+    if b.len() < HEADER || u16_at(b, 4).ok()? != 1 {
+        return None;
+    }
+    let end = plain_name_end(b, HEADER)? + 4;
+    let mut out = b.get(..end)?.to_vec();
+    out[2] = 0x80 | (b[2] & 0x79) | if tc { 0x02 } else { 0 };
+    out[3] = (b[3] & 0x90) | (rcode & 0x0f);
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    out[6..12].fill(0);
+    Some(out)
+}
+
 /// A truncated response to `query`: header and question, TC set, no records.
 pub fn truncated_response(query: &[u8], q: &Question, rcode: u8) -> Vec<u8> {
     let end = (q.name_end + 4).min(query.len());
@@ -413,5 +567,85 @@ mod tests {
         let mut lp = b[..HEADER].to_vec();
         lp.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
         assert_eq!(question(&lp), Err(WireError::BadName));
+        for cut in 0..b.len() {
+            let _ = sanitize(&mut b[..cut].to_vec());
+        }
+    }
+
+    /// The response with its first answer's owner (a pointer to the question) replaced by
+    /// `owner`, and the answer records' data replaced by `rdata` of type `rtype` when given.
+    fn with_answer(owner: &[u8], rtype: u16, rdata: &[u8]) -> Vec<u8> {
+        let b = response();
+        let q = question(&b).unwrap();
+        let mut out = b[..q.name_end + 4].to_vec();
+        out[6..12].copy_from_slice(&[0, 1, 0, 0, 0, 0]);
+        out.extend_from_slice(owner);
+        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&[0, 1, 0, 0, 1, 44]);
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(rdata);
+        out
+    }
+
+    #[test]
+    fn sanitize_accepts_real_answers_and_zeroes_top_bit_ttls() {
+        let mut b = response();
+        let before = b.clone();
+        sanitize(&mut b).unwrap();
+        assert_eq!(b, before, "a clean answer is left alone");
+        // CNAME to a compressed name pointing at the question.
+        let mut ok = with_answer(&[0xc0, 12], 5, &[5, b'a', b'l', b'i', b'a', b's', 0xc0, 16]);
+        sanitize(&mut ok).unwrap();
+        let mut top = with_answer(&[0xc0, 12], 1, &[192, 0, 2, 1]);
+        let ttl_at = top.len() - 10;
+        top[ttl_at..ttl_at + 4].copy_from_slice(&0x8000_0001u32.to_be_bytes());
+        sanitize(&mut top).unwrap();
+        assert_eq!(&top[ttl_at..ttl_at + 4], &[0, 0, 0, 0]);
+        assert_eq!(layout(&top).unwrap().min_answer_ttl, Some(0));
+    }
+
+    #[test]
+    fn whatever_sanitize_passes_walks_with_sane_ttls() {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let base = with_answer(&[0xc0, 12], 5, &[5, b'a', b'l', b'i', b'a', b's', 0xc0, 16]);
+        for _ in 0..20_000 {
+            let mut m = base.clone();
+            for _ in 0..rng.random_range(1..4) {
+                let i = rng.random_range(2..m.len());
+                m[i] = rng.random();
+            }
+            if sanitize(&mut m).is_ok() {
+                let l = layout(&m).expect("sanitized answers walk");
+                assert!(l.ttl_offsets.iter().all(|&o| m[o] & 0x80 == 0));
+            }
+            let _ = empty_response(&m, 5, true).map(|r| assert!(r.len() <= m.len()));
+        }
+    }
+
+    #[test]
+    fn sanitize_rejects_pointer_loops_anywhere() {
+        let b = response();
+        let at = question(&b).unwrap().name_end + 4;
+        // Owner: a pointer to itself.
+        let mut own = with_answer(&[0xc0, at as u8], 1, &[192, 0, 2, 1]);
+        assert_eq!(sanitize(&mut own), Err(WireError::BadName));
+        // Owner: a forward pointer.
+        let mut fwd = with_answer(&[0xc0, 0xff], 1, &[192, 0, 2, 1]);
+        assert_eq!(sanitize(&mut fwd), Err(WireError::BadName));
+        // CNAME data: a label, then a pointer back to that label (a loop through labels).
+        let rdata_at = (at + 12) as u8;
+        let mut cname = with_answer(&[0xc0, 12], 5, &[1, b'x', 0xc0, rdata_at]);
+        assert_eq!(sanitize(&mut cname), Err(WireError::BadName));
+        // MX, SRV, SOA and NS data pointing at themselves.
+        for (rtype, prefix) in [(15u16, 2usize), (33, 6), (2, 0), (6, 0), (12, 0)] {
+            let mut rdata = vec![0u8; prefix];
+            rdata.extend_from_slice(&[0xc0, rdata_at + prefix as u8]);
+            let mut m = with_answer(&[0xc0, 12], rtype, &rdata);
+            assert_eq!(sanitize(&mut m), Err(WireError::BadName), "type {rtype}");
+        }
+        // A name running past its record's data.
+        let mut long = with_answer(&[0xc0, 12], 5, &[3, b'a', b'b']);
+        assert!(sanitize(&mut long).is_err());
     }
 }

@@ -1,10 +1,19 @@
 //! The HTTP API on `httpport`: Mesos-DNS's `/v1/*` endpoints with the same JSON shapes, plus
 //! Prometheus `/metrics` and `/health` / `/ready` probes.
+//!
+//! The API shares the runtime and the descriptor table with the DNS listeners, so it must not
+//! be able to starve them: connections are capped (`httpMaxConnections`) and must send a
+//! complete request head within `httpHeaderTimeoutSeconds` (slowloris, idle keep-alive), heads
+//! are bounded in size, and the large documents (`/v1/axfr`, `/v1/enumerate`, `/v1/snapshot`)
+//! are built once per snapshot on a blocking thread and then served as shared bytes. With
+//! `httpToken` set, the endpoints that reveal the whole cluster or the daemon's setup need it
+//! as a bearer token.
 
 use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +22,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
+use crate::dns::access::{Access, ClientAcl};
 use crate::dns::Forwarder;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
@@ -29,6 +39,191 @@ pub struct Api {
     pub config: Arc<Config>,
     /// The forwarder, for cache and upstream metrics.
     pub forwarder: Option<Arc<Forwarder>>,
+    /// The large documents, built once per snapshot.
+    pub docs: Arc<Documents>,
+}
+
+/// One document built for one snapshot serial.
+type Built = tokio::sync::Mutex<Option<(u32, Bytes)>>;
+
+/// `/v1/axfr` and `/v1/enumerate` as built for the served snapshot: many clients re-reading them
+/// cost one build per snapshot, not one per request.
+#[derive(Default)]
+pub struct Documents {
+    axfr: Built,
+    enumerate: Built,
+}
+
+/// Returns the document in `slot` for `serial`, building it with `build` on a blocking thread
+/// when the slot holds another serial's. Concurrent requests wait for the one build.
+async fn built(
+    slot: &Built,
+    serial: u32,
+    build: impl FnOnce() -> Vec<u8> + Send + 'static,
+) -> Option<Bytes> {
+    let mut held = slot.lock().await;
+    if let Some((s, doc)) = held.as_ref() {
+        if *s == serial {
+            return Some(doc.clone());
+        }
+    }
+    let doc = Bytes::from(tokio::task::spawn_blocking(build).await.ok()?);
+    *held = Some((serial, doc.clone()));
+    Some(doc)
+}
+
+fn json_bytes(doc: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], doc).into_response()
+}
+
+/// Whether `headers` carry the configured bearer token (always true without `httpToken`).
+/// The comparison takes the same time wherever the first difference is.
+fn authorized(api: &Api, headers: &HeaderMap) -> bool {
+    let Some(token) = &api.config.http_token else {
+        return true;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok = given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !ok {
+        Metrics::inc(&api.metrics.http_unauthorized);
+    }
+    ok
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "bearer token required\n",
+    )
+        .into_response()
+}
+
+/// Limits of the HTTP server.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Connections served at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Time a connection has to send a complete request head (the first or the next one).
+    pub header_timeout: Duration,
+}
+
+/// Largest request head (and read buffer) per connection: 8 KiB (hyper's minimum; the API's
+/// requests are small GETs), so the connection cap bounds the memory unfinished heads can take
+/// (4,096 x 8 KiB = 32 MiB at most, and only for `httpHeaderTimeoutSeconds`).
+const MAX_HEAD_BYTES: usize = 8 * 1024;
+
+/// Serves `router` on `listener` within `limits` on a runtime of its own, on its own thread,
+/// until the task running this future is aborted (which stops that runtime and closes every
+/// HTTP socket). Writing multi-megabyte documents to many clients then competes with the DNS
+/// listeners only as one more thread for the kernel to schedule, not as work queued on the
+/// runtime threads that answer queries.
+pub async fn serve_apart(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    acl: Arc<ClientAcl>,
+    metrics: Arc<Metrics>,
+) {
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "HTTP API cannot start");
+            return;
+        }
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("http-api".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "HTTP API runtime cannot start");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = serve(listener, router, limits, acl, metrics) => {}
+                    _ = stopped => {}
+                }
+            });
+            // Dropping the runtime here ends every connection task and closes its socket.
+        });
+    if let Err(e) = thread {
+        tracing::error!(error = %e, "HTTP API thread cannot start");
+        return;
+    }
+    // Holding `stop` until this task is aborted; dropping it stops the HTTP runtime.
+    let _stop = stop;
+    std::future::pending::<()>().await
+}
+
+/// What a client outside the client rules gets before the connection is closed.
+const FORBIDDEN: &[u8] = b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 38\r\nConnection: close\r\n\r\nclient not allowed (see allowClients)\n";
+
+/// Serves `router` on `listener` within `limits` until the task running it is aborted; clients
+/// the access rules refuse get 403 and are disconnected.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    acl: Arc<ClientAcl>,
+    metrics: Arc<Metrics>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, peer)) if acl.check(peer.ip()) == Access::Refuse => {
+                Metrics::inc(&metrics.http_clients_refused);
+                // One attempt, never waiting: the answer fits any socket buffer.
+                let _ = stream.try_write(FORBIDDEN);
+                drop(stream);
+                continue;
+            }
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors: back off instead of spinning; DNS keeps its own.
+                tracing::debug!(error = %e, "http accept error");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            Metrics::inc(&metrics.http_connections_rejected);
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(MAX_HEAD_BYTES);
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = builder.serve_connection(io, service).await {
+                tracing::debug!(error = %e, "http connection ended");
+            }
+            drop(permit);
+        });
+    }
 }
 
 /// The router with every endpoint.
@@ -57,7 +252,10 @@ async fn version() -> Json<Value> {
 
 /// The configuration with Mesos-DNS's field names (Go struct names; `HttpPort`, `DnsOn`,
 /// `HttpOn` as its JSON tags spell them). Credentials are not echoed.
-async fn config(State(api): State<Api>) -> Json<Value> {
+async fn config(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !authorized(&api, &headers) {
+        return unauthorized();
+    }
     let c = &api.config;
     Json(json!({
         "RefreshSeconds": c.refresh_seconds,
@@ -92,6 +290,7 @@ async fn config(State(api): State<Api>) -> Json<Value> {
         "MesosAuthentication": c.mesos_authentication,
         "SRVRecordDefaultWeight": c.srv_record_default_weight,
     }))
+    .into_response()
 }
 
 /// Mesos-DNS lowercases the name and adds the trailing dot.
@@ -153,19 +352,47 @@ fn first_address(e: &Entry<'_>) -> Option<String> {
         .or_else(|| e.aaaa.first().map(|ip| ip.to_string()))
 }
 
-async fn enumerate(State(api): State<Api>) -> Response {
+async fn enumerate(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !authorized(&api, &headers) {
+        return unauthorized();
+    }
     if !api.config.enumeration_on {
         return Json(json!({"frameworks": []})).into_response();
     }
-    Json(api.publisher.enumeration()).into_response()
+    let serial = api.publisher.snapshot().map_or(0, |s| s.soa.serial);
+    let publisher = api.publisher.clone();
+    let doc = built(&api.docs.enumerate, serial, move || {
+        serde_json::to_vec(&publisher.enumeration()).unwrap_or_default()
+    })
+    .await;
+    match doc {
+        Some(doc) => json_bytes(doc),
+        None => (StatusCode::INTERNAL_SERVER_ERROR, "enumeration failed\n").into_response(),
+    }
 }
 
 /// Mesos-DNS's zone transfer model: TTL, serial, refresh, SOA names, domain, and the As,
 /// AAAAs and SRVs maps of name -> values.
-async fn axfr(State(api): State<Api>) -> Response {
+async fn axfr(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !authorized(&api, &headers) {
+        return unauthorized();
+    }
     let Some(snap) = api.publisher.snapshot() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no cluster state yet\n").into_response();
     };
+    let config = api.config.clone();
+    let serial = snap.soa.serial;
+    match built(&api.docs.axfr, serial, move || {
+        axfr_document(&snap, &config)
+    })
+    .await
+    {
+        Some(doc) => json_bytes(doc),
+        None => (StatusCode::INTERNAL_SERVER_ERROR, "axfr failed\n").into_response(),
+    }
+}
+
+fn axfr_document(snap: &crate::records::Snapshot, config: &Config) -> Vec<u8> {
     let (mut a, mut aaaa, mut srv) = (Map::new(), Map::new(), Map::new());
     for (name, e) in snap.names() {
         if !e.a.is_empty() {
@@ -186,16 +413,16 @@ async fn axfr(State(api): State<Api>) -> Response {
             srv.insert(name.into(), v.into());
         }
     }
-    Json(json!({
+    serde_json::to_vec(&json!({
         "TTL": snap.ttl,
         "Serial": snap.soa.serial,
-        "RefreshSeconds": api.config.refresh_seconds,
+        "RefreshSeconds": config.refresh_seconds,
         "Mname": snap.soa.mname.to_ascii(),
         "Rname": snap.soa.rname.to_ascii(),
-        "Domain": api.config.domain,
+        "Domain": config.domain,
         "Records": {"As": a, "AAAAs": aaaa, "SRVs": srv},
     }))
-    .into_response()
+    .unwrap_or_default()
 }
 
 /// Query parameters of `/v1/snapshot`.
@@ -216,6 +443,9 @@ async fn snapshot(
     headers: HeaderMap,
     Query(q): Query<SnapshotQuery>,
 ) -> Response {
+    if !authorized(&api, &headers) {
+        return unauthorized();
+    }
     Metrics::inc(&api.metrics.relay_requests);
     let if_none_match = headers
         .get(header::IF_NONE_MATCH)
@@ -228,7 +458,18 @@ async fn snapshot(
     let deadline = Instant::now() + Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
     let mut changes = api.publisher.subscribe();
     loop {
-        let doc = api.publisher.relay_doc();
+        let doc = match api.publisher.cached_relay_doc() {
+            Some(doc) => Some(doc),
+            None => {
+                // Building serialises and compresses the whole state: not on the threads
+                // that answer DNS.
+                let publisher = api.publisher.clone();
+                tokio::task::spawn_blocking(move || publisher.relay_doc())
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        };
         let remaining = deadline.saturating_duration_since(Instant::now());
         match doc {
             Some(doc) if if_none_match.as_deref() != Some(doc.etag.as_str()) => {
@@ -292,99 +533,29 @@ async fn ready(State(api): State<Api>) -> Response {
 }
 
 /// Prometheus text exposition of every counter and gauge.
-async fn metrics(State(api): State<Api>) -> Response {
+async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if !authorized(&api, &headers) {
+        return unauthorized();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render_metrics(&api),
+    )
+        .into_response()
+}
+
+/// The `/metrics` text.
+fn render_metrics(api: &Api) -> String {
     let m = &api.metrics;
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, value: u64| {
+    for c in m.counters() {
         out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n",
+            name = c.name,
+            help = c.help,
+            value = Metrics::get(c.counter)
         ));
-    };
-    counter(
-        "mesos_dns_sidecar_udp_queries_total",
-        "Queries received over UDP.",
-        Metrics::get(&m.udp_queries),
-    );
-    counter(
-        "mesos_dns_sidecar_tcp_queries_total",
-        "Queries received over TCP.",
-        Metrics::get(&m.tcp_queries),
-    );
-    counter(
-        "mesos_dns_sidecar_malformed_packets_total",
-        "Packets that were not DNS queries.",
-        Metrics::get(&m.malformed_packets),
-    );
-    counter(
-        "mesos_dns_sidecar_truncated_responses_total",
-        "Responses sent with TC set.",
-        Metrics::get(&m.truncated_responses),
-    );
-    counter(
-        "mesos_dns_sidecar_tcp_connections_rejected_total",
-        "TCP connections over the limit.",
-        Metrics::get(&m.tcp_connections_rejected),
-    );
-    counter(
-        "mesos_dns_sidecar_cache_hits_total",
-        "Forwarded queries answered from the cache.",
-        Metrics::get(&m.cache_hits),
-    );
-    counter(
-        "mesos_dns_sidecar_cache_misses_total",
-        "Forwarded queries not in the cache.",
-        Metrics::get(&m.cache_misses),
-    );
-    counter(
-        "mesos_dns_sidecar_cache_stale_hits_total",
-        "Forwarded queries that found an expired entry.",
-        Metrics::get(&m.cache_stale_hits),
-    );
-    counter(
-        "mesos_dns_sidecar_stale_answers_total",
-        "Answers served stale.",
-        Metrics::get(&m.stale_answers),
-    );
-    counter(
-        "mesos_dns_sidecar_coalesced_queries_total",
-        "Misses that joined a query in flight.",
-        Metrics::get(&m.coalesced_queries),
-    );
-    counter(
-        "mesos_dns_sidecar_forward_failures_total",
-        "Forwarded queries answered SERVFAIL.",
-        Metrics::get(&m.forward_failures),
-    );
-    counter(
-        "mesos_dns_sidecar_forward_loops_total",
-        "Queries that looped back to us.",
-        Metrics::get(&m.forward_loops),
-    );
-    counter(
-        "mesos_dns_sidecar_upstream_answers_total",
-        "Upstream exchanges with an answer.",
-        Metrics::get(&m.upstream_queries),
-    );
-    counter(
-        "mesos_dns_sidecar_upstream_failures_total",
-        "Failed upstream exchanges.",
-        Metrics::get(&m.upstream_failures),
-    );
-    counter(
-        "mesos_dns_sidecar_upstream_timeouts_total",
-        "Upstream exchanges that timed out.",
-        Metrics::get(&m.upstream_timeouts),
-    );
-    counter(
-        "mesos_dns_sidecar_state_loads_total",
-        "State documents loaded.",
-        Metrics::get(&m.state_loads),
-    );
-    counter(
-        "mesos_dns_sidecar_state_load_errors_total",
-        "State documents rejected (refresh errors).",
-        Metrics::get(&m.state_load_errors),
-    );
+    }
     out.push_str("# HELP mesos_dns_sidecar_queries_total Queries by type.\n# TYPE mesos_dns_sidecar_queries_total counter\n");
     for (i, c) in m.queries_by_type.iter().enumerate() {
         let name = crate::metrics::QTYPES.get(i).map_or("other", |&(_, n)| n);
@@ -453,5 +624,88 @@ async fn metrics(State(api): State<Api>) -> Response {
             }
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn api() -> Api {
+        let config = Config::default();
+        let metrics = Arc::new(Metrics::default());
+        let settings = crate::records::RecordSettings::from_config(&config, vec![]);
+        Api {
+            publisher: Arc::new(Publisher::new(
+                settings,
+                Arc::new(arc_swap::ArcSwapOption::empty()),
+                metrics.clone(),
+                None,
+            )),
+            metrics,
+            config: Arc::new(config),
+            forwarder: None,
+            docs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn every_counter_appears_in_the_metrics_output() {
+        let api = api();
+        for (i, c) in api.metrics.counters().iter().enumerate() {
+            c.counter.store(1000 + i as u64, Ordering::Relaxed);
+        }
+        let text = render_metrics(&api);
+        for (i, c) in api.metrics.counters().iter().enumerate() {
+            let line = format!("{} {}", c.name, 1000 + i);
+            assert!(
+                text.lines().any(|l| l == line),
+                "{} ({}) missing from /metrics",
+                c.name,
+                c.field
+            );
+            assert!(text.contains(&format!("# TYPE {} counter", c.name)));
+        }
+        for name in [
+            "mesos_dns_sidecar_forward_overload_drops_total",
+            "mesos_dns_sidecar_all_upstreams_down_total",
+            "mesos_dns_sidecar_refused_clients_total",
+            "mesos_dns_sidecar_rate_limited_responses_total",
+            "mesos_dns_sidecar_rate_limit_slips_total",
+        ] {
+            assert!(text.contains(name), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn documents_are_built_once_per_snapshot() {
+        let slot = Built::default();
+        let builds = Arc::new(AtomicUsize::new(0));
+        let build = |n: &Arc<AtomicUsize>| {
+            let n = n.clone();
+            move || {
+                n.fetch_add(1, Ordering::Relaxed);
+                b"{}".to_vec()
+            }
+        };
+        let (a, b) = tokio::join!(
+            built(&slot, 7, build(&builds)),
+            built(&slot, 7, build(&builds))
+        );
+        assert_eq!(a, b);
+        assert_eq!(
+            builds.load(Ordering::Relaxed),
+            1,
+            "concurrent requests share a build"
+        );
+        built(&slot, 7, build(&builds)).await;
+        assert_eq!(builds.load(Ordering::Relaxed), 1);
+        built(&slot, 8, build(&builds)).await;
+        assert_eq!(
+            builds.load(Ordering::Relaxed),
+            2,
+            "a new snapshot builds anew"
+        );
+    }
 }

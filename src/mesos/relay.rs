@@ -38,8 +38,15 @@ pub enum RelayError {
     Document(String),
 }
 
-/// Follows the relay at `base` (e.g. `http://10.0.0.5:8123`) forever.
-pub async fn follow(base: String, publisher: Arc<Publisher>, timeout: Duration, max_bytes: u64) {
+/// Follows the relay at `base` (e.g. `http://10.0.0.5:8123`) forever, sending `token` as a
+/// bearer token when the relay requires one (`httpToken`).
+pub async fn follow(
+    base: String,
+    publisher: Arc<Publisher>,
+    timeout: Duration,
+    max_bytes: u64,
+    token: Option<String>,
+) {
     let client = match super::http_client::builder(base.starts_with("https://"), &[])
         .timeout(LONG_POLL + timeout)
         .build()
@@ -59,7 +66,7 @@ pub async fn follow(base: String, publisher: Arc<Publisher>, timeout: Duration, 
     let mut backoff = Duration::from_millis(500);
     let mut failing = false;
     loop {
-        match fetch(&client, &url, etag.as_deref(), max_bytes).await {
+        match fetch(&client, &url, etag.as_deref(), token.as_deref(), max_bytes).await {
             Ok(Some((new_etag, state))) => {
                 match publisher.publish(&state).await {
                     Ok(_) => etag = new_etag,
@@ -92,9 +99,13 @@ async fn fetch(
     client: &Client,
     url: &str,
     etag: Option<&str>,
+    token: Option<&str>,
     max_bytes: u64,
 ) -> Result<Option<(Option<String>, Vec<u8>)>, RelayError> {
     let mut req = client.get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
     if let Some(e) = etag {
         req = req.header("If-None-Match", e);
     }

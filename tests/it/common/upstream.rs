@@ -21,6 +21,8 @@ pub struct Mode {
     pub servfail: AtomicBool,
     /// Delay every answer by this many milliseconds.
     pub delay_ms: AtomicU64,
+    /// Delay answers for these names (lowercase, trailing dot) by this many milliseconds.
+    pub name_delay_ms: Mutex<HashMap<String, u64>>,
 }
 
 /// A running fake upstream.
@@ -205,7 +207,14 @@ fn respond(
     if mode.dead.load(Ordering::Relaxed) {
         return None;
     }
-    let delay = mode.delay_ms.load(Ordering::Relaxed);
+    let delay = mode.delay_ms.load(Ordering::Relaxed)
+        + mode
+            .name_delay_ms
+            .lock()
+            .unwrap()
+            .get(&q.queries[0].name().to_lowercase().to_ascii())
+            .copied()
+            .unwrap_or(0);
     if delay > 0 {
         std::thread::sleep(Duration::from_millis(delay));
     }
