@@ -86,7 +86,7 @@ fn main() {
     std::fs::write(
         &cfg,
         serde_json::json!({"stateFile": state, "resolvConf": resolv,
-                           "savedResolvConf": dir.path().join("none"), "recurseon": false})
+                           "savedResolvConf": dir.path().join("none"), "externalon": false})
         .to_string(),
     )
     .unwrap();

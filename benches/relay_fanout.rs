@@ -126,7 +126,7 @@ async fn main() {
     std::fs::write(
         &cfg,
         serde_json::to_vec(&serde_json::json!({"masters": [master_addr.to_string()],
-            "refreshSeconds": 1, "recurseon": false, "resolvConf": "/dev/null"}))
+            "refreshSeconds": 1, "externalon": false, "resolvConf": "/dev/null"}))
         .unwrap(),
     )
     .unwrap();

@@ -75,7 +75,7 @@ fn run(tasks: usize, rate: u32, probe_every: usize) -> Vec<Duration> {
     });
     let (d, _dir) = common::start_with_config(
         json!({"masters": [master.addr.to_string()], "refreshSeconds": 60, "stateFile": "",
-               "recurseon": false}),
+               "externalon": false}),
         &[],
     );
     let ready = Instant::now();

@@ -107,8 +107,9 @@ took=$(until_forwarded_to 10000 192.0.2.7) || fail "the NetworkManager resolver 
 measured "NetworkManager change: new upstream used after $took ms"
 
 # Containers: the opt-in link-local address, on its own interface with NOTRACK rules.
-systemctl enable --now mesos-dns-sidecar-linklocal.socket || fail "link-local socket"
+systemctl enable mesos-dns-sidecar-linklocal.socket || fail "link-local socket"
 systemctl restart mesos-dns-sidecar.service || fail "restart with the link-local socket"
+systemctl is-active mesos-dns-sidecar-linklocal.socket || fail "link-local socket not active"
 ip addr show dev mds-dns0 | grep -q 'inet 169.254.20.10/32' || fail "no link-local address"
 nft list table inet mesos_dns_sidecar | grep -q notrack || fail "no NOTRACK rules"
 touch /test/ctr-ask
@@ -132,8 +133,8 @@ systemctl daemon-reload
 systemctl reset-failed mesos-dns-sidecar.service mesos-dns-sidecar.socket || true
 start=$(ms)
 systemctl start mesos-dns-sidecar.socket mesos-dns-sidecar.service || fail "start after the fix"
-for i in $(seq 1 50); do getent hosts web.marathon.mesos | grep -q 172.30. && break; sleep 0.1; done
-getent hosts web.marathon.mesos | grep -q 172.30. || fail "cluster names did not come back"
+for i in $(seq 1 50); do getent ahostsv4 web.marathon.mesos | grep -q 172.30. && break; sleep 0.1; done
+getent ahostsv4 web.marathon.mesos | grep -q 172.30. || fail "cluster names did not come back"
 measured "daemon back: cluster names resolve after $(($(ms) - start)) ms"
 mesos-dns-sidecar resolvconf status | grep -q "mode: daemon" || fail "not back in daemon mode"
 

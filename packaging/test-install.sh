@@ -129,7 +129,7 @@ nspawn_pid=$!
 # (its resolv.conf, from /etc/netns, names only 169.254.20.10).
 while kill -0 "$nspawn_pid" 2>/dev/null; do
   if [ -e "$work/ctr-ask" ] && [ ! -e "$work/ctr-done" ]; then
-    { ip netns exec "$ctrns" getent hosts web.marathon.mesos &&
+    { ip netns exec "$ctrns" getent ahosts web.marathon.mesos &&
       ip netns exec "$ctrns" getent hosts ctr.example.test; } > "$work/ctr-answer" 2>&1 || true
     touch "$work/ctr-done"
   fi

@@ -96,13 +96,15 @@ pub struct Config {
     pub listener: IpAddr,
     /// HTTP listen address (`HTTPListener`; default 127.0.0.1, as `listener`).
     pub http_listener: IpAddr,
-    /// Whether forwarding of other names is on (`recurseon`, default true).
+    /// Whether answers say recursion is available (`recurseon`, default true): Mesos-DNS's
+    /// meaning, the RA bit only.
     pub recurse_on: bool,
     /// Whether the DNS server runs (`dnson`, default true).
     pub dns_on: bool,
     /// Whether the HTTP API runs (`httpon`, default true).
     pub http_on: bool,
-    /// Whether external (forwarded) answers are given (`externalon`, default true).
+    /// Whether names outside the domain are forwarded (`externalon`, default true), as in
+    /// Mesos-DNS, where it decides whether there are forwarders at all.
     pub external_on: bool,
     /// RFC 952 labels instead of RFC 1123 (`EnforceRFC952`, default false).
     pub enforce_rfc952: bool,
@@ -397,9 +399,9 @@ config_keys! {
     Resolvers = "resolvers", Origin::MesosDns(Field("Resolvers"));
     /// Upstream timeout.
     Timeout = "timeout", Origin::MesosDns(Field("Timeout"));
-    /// Forwarding on.
-    RecurseOn = "recurseon", Origin::MesosDns(Field("RecurseOn"));
     /// RA bit in answers.
+    RecurseOn = "recurseon", Origin::MesosDns(Field("RecurseOn"));
+    /// Forwarding on.
     ExternalOn = "externalon", Origin::MesosDns(Field("ExternalOn"));
     /// DNS server on.
     DnsOn = "dnson", Origin::MesosDns(Field("DnsOn"));
@@ -703,14 +705,20 @@ impl Config {
         if self.ip_sources.is_empty() {
             return Err(key_err("IPSources", "must list at least one source"));
         }
-        if !["", "basic", "iam"].contains(&self.mesos_authentication.as_str()) {
-            return Err(key_err(
-                "mesosAuthentication",
-                format!(
-                    "`{}` is not one of \"\", basic, iam",
-                    self.mesos_authentication
-                ),
-            ));
+        match self.mesos_authentication.as_str() {
+            "" | "basic" => {}
+            "iam" => {
+                return Err(key_err(
+                    "mesosAuthentication",
+                    "`iam` (DC/OS service-account login with IAMConfigFile) is not supported: this daemon cannot sign IAM login tokens, and talking to the master without them would fail at every refresh; use `basic` with mesosCredentials, or follow a relay or a Mesos-DNS server that can",
+                ))
+            }
+            other => {
+                return Err(key_err(
+                    "mesosAuthentication",
+                    format!("`{other}` is not one of \"\", basic"),
+                ))
+            }
         }
         for (key, url) in [("relay", &self.relay), ("mesosDns", &self.mesos_dns)] {
             if let Some(r) = url {

@@ -205,7 +205,7 @@ pub async fn start(
         Ok(plan) => crate::lookup::set_upstreams(&plan.addrs),
         Err(e) => warn!(error = %e, "no upstreams for the daemon's own lookups; /etc/hosts only"),
     }
-    let forwarder = if config.dns_on && config.recurse_on && config.external_on {
+    let forwarder = if config.dns_on && config.external_on {
         let (forwarder, plan) = build_forwarder(&config, &listens, metrics.clone())?;
         let forwarder = Arc::new(forwarder);
         if config.resolvers.is_empty() {
@@ -264,7 +264,7 @@ pub async fn start(
         info!("dnson is false: not serving DNS");
     } else {
         if forwarder.is_none() {
-            info!("forwarding is off (recurseon/externalon false): other names are refused");
+            info!("forwarding is off (externalon false): other names are refused");
         }
         let responder = Arc::new(Responder::new(
             &config.domain,

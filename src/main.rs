@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 
 /// Node-local DNS for Apache Mesos clusters, answering Mesos-DNS's names.
 #[derive(Debug, Parser)]
-#[command(name = "mesos-dns-sidecar", version, about)]
+#[command(name = "mesos-dns-sidecar", version, about, args_override_self = true)]
 struct Cli {
     /// Host integration commands (the daemon runs when none is given).
     #[command(subcommand)]
@@ -47,7 +47,7 @@ struct Cli {
     /// Upstream resolvers, comma-separated `ip` or `ip:port` (overrides `resolvers`).
     #[arg(long, value_delimiter = ',', value_name = "ADDRS")]
     resolvers: Option<Vec<String>>,
-    /// Don't forward names outside the cluster domain: refuse them (as `recurseon: false`).
+    /// Don't forward names outside the cluster domain: refuse them (as `externalon: false`).
     #[arg(long)]
     no_forward: bool,
     /// Log filter, e.g. info, debug, or mesos_dns_sidecar=debug (RUST_LOG also works).
@@ -236,23 +236,48 @@ const LONG_OPTIONS: &[&str] = &[
     "help",
 ];
 
-/// Rewrites Go-style `-config FILE` / `-config=FILE` (and `-v`, `-vv`) to clap's spelling, so
-/// Mesos-DNS units and scripts work unchanged.
+/// glog's flags that only say where logs go: this daemon always logs to standard error, so
+/// they are accepted and have nothing to do.
+const GLOG_DESTINATION_FLAGS: &[&str] = &[
+    "logtostderr",
+    "alsologtostderr",
+    "stderrthreshold",
+    "log_dir",
+    "log_backtrace_at",
+];
+
+/// Rewrites Go-style `-config FILE` / `-config=FILE`, Mesos-DNS's verbosity (`-v`, `-vv`,
+/// glog's `-v=N`) and glog's log-destination flags to clap's spelling, so Mesos-DNS units and
+/// scripts work unchanged.
 fn go_style_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    args.map(|a| {
-        if a == "-v" {
-            return "--log-level=debug".to_string();
-        }
-        if a == "-vv" {
-            return "--log-level=trace".to_string();
-        }
-        if let Some(rest) = a.strip_prefix('-').filter(|r| !r.starts_with('-')) {
-            let name = rest.split('=').next().unwrap_or(rest);
-            if LONG_OPTIONS.contains(&name) {
-                return format!("-{a}");
+    args.filter_map(|a| {
+        let Some(rest) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else {
+            return Some(a);
+        };
+        let (name, value) = match rest.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (rest, None),
+        };
+        match (name, value) {
+            ("v", None) => return Some("--log-level=debug".to_string()),
+            ("vv", None) => return Some("--log-level=trace".to_string()),
+            ("v", Some(level)) => {
+                let filter = match level.parse::<u32>() {
+                    Ok(0) => "info",
+                    Ok(1) => "debug",
+                    _ => "trace",
+                };
+                return Some(format!("--log-level={filter}"));
             }
+            _ => {}
         }
-        a
+        if GLOG_DESTINATION_FLAGS.contains(&name) {
+            return None;
+        }
+        if !a.starts_with("--") && LONG_OPTIONS.contains(&name) {
+            return Some(format!("-{a}"));
+        }
+        Some(a)
     })
     .collect()
 }
@@ -287,7 +312,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         config.resolvers = r.clone();
     }
     if cli.no_forward {
-        config.recurse_on = false;
+        config.external_on = false;
     }
     config.demo |= cli.demo;
     config.normalize();
@@ -413,6 +438,10 @@ mod tests {
             "c.json",
             "-config=x",
             "-v",
+            "-v=2",
+            "-logtostderr",
+            "-logtostderr=true",
+            "-v=1",
             "--port",
             "5",
             "-p",
@@ -425,6 +454,8 @@ mod tests {
                 "--config",
                 "c.json",
                 "--config=x",
+                "--log-level=debug",
+                "--log-level=trace",
                 "--log-level=debug",
                 "--port",
                 "5",

@@ -242,6 +242,12 @@ pub fn router(api: Api) -> Router {
         .with_state(api)
 }
 
+/// What the documents listing the whole cluster answer when `EnumerationOn` is false: 404, as
+/// Mesos-DNS, which does not register them then.
+fn enumeration_off() -> Response {
+    (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+}
+
 async fn version() -> Json<Value> {
     Json(json!({
         "Service": "Mesos-DNS",
@@ -357,7 +363,7 @@ async fn enumerate(State(api): State<Api>, headers: HeaderMap) -> Response {
         return unauthorized();
     }
     if !api.config.enumeration_on {
-        return Json(json!({"frameworks": []})).into_response();
+        return enumeration_off();
     }
     let serial = api.publisher.snapshot().map_or(0, |s| s.soa.serial);
     let publisher = api.publisher.clone();
@@ -376,6 +382,9 @@ async fn enumerate(State(api): State<Api>, headers: HeaderMap) -> Response {
 async fn axfr(State(api): State<Api>, headers: HeaderMap) -> Response {
     if !authorized(&api, &headers) {
         return unauthorized();
+    }
+    if !api.config.enumeration_on {
+        return enumeration_off();
     }
     let Some(snap) = api.publisher.snapshot() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no cluster state yet\n").into_response();
@@ -445,6 +454,9 @@ async fn snapshot(
 ) -> Response {
     if !authorized(&api, &headers) {
         return unauthorized();
+    }
+    if !api.config.enumeration_on {
+        return enumeration_off();
     }
     Metrics::inc(&api.metrics.relay_requests);
     let if_none_match = headers

@@ -113,3 +113,49 @@ fn resolvconf_install_checks_the_daemon_first_and_restore_gives_the_file_back() 
     assert!(sidecar(&args).status.success());
     assert_eq!(std::fs::read(&resolv).unwrap(), original);
 }
+
+#[test]
+fn mesos_dns_flags_from_its_docs_start_the_daemon() {
+    // Mesos-DNS's FAQ spelling (`-v=1`, `-v=2`) and glog's `-logtostderr`, as in its units.
+    for flags in [
+        &["-v=1", "-logtostderr"][..],
+        &["-v=2", "-logtostderr=true"][..],
+    ] {
+        let mut args = vec!["--demo", "--no-forward"];
+        args.extend_from_slice(flags);
+        let d = crate::common::start_on(&args, crate::common::free_port());
+        d.wait_answering("web.marathon.mesos.");
+    }
+}
+
+#[test]
+fn iam_authentication_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(
+        &path,
+        br#"{"masters": ["10.0.0.1:5050"], "mesosAuthentication": "iam", "IAMConfigFile": "/etc/iam.json"}"#,
+    )
+    .unwrap();
+    let out = sidecar(&["--config", path.to_str().unwrap(), "--check-config"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mesosAuthentication") && err.contains("not supported"),
+        "{err}"
+    );
+}
+
+#[test]
+fn enumeration_off_hides_every_whole_cluster_document() {
+    let (d, _dir) = crate::common::start_with_config(
+        serde_json::json!({"EnumerationOn": false, "externalon": false}),
+        &[],
+    );
+    for path in ["/v1/enumerate", "/v1/axfr", "/v1/snapshot"] {
+        let (status, _) = crate::common::master::http_get(d.http, path);
+        assert_eq!(status, 404, "{path}");
+    }
+    let (status, _) = crate::common::master::http_get(d.http, "/v1/hosts/leader.mesos");
+    assert_eq!(status, 200);
+}

@@ -272,12 +272,28 @@ fn cluster_names_are_never_forwarded() {
 }
 
 #[test]
-fn recurseon_false_refuses_other_names() {
+fn externalon_false_refuses_other_names_and_recurseon_only_sets_ra() {
+    // As in Mesos-DNS: `externalon` decides whether other names are forwarded.
     let up = FakeUpstream::start();
-    let (d, _dir) = daemon_for(&[up.addr], json!({"recurseon": false}));
+    let (d, _dir) = daemon_for(&[up.addr], json!({"externalon": false}));
     let m = d.udp("www.example.com.", RecordType::A, None);
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
     assert_eq!(up.count("www.example.com."), 0);
+    drop(d);
+
+    // `recurseon: false` only clears RA in the daemon's own answers; forwarding goes on.
+    let (d, _dir) = daemon_for(&[up.addr], json!({"recurseon": false}));
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(up.count("www.example.com."), 1);
+    let m = d.udp("leader.mesos.", RecordType::A, None);
+    assert!(!m.metadata.recursion_available, "recurseon false: no RA");
+    let (d2, _dir2) = daemon_for(&[up.addr], json!({}));
+    assert!(
+        d2.udp("leader.mesos.", RecordType::A, None)
+            .metadata
+            .recursion_available
+    );
 }
 
 #[test]

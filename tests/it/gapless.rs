@@ -167,7 +167,7 @@ fn a_socket_activated_daemon_replaced_three_times_loses_no_query() {
 fn reloads_lose_no_query() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.json");
-    std::fs::write(&cfg, br#"{"ttl": 60, "recurseon": false}"#).unwrap();
+    std::fs::write(&cfg, br#"{"ttl": 60, "externalon": false}"#).unwrap();
     let d = start_on(
         &["--demo", "--no-forward", "--config", cfg.to_str().unwrap()],
         free_port(),
@@ -178,7 +178,7 @@ fn reloads_lose_no_query() {
     let client = query_loop(d.addr, stop.clone());
     for ttl in 1..=5 {
         std::thread::sleep(Duration::from_millis(200));
-        std::fs::write(&cfg, format!(r#"{{"ttl": {ttl}, "recurseon": false}}"#)).unwrap();
+        std::fs::write(&cfg, format!(r#"{{"ttl": {ttl}, "externalon": false}}"#)).unwrap();
         signal(d.child.id(), "HUP");
     }
     d.wait_for("web.marathon.mesos.", RecordType::A, |m| {

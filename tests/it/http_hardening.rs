@@ -193,7 +193,7 @@ fn status(addr: SocketAddr, path: &str, token: Option<&str>) -> u16 {
 fn the_bearer_token_guards_state_endpoints_and_relays_send_it() {
     let master = FakeMaster::start(&cluster_json());
     let (relay, _r) = start_with_config(
-        json!({"masters": [master.addr.to_string()], "stateFile": "", "recurseon": false,
+        json!({"masters": [master.addr.to_string()], "stateFile": "", "externalon": false,
                "httpToken": "s3cret-token"}),
         &[],
     );
@@ -221,7 +221,7 @@ fn the_bearer_token_guards_state_endpoints_and_relays_send_it() {
     }
     // An agent with the token follows the relay; one without is refused and serves nothing.
     let (agent, _a) = start_with_config(
-        json!({"relay": format!("http://{}", relay.http), "stateFile": "", "recurseon": false,
+        json!({"relay": format!("http://{}", relay.http), "stateFile": "", "externalon": false,
                "httpToken": "s3cret-token"}),
         &[],
     );

@@ -14,7 +14,7 @@ fn daemon_polling(masters: &[&FakeMaster], extra: Value) -> (Daemon, tempfile::T
         "refreshSeconds": 1,
         "stateTimeoutSeconds": 1,
         "stateFile": "",
-        "recurseon": false,
+        "externalon": false,
     });
     if let Value::Object(m) = extra {
         for (k, v) in m {
@@ -140,7 +140,7 @@ fn no_state_yet_means_servfail_and_not_ready() {
     std::fs::write(
         &cfg,
         serde_json::to_vec(
-            &json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "recurseon": false}),
+            &json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "externalon": false}),
         )
         .unwrap(),
     )

@@ -25,7 +25,7 @@ fn sorted_records(d: &Daemon) -> Value {
 fn copies_the_zone_of_an_existing_mesos_dns() {
     let origin = start(&["--state-file", fixture(CLUSTER).to_str().unwrap()]);
     let (copy, _dir) = start_with_config(
-        json!({"mesosDns": format!("http://{}", origin.http), "stateFile": "", "refreshSeconds": 1, "recurseon": false}),
+        json!({"mesosDns": format!("http://{}", origin.http), "stateFile": "", "refreshSeconds": 1, "externalon": false}),
         &[],
     );
     assert_eq!(

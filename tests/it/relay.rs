@@ -40,14 +40,14 @@ fn a_relay_named_by_hostname_resolves_through_the_original_resolvers() {
     let up = crate::common::upstream::FakeUpstream::start();
     let master = FakeMaster::start(&cluster_json());
     let (relay, _r) = start_with_config(
-        json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "stateFile": "", "recurseon": false}),
+        json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "stateFile": "", "externalon": false}),
         &[],
     );
     let (agent, _a) = start_with_config(
         json!({
             "relay": format!("http://master.example.com:{}", relay.http.port()),
             "stateFile": "",
-            "recurseon": false,
+            "externalon": false,
             "resolvers": [up.addr.to_string()],
         }),
         &[],
@@ -61,11 +61,11 @@ fn a_relay_named_by_hostname_resolves_through_the_original_resolvers() {
 fn a_new_task_reaches_the_agent_through_the_relay() {
     let master = FakeMaster::start(&cluster_json());
     let (relay, _r) = start_with_config(
-        json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "stateFile": "", "recurseon": false}),
+        json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "stateFile": "", "externalon": false}),
         &[],
     );
     let (agent, _a) = start_with_config(
-        json!({"relay": format!("http://{}", relay.http), "stateFile": "", "recurseon": false}),
+        json!({"relay": format!("http://{}", relay.http), "stateFile": "", "externalon": false}),
         &[],
     );
     let m = agent.udp("nginx.marathon.mesos.", RecordType::A, None);

@@ -23,7 +23,7 @@ fn sighup_applies_a_new_config_and_rejects_a_broken_one() {
     let write =
         |v: serde_json::Value| std::fs::write(&cfg, serde_json::to_vec(&v).unwrap()).unwrap();
     let base =
-        json!({"stateFile": fixture(CLUSTER).to_str().unwrap(), "recurseon": false, "ttl": 60});
+        json!({"stateFile": fixture(CLUSTER).to_str().unwrap(), "externalon": false, "ttl": 60});
     write(base.clone());
     let d = start_on(&["--config", cfg.to_str().unwrap()], free_port());
     assert_eq!(

@@ -76,7 +76,7 @@ fn a_flood_of_malformed_packets_does_not_stop_real_answers() {
 #[test]
 fn idle_and_slow_tcp_clients_are_capped_and_timed_out() {
     let (d, _dir) = start_with_config(
-        json!({"recurseon": false, "tcpMaxConnections": 20, "tcpIdleTimeoutSeconds": 1}),
+        json!({"externalon": false, "tcpMaxConnections": 20, "tcpIdleTimeoutSeconds": 1}),
         &[],
     );
     // Twice the cap of idle connections, one of them slow-loris (half a length prefix).
@@ -213,7 +213,7 @@ fn a_500_mb_or_stalled_master_answer_keeps_memory_bounded_and_the_snapshot() {
     let master = RawMaster::start();
     let (d, _dir) = start_with_config(
         json!({"masters": [master.addr.to_string()], "refreshSeconds": 1, "stateFile": "",
-               "stateTimeoutSeconds": 1, "recurseon": false, "maxStateBytes": 1_000_000}),
+               "stateTimeoutSeconds": 1, "externalon": false, "maxStateBytes": 1_000_000}),
         &[],
     );
     d.wait_answering("nginx.marathon.mesos.");

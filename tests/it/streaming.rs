@@ -27,7 +27,7 @@ fn master(heartbeat_s: f64) -> StreamingMaster {
 
 fn daemon_for(master: &StreamingMaster) -> (Daemon, tempfile::TempDir) {
     start_with_config(
-        json!({"masters": [master.addr.to_string()], "refreshSeconds": 60, "stateFile": "", "recurseon": false}),
+        json!({"masters": [master.addr.to_string()], "refreshSeconds": 60, "stateFile": "", "externalon": false}),
         &[],
     )
 }

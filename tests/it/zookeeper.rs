@@ -114,7 +114,7 @@ fn follows_the_leader_registered_in_zookeeper() {
     // shows that a leader change triggers a poll by itself.
     let (d, _dir) = start_with_config(
         json!({"zk": format!("zk://127.0.0.1:{port}/mesos"), "stateFile": "", "refreshSeconds": 60,
-               "recurseon": false}),
+               "externalon": false}),
         &[],
     );
     let m = d.udp("leader.mesos.", RecordType::A, None);
