@@ -206,6 +206,10 @@ impl Responder {
         if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY) {
             return Outcome::Reply(self.finish(resp, ResponseCode::Refused, max_size));
         }
+        if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR) {
+            // No zone transfers over DNS (Mesos-DNS offers the zone as /v1/axfr instead).
+            return Outcome::Reply(self.finish(resp, ResponseCode::Refused, max_size));
+        }
         let Some(snapshot) = self.snapshot.load_full() else {
             // No cluster state yet: an NXDOMAIN now would be cached by clients as a lie.
             return Outcome::Reply(self.finish(resp, ResponseCode::ServFail, max_size));

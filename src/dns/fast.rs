@@ -21,6 +21,9 @@ const TYPE_AAAA: u16 = 28;
 const TYPE_SRV: u16 = 33;
 const TYPE_OPT: u16 = 41;
 const TYPE_ANY: u16 = 255;
+/// Zone transfers: refused by the general path.
+const TYPE_AXFR: u16 = 252;
+const TYPE_IXFR: u16 = 251;
 const CLASS_IN: u16 = 1;
 const RCODE_NXDOMAIN: u8 = 3;
 
@@ -55,6 +58,9 @@ pub fn answer(
     // Pointers into the question need it uncompressed: wire length = text length + 1.
     let qname_len = q.name_end - super::wire::HEADER;
     if q.qclass != CLASS_IN || qname_len != q.name_lower.len() + 1 {
+        return None;
+    }
+    if matches!(q.qtype, TYPE_AXFR | TYPE_IXFR) {
         return None;
     }
     let key = std::str::from_utf8(&q.name_lower).ok()?;

@@ -456,7 +456,12 @@ pub fn empty_response(b: &[u8], rcode: u8, tc: bool) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A truncated response to `query`: header and question, TC set, no records.
+/// The UDP payload size our own OPT records advertise.
+const OWN_EDNS_PAYLOAD: u16 = 1232;
+
+/// A truncated response to `query`: header and question, TC set, no records but an OPT
+/// record when the query had one (RFC 6891 §6.1.1: a responder that understands EDNS answers
+/// an EDNS query with one), its DO bit echoed.
 pub fn truncated_response(query: &[u8], q: &Question, rcode: u8) -> Vec<u8> {
     let end = (q.name_end + 4).min(query.len());
     let mut out = query[..end].to_vec();
@@ -464,10 +469,22 @@ pub fn truncated_response(query: &[u8], q: &Question, rcode: u8) -> Vec<u8> {
     out[3] = (query[3] & 0x10) | 0x80 | (rcode & 0x0f);
     out[4..6].copy_from_slice(&1u16.to_be_bytes());
     out[6..12].fill(0);
+    if let Ok(e) = edns(query) {
+        if e.present {
+            out[10..12].copy_from_slice(&1u16.to_be_bytes());
+            out.push(0);
+            out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+            out.extend_from_slice(&OWN_EDNS_PAYLOAD.to_be_bytes());
+            let flags: u32 = if e.dnssec_ok { 0x8000 } else { 0 };
+            out.extend_from_slice(&flags.to_be_bytes());
+            out.extend_from_slice(&0u16.to_be_bytes());
+        }
+    }
     out
 }
 
-/// A response to `query` with no records and the given rcode (SERVFAIL, REFUSED...).
+/// A response to `query` with no records and the given rcode (SERVFAIL, REFUSED...), with an
+/// OPT record when the query had one.
 pub fn error_response(query: &[u8], q: &Question, rcode: u8, recursion_available: bool) -> Vec<u8> {
     let mut out = truncated_response(query, q, rcode);
     out[2] &= !0x02;
@@ -647,5 +664,34 @@ mod tests {
         // A name running past its record's data.
         let mut long = with_answer(&[0xc0, 12], 5, &[3, b'a', b'b']);
         assert!(sanitize(&mut long).is_err());
+    }
+
+    #[test]
+    fn made_up_answers_to_edns_queries_carry_opt() {
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("www.example.com.").unwrap(),
+            RecordType::A,
+        ));
+        let plain = m.to_vec().unwrap();
+        let mut e = Edns::new();
+        e.set_max_payload(4096);
+        e.set_dnssec_ok(true);
+        m.set_edns(e);
+        let with_opt = m.to_vec().unwrap();
+        for (query, opt) in [(&plain, false), (&with_opt, true)] {
+            let q = question(query).unwrap();
+            for resp in [
+                truncated_response(query, &q, 0),
+                error_response(query, &q, 2, true),
+            ] {
+                let parsed = Message::from_vec(&resp).unwrap();
+                assert_eq!(parsed.edns.is_some(), opt, "OPT iff the query had one");
+                if let Some(e) = parsed.edns {
+                    assert!(e.flags().dnssec_ok, "DO echoed");
+                    assert_eq!(e.max_payload(), 1232);
+                }
+            }
+        }
     }
 }

@@ -48,6 +48,21 @@ fn answers_a_aaaa_and_srv_with_additional_addresses() {
 }
 
 #[test]
+fn zone_transfers_over_dns_are_refused() {
+    let d = cluster_daemon();
+    for rtype in [RecordType::AXFR, RecordType::IXFR] {
+        assert_eq!(
+            d.tcp("mesos.", rtype).metadata.response_code,
+            ResponseCode::Refused
+        );
+        assert_eq!(
+            d.udp("mesos.", rtype, Some(1232)).metadata.response_code,
+            ResponseCode::Refused
+        );
+    }
+}
+
+#[test]
 fn tcp_gives_the_same_answers() {
     let d = cluster_daemon();
     let m = d.tcp("cache-tier.marathon.mesos.", RecordType::A);

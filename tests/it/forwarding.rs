@@ -241,6 +241,10 @@ fn serves_stale_when_upstreams_die_and_servfails_when_nothing_is_cached() {
         started.elapsed() < Duration::from_millis(2800),
         "bounded by timeout"
     );
+    // An EDNS query gets its SERVFAIL with an OPT record (RFC 6891 6.1.1).
+    let m = d.udp("never-cached-2.example.com.", RecordType::A, Some(1232));
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert!(m.edns.is_some(), "SERVFAIL to an EDNS query without OPT");
 }
 
 #[test]
