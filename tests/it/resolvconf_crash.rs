@@ -169,11 +169,8 @@ fn strace_works() -> bool {
 
 #[test]
 fn install_and_restore_survive_a_kill_at_every_step() {
-    if !strace_works() {
-        if std::env::var_os("CI").is_some() {
-            panic!("strace is needed in CI (scripts/test installs it)");
-        }
-        eprintln!("skipping the kill-at-every-step test: strace not usable");
+    let missing = (!strace_works()).then(|| "strace not usable (scripts/test installs it)".into());
+    if !crate::common::prerequisite_met("the kill-at-every-step test", missing) {
         return;
     }
     let check = echo_daemon();

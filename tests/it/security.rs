@@ -452,10 +452,7 @@ fn check_config_names_bad_security_keys() {
         doc["masters"] = json!(["10.0.0.1:5050"]);
         let path = dir.path().join("c.json");
         std::fs::write(&path, doc.to_string()).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
-            .args(["--config", path.to_str().unwrap(), "--check-config"])
-            .output()
-            .unwrap();
+        let out = sidecar(&["--config", path.to_str().unwrap(), "--check-config"]);
         assert_eq!(out.status.code(), Some(2), "{doc}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(&format!("`{key}`")), "{doc}: {err}");
@@ -469,10 +466,7 @@ fn check_config_names_bad_security_keys() {
         .to_string(),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
-        .args(["--config", path.to_str().unwrap(), "--check-config"])
-        .output()
-        .unwrap();
+    let out = sidecar(&["--config", path.to_str().unwrap(), "--check-config"]);
     assert!(
         out.status.success(),
         "{}",

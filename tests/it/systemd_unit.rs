@@ -3,15 +3,18 @@
 
 use std::process::Command;
 
+use crate::common::sidecar;
+
 #[test]
 fn unit_verifies_clean() {
-    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
-        if std::env::var_os("CI").is_some() {
-            panic!("systemd-analyze missing in CI");
-        }
-        eprintln!("skipping: systemd-analyze not installed");
+    let found = Command::new("systemd-analyze").arg("--version").output();
+    let missing = found
+        .is_err()
+        .then(|| "systemd-analyze not installed".into());
+    if !crate::common::prerequisite_met("the unit verification", missing) {
         return;
-    };
+    }
+    let out = found.unwrap();
     assert!(out.status.success());
     let unit = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -90,14 +93,11 @@ fn the_daemon_takes_its_sockets_from_the_socket_unit() {
 
 #[test]
 fn packaged_config_is_valid() {
-    let out = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
-        .args([
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/config.json"),
-            "--check-config",
-        ])
-        .output()
-        .unwrap();
+    let out = sidecar(&[
+        "--config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/config.json"),
+        "--check-config",
+    ]);
     assert!(
         out.status.success(),
         "{}",

@@ -72,13 +72,13 @@ fn master_info(addr: SocketAddr) -> Vec<u8> {
 #[test]
 fn follows_the_leader_registered_in_zookeeper() {
     let port = free_port();
-    let Some(_zk) = start_zookeeper(port) else {
-        if std::env::var_os("CI").is_some() {
-            panic!("ZooKeeper ({ZK_JAR}) is not installed in CI");
-        }
-        eprintln!("skipping: ZooKeeper not installed (apt-get install zookeeper)");
+    let zookeeper = start_zookeeper(port);
+    let missing = zookeeper
+        .is_none()
+        .then(|| format!("ZooKeeper ({ZK_JAR}) not installed (apt-get install zookeeper)"));
+    if !prerequisite_met("the ZooKeeper test", missing) {
         return;
-    };
+    }
 
     let first = FakeMaster::start(&cluster_json());
     let second_doc = cluster_json_with_task("fromsecond");
