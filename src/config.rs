@@ -148,6 +148,11 @@ pub struct Config {
     pub serve_stale_seconds: u64,
     /// Our key `upstreamParallel`: ask the two best upstreams at once.
     pub upstream_parallel: bool,
+    /// Our key `servfailCacheSeconds`: how long a name whose resolution failed is answered
+    /// SERVFAIL without asking upstream again (0 = off).
+    pub servfail_cache_seconds: u64,
+    /// Our key `prefetch`: refresh cached answers asked for in the last tenth of their TTL.
+    pub prefetch: bool,
     /// Our key `persistFile`: where the last good state document is saved, so a restarted
     /// daemon serves names before the master answers (empty = off).
     pub persist_file: Option<PathBuf>,
@@ -241,6 +246,8 @@ impl Default for Config {
             cache_negative_max_ttl: 3_600,
             serve_stale_seconds: 3_600,
             upstream_parallel: false,
+            servfail_cache_seconds: 5,
+            prefetch: true,
             persist_file: None,
             relay: None,
             mesos_dns: None,
@@ -447,6 +454,10 @@ config_keys! {
     ServeStaleSeconds = "serveStaleSeconds", Origin::Ours;
     /// Ask two upstreams at once.
     UpstreamParallel = "upstreamParallel", Origin::Ours;
+    /// Failure cache time.
+    ServfailCacheSeconds = "servfailCacheSeconds", Origin::Ours;
+    /// Refresh popular answers before they expire.
+    Prefetch = "prefetch", Origin::Ours;
     /// Follow the master's event stream.
     Stream = "stream", Origin::Ours;
     /// Follow another daemon's snapshot.
@@ -594,6 +605,8 @@ impl Config {
             Key::CacheNegativeMaxTtl => self.cache_negative_max_ttl = uint(key, v)?,
             Key::ServeStaleSeconds => self.serve_stale_seconds = uint(key, v)?,
             Key::UpstreamParallel => self.upstream_parallel = boolean(key, v)?,
+            Key::ServfailCacheSeconds => self.servfail_cache_seconds = uint(key, v)?,
+            Key::Prefetch => self.prefetch = boolean(key, v)?,
             Key::PersistFile => {
                 let s = string(key, v)?;
                 self.persist_file = (!s.is_empty()).then(|| PathBuf::from(s));

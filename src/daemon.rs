@@ -496,6 +496,8 @@ fn build_forwarder(
             negative_max_ttl: config.cache_negative_max_ttl,
             stale_max: Duration::from_secs(config.serve_stale_seconds),
         },
+        servfail_cache: Duration::from_secs(config.servfail_cache_seconds),
+        prefetch: config.prefetch,
     };
     let forwarder = Forwarder::new(
         UpstreamSet::new(&plan.addrs, plan.rotate),

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub cache_stale_hits: AtomicU64,
     /// Forwarded queries not in the cache.
     pub cache_misses: AtomicU64,
+    /// Background refreshes of cached answers asked for near their expiry.
+    pub prefetches: AtomicU64,
+    /// Misses answered SERVFAIL at once because the name failed moments ago.
+    pub servfail_cache_hits: AtomicU64,
     /// Answers served stale because no upstream answered in time.
     pub stale_answers: AtomicU64,
     /// Misses that joined an identical upstream query already in flight.
@@ -123,6 +127,8 @@ impl Metrics {
             cache_hits => "cache_hits_total", "Forwarded queries answered from the cache.";
             cache_stale_hits => "cache_stale_hits_total", "Forwarded queries that found an expired entry.";
             cache_misses => "cache_misses_total", "Forwarded queries not in the cache.";
+            prefetches => "prefetches_total", "Cached answers refreshed before expiry because they were asked for.";
+            servfail_cache_hits => "servfail_cache_hits_total", "Misses answered SERVFAIL from the short failure cache, without asking upstream.";
             stale_answers => "stale_answers_total", "Answers served stale.";
             coalesced_queries => "coalesced_queries_total", "Misses that joined a query in flight.";
             forward_failures => "forward_failures_total", "Forwarded queries answered SERVFAIL.";

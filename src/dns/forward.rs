@@ -47,6 +47,12 @@ pub struct ForwardSettings {
     pub parallel: bool,
     /// Cache policy.
     pub cache: CachePolicy,
+    /// How long a name whose resolution failed is answered SERVFAIL without asking upstream
+    /// again (RFC 2308 section 7.1), so a failing upstream is not hammered; zero turns it off.
+    pub servfail_cache: Duration,
+    /// Refresh a cached answer that is asked for in the last tenth of its TTL before it
+    /// expires, so names in use never miss.
+    pub prefetch: bool,
 }
 
 impl Default for ForwardSettings {
@@ -57,6 +63,8 @@ impl Default for ForwardSettings {
             attempts: 2,
             parallel: false,
             cache: CachePolicy::default(),
+            servfail_cache: Duration::from_secs(5),
+            prefetch: true,
         }
     }
 }
@@ -76,6 +84,12 @@ pub enum Lookup {
     Loop,
 }
 
+/// Names remembered as failed at most (the SERVFAIL cache); more evict the oldest.
+const SERVFAIL_CACHE_ENTRIES: u64 = 10_000;
+
+/// Answers with a shorter TTL are not prefetched (a tenth of it is too short to act on).
+const PREFETCH_MIN_TTL: Duration = Duration::from_secs(5);
+
 /// Forwards queries with caching, coalescing, failover and serve-stale.
 pub struct Forwarder {
     /// Replaced when the host's resolvers change (`set_upstreams`).
@@ -85,6 +99,8 @@ pub struct Forwarder {
     settings: ForwardSettings,
     cache: AnswerCache,
     inflight: Mutex<HashMap<CacheKey, watch::Receiver<Option<FetchResult>>>>,
+    /// Names whose resolution failed recently, until when they are answered SERVFAIL.
+    failed: moka::sync::Cache<CacheKey, ()>,
     marker: [u8; 8],
     metrics: Arc<Metrics>,
 }
@@ -102,12 +118,17 @@ impl Forwarder {
             .into_iter()
             .map(|(zone, set)| (zone_text(&zone), Arc::new(set)))
             .collect();
+        let failed = moka::sync::Cache::builder()
+            .max_capacity(SERVFAIL_CACHE_ENTRIES)
+            .time_to_live(settings.servfail_cache.max(Duration::from_millis(1)))
+            .build();
         Forwarder {
             default: ArcSwap::from_pointee(default),
             zones,
             cache: AnswerCache::new(settings.cache.clone()),
             settings,
             inflight: Mutex::new(HashMap::new()),
+            failed,
             marker: rand::random(),
             metrics,
         }
@@ -140,21 +161,47 @@ impl Forwarder {
     }
 
     /// Looks `query` up in the cache: the part of forwarding that never waits, which the
-    /// server runs inline so that a fresh hit costs no task.
-    pub fn lookup(&self, query: &[u8], q: &Question, max_size: usize) -> Lookup {
+    /// server runs inline so that a fresh hit costs no task. A hit in the last tenth of its
+    /// entry's TTL starts a refresh in the background (prefetch).
+    pub fn lookup(self: &Arc<Self>, query: &[u8], q: &Question, max_size: usize) -> Lookup {
         let edns = wire::edns(query).unwrap_or_default();
         if edns.present && wire::has_option(query, edns.rdlen_at, LOOP_OPTION, &self.marker) {
             return Lookup::Loop;
         }
         let key = cache_key(query, q, &edns);
+        let now = Instant::now();
         match self.cache.get(&key) {
-            Some(entry) if !entry.is_stale(Instant::now()) => {
+            Some(entry) if !entry.is_stale(now) => {
                 Metrics::inc(&self.metrics.cache_hits);
+                if self.settings.prefetch && entry.ttl >= PREFETCH_MIN_TTL {
+                    let left = entry.ttl.saturating_sub(entry.age(now));
+                    if left * 10 < entry.ttl {
+                        self.prefetch(key, query);
+                    }
+                }
                 Lookup::Hit(self.serve(query, q, &entry, max_size, None))
             }
             Some(stale) => Lookup::Stale(key, stale),
             None => Lookup::Miss(key),
         }
+    }
+
+    /// Refreshes `key` in the background, unless a refresh is already on its way.
+    fn prefetch(self: &Arc<Self>, key: CacheKey, query: &[u8]) {
+        let busy = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&key);
+        if busy {
+            return;
+        }
+        Metrics::inc(&self.metrics.prefetches);
+        let this = self.clone();
+        let query = query.to_vec();
+        tokio::spawn(async move {
+            let _ = this.fetch_coalesced(key, &query, Transport::Udp).await;
+        });
     }
 
     /// Answers `query` (whose question is `q`) from cache or upstream, in at most
@@ -201,10 +248,17 @@ impl Forwarder {
                 }
             }
             Lookup::Miss(key) => {
+                if self.failed.contains_key(&key) {
+                    // It failed moments ago: asking again now would only load a failing
+                    // upstream (RFC 2308 section 7.1).
+                    Metrics::inc(&self.metrics.servfail_cache_hits);
+                    return wire::error_response(query, q, 2, true);
+                }
                 Metrics::inc(&self.metrics.cache_misses);
                 key
             }
         };
+        let failed_key = key.clone();
         let fetched = tokio::time::timeout(
             self.settings.timeout,
             self.fetch_coalesced(key, query, transport),
@@ -216,6 +270,9 @@ impl Forwarder {
             Some(entry) => self.serve(query, q, &entry, max_size, None),
             None => {
                 Metrics::inc(&self.metrics.forward_failures);
+                if !self.settings.servfail_cache.is_zero() {
+                    self.failed.insert(failed_key, ());
+                }
                 wire::error_response(query, q, 2, true)
             }
         }

@@ -366,3 +366,55 @@ fn extra_listen_address_serves_everything() {
     let m = udp(extra, &query("www.example.com.", RecordType::A, None));
     assert_eq!(answers(&m), ["A 192.0.2.10"]);
 }
+
+#[test]
+fn a_name_asked_near_its_expiry_is_refreshed_before_it_expires() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    let started = Instant::now();
+    assert_eq!(
+        answers(&d.udp("five.example.com.", RecordType::A, None)),
+        ["A 192.0.2.15"]
+    );
+    assert_eq!(up.count("five.example.com."), 1);
+    // In the last tenth of the 5 s TTL: answered from the cache, and refreshed behind it.
+    std::thread::sleep(Duration::from_millis(4650).saturating_sub(started.elapsed()));
+    let m = d.udp("five.example.com.", RecordType::A, None);
+    assert!(m.answers[0].ttl <= 1, "still the first answer");
+    let refreshed = Instant::now();
+    while up.count("five.example.com.") < 2 {
+        assert!(
+            refreshed.elapsed() < Duration::from_millis(300),
+            "no prefetch before expiry"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Past the first answer's expiry: the prefetched one is served, no new upstream query.
+    std::thread::sleep(Duration::from_millis(5500).saturating_sub(started.elapsed()));
+    let m = d.udp("five.example.com.", RecordType::A, None);
+    assert!(m.answers[0].ttl >= 3, "the refreshed answer");
+    assert_eq!(up.count("five.example.com."), 2);
+    assert!(metric(&d, "mesos_dns_sidecar_prefetches_total") >= 1.0);
+}
+
+#[test]
+fn a_failed_name_is_answered_servfail_for_a_moment_without_asking_again() {
+    let up = FakeUpstream::start();
+    up.mode.servfail.store(true, Ordering::Relaxed);
+    let (d, _dir) = daemon_for(&[up.addr], json!({"servfailCacheSeconds": 2}));
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    let asked = up.count("www.example.com.");
+    assert!(asked >= 1);
+    up.mode.servfail.store(false, Ordering::Relaxed);
+    // Within the failure cache time: SERVFAIL at once, the upstream is not asked.
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(up.count("www.example.com."), asked);
+    assert!(metric(&d, "mesos_dns_sidecar_servfail_cache_hits_total") >= 1.0);
+    // After it: asked again, and answered.
+    std::thread::sleep(Duration::from_millis(2200));
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(up.count("www.example.com.") > asked);
+}

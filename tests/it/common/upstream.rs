@@ -115,6 +115,18 @@ fn answer(q: &Message) -> (ResponseCode, Vec<Record>, Vec<Record>, Vec<Record>, 
             vec![],
             false,
         ),
+        // A 5-second answer, for prefetching.
+        ("five.example.com.", RecordType::A) => (
+            ResponseCode::NoError,
+            vec![Record::from_rdata(
+                qn.clone(),
+                5,
+                RData::A(A::new(192, 0, 2, 15)),
+            )],
+            vec![],
+            vec![],
+            false,
+        ),
         ("alias.example.com.", RecordType::A) => (
             ResponseCode::NoError,
             vec![
