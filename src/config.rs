@@ -114,6 +114,10 @@ pub struct Config {
     pub mesos_https_on: bool,
     /// CA bundle for the master's certificate (`CACertFile`).
     pub ca_cert_file: String,
+    /// Client certificate (PEM) presented to masters that ask for one (`CertFile`).
+    pub cert_file: String,
+    /// The client certificate's private key (PEM) (`KeyFile`).
+    pub key_file: String,
     /// Basic credentials for the master (`mesosCredentials`).
     pub mesos_credentials: Option<Credentials>,
     /// Authentication mechanism toward the master: "", "basic" or "iam" (`mesosAuthentication`).
@@ -231,6 +235,8 @@ impl Default for Config {
             enumeration_on: true,
             mesos_https_on: false,
             ca_cert_file: String::new(),
+            cert_file: String::new(),
+            key_file: String::new(),
             mesos_credentials: None,
             mesos_authentication: String::new(),
             srv_record_default_weight: 1,
@@ -424,6 +430,10 @@ config_keys! {
     MesosHttpsOn = "MesosHTTPSOn", Origin::MesosDns(Field("MesosHTTPSOn"));
     /// CA certificate for the masters.
     CaCertFile = "CACertFile", Origin::MesosDns(Field("CACertFile"));
+    /// Client certificate for the masters.
+    CertFile = "CertFile", Origin::MesosDns(Field("CertFile"));
+    /// Client key for the masters.
+    KeyFile = "KeyFile", Origin::MesosDns(Field("KeyFile"));
     /// Basic-auth credentials for the masters.
     MesosCredentials = "mesosCredentials", Origin::MesosDns(Withheld("a secret: never echoed over HTTP"));
     /// Authentication mechanism for the masters.
@@ -587,6 +597,8 @@ impl Config {
             Key::EnumerationOn => self.enumeration_on = boolean(key, v)?,
             Key::MesosHttpsOn => self.mesos_https_on = boolean(key, v)?,
             Key::CaCertFile => self.ca_cert_file = string(key, v)?,
+            Key::CertFile => self.cert_file = string(key, v)?,
+            Key::KeyFile => self.key_file = string(key, v)?,
             Key::MesosCredentials => self.mesos_credentials = credentials(key, v)?,
             Key::MesosAuthentication => self.mesos_authentication = string(key, v)?,
             Key::SrvRecordDefaultWeight => self.srv_record_default_weight = uint(key, v)?,
@@ -717,6 +729,28 @@ impl Config {
         }
         if self.ip_sources.is_empty() {
             return Err(key_err("IPSources", "must list at least one source"));
+        }
+        if self.cert_file.is_empty() != self.key_file.is_empty() {
+            let key = if self.cert_file.is_empty() {
+                "CertFile"
+            } else {
+                "KeyFile"
+            };
+            return Err(key_err(
+                key,
+                "CertFile and KeyFile go together (the client certificate and its key)",
+            ));
+        }
+        for (key, path) in [
+            ("CACertFile", &self.ca_cert_file),
+            ("CertFile", &self.cert_file),
+            ("KeyFile", &self.key_file),
+        ] {
+            if !path.is_empty() {
+                if let Err(e) = std::fs::metadata(path) {
+                    return Err(key_err(key, format!("`{path}`: {e}")));
+                }
+            }
         }
         match self.mesos_authentication.as_str() {
             "" | "basic" => {}

@@ -50,7 +50,8 @@ pub struct MasterClient {
 }
 
 impl MasterClient {
-    /// A client configured from `masters`-related keys: HTTPS and CA, credentials, timeouts.
+    /// A client configured from `masters`-related keys: HTTPS, CA and client certificate,
+    /// credentials, timeouts.
     pub fn new(config: &Config) -> Result<MasterClient, FetchError> {
         let certs = if config.ca_cert_file.is_empty() {
             Vec::new()
@@ -62,10 +63,28 @@ impl MasterClient {
                 FetchError::Setup(format!("CACertFile {}: {e}", config.ca_cert_file))
             })?
         };
+        let identity = if config.cert_file.is_empty() {
+            None
+        } else {
+            let read = |path: &str, what: &str| {
+                std::fs::read(path).map_err(|e| FetchError::Setup(format!("{what} {path}: {e}")))
+            };
+            let mut pem = read(&config.cert_file, "CertFile")?;
+            pem.push(b'\n');
+            pem.extend(read(&config.key_file, "KeyFile")?);
+            Some(reqwest::Identity::from_pem(&pem).map_err(|e| {
+                FetchError::Setup(format!("CertFile/KeyFile {}: {e}", config.cert_file))
+            })?)
+        };
         let builder = || {
-            super::http_client::builder(config.mesos_https_on, &certs)
+            let b = super::http_client::builder(config.mesos_https_on, &certs)
                 .connect_timeout(Duration::from_secs(config.state_timeout_seconds.min(10)))
-                .redirect(reqwest::redirect::Policy::limited(5))
+                .redirect(reqwest::redirect::Policy::limited(5));
+            match &identity {
+                // Masters that verify clients (mutual TLS) get this certificate.
+                Some(id) => b.identity(id.clone()),
+                None => b,
+            }
         };
         let client = builder()
             .timeout(Duration::from_secs(config.state_timeout_seconds))

@@ -281,3 +281,135 @@ fn http_api_matches_mesos_dns_shapes_for_the_cluster_fixture() {
     assert!(body.contains("mesos_dns_sidecar_responses_total{rcode=\"0\"}"));
     assert_eq!(http_get(d.http, "/health").0, 200);
 }
+
+/// Runs openssl with `args` in `dir`; whether it succeeded.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> bool {
+    std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl.
+fn certificates(dir: &std::path::Path) -> bool {
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+        ],
+    ) && ["server", "client"].iter().all(|who| {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN={who}"),
+            ],
+        ) && openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        )
+    })
+}
+
+#[test]
+fn masters_that_verify_clients_get_the_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = (!certificates(dir.path())).then(|| "openssl cannot make certificates".into());
+    if !prerequisite_met("the mutual TLS test", missing) {
+        return;
+    }
+    // A master over TLS that requires a client certificate signed by the CA: openssl's
+    // s_server serving files (-WWW), so GET /master/state is the cluster document.
+    let port = free_port();
+    let mut doc = cluster_json();
+    doc["leader"] = format!("master@127.0.0.1:{port}").into();
+    std::fs::create_dir_all(dir.path().join("master")).unwrap();
+    std::fs::write(dir.path().join("master/state"), doc.to_string()).unwrap();
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-WWW",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+            "server.pem",
+            "-key",
+            "server.key",
+            "-CAfile",
+            "ca.pem",
+            "-Verify",
+            "1",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let base = json!({
+        "masters": [format!("127.0.0.1:{port}")],
+        "MesosHTTPSOn": true,
+        "CACertFile": path("ca.pem"),
+        "stream": false,
+        "refreshSeconds": 1,
+        "stateTimeoutSeconds": 2,
+        "stateFile": "",
+        "externalon": false,
+    });
+    let mut with_cert = base.clone();
+    with_cert["CertFile"] = path("client.pem").into();
+    with_cert["KeyFile"] = path("client.key").into();
+    let (d, _cfg) = start_with_config(with_cert, &[]);
+    let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 10.44.3.3"]);
+    drop(d);
+
+    // Without it, the master refuses the handshake: no state, so no answer for cluster names.
+    let (d, _cfg) = crate::common::start_with_config_unready(base, &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let m = d.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    let _ = server.kill();
+    let _ = server.wait();
+}

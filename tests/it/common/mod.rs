@@ -61,7 +61,14 @@ pub fn start(args: &[&str]) -> Daemon {
 
 /// Starts the binary with a config document (written to a temporary file, kept alive by the
 /// returned guard) serving the cluster fixture, plus `args`.
-pub fn start_with_config(
+pub fn start_with_config(config: serde_json::Value, args: &[&str]) -> (Daemon, tempfile::TempDir) {
+    let (d, dir) = start_with_config_unready(config, args);
+    d.wait_answering("leader.mesos.");
+    (d, dir)
+}
+
+/// As `start_with_config`, without waiting for the daemon to have cluster state.
+pub fn start_with_config_unready(
     mut config: serde_json::Value,
     args: &[&str],
 ) -> (Daemon, tempfile::TempDir) {
@@ -80,12 +87,19 @@ pub fn start_with_config(
     std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
     let mut all = vec!["--config", path.to_str().unwrap()];
     all.extend_from_slice(args);
-    let d = start_on(&all, free_port());
+    let d = spawn_on(&all, free_port());
     (d, dir)
 }
 
-/// Starts the binary on `port`.
+/// Starts the binary on `port` and waits until it answers cluster names.
 pub fn start_on(args: &[&str], port: u16) -> Daemon {
+    let d = spawn_on(args, port);
+    d.wait_answering("leader.mesos.");
+    d
+}
+
+/// Starts the binary on `port` without waiting for it.
+pub fn spawn_on(args: &[&str], port: u16) -> Daemon {
     let http_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
         .args(args)
@@ -104,13 +118,11 @@ pub fn start_on(args: &[&str], port: u16) -> Daemon {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start daemon");
-    let d = Daemon {
+    Daemon {
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         http: SocketAddr::from(([127, 0, 0, 1], http_port)),
-    };
-    d.wait_answering("leader.mesos.");
-    d
+    }
 }
 
 impl Daemon {
