@@ -439,9 +439,7 @@ config_keys! {
     /// Authentication mechanism for the masters.
     MesosAuthentication = "mesosAuthentication", Origin::MesosDns(Field("MesosAuthentication"));
     /// Per-zone upstreams.
-    ZoneResolvers = "ZoneResolvers", Origin::MesosDns(Withheld(
-        "a known gap: Mesos-DNS shows `ZoneResolvers` in /v1/config, this daemon does not yet"
-    ));
+    ZoneResolvers = "ZoneResolvers", Origin::MesosDns(Field("ZoneResolvers"));
     /// Serve a state document from disk.
     StateFile = "stateFile", Origin::Ours;
     /// The host's original resolv.conf, saved at install.

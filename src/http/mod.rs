@@ -293,6 +293,9 @@ async fn config(State(api): State<Api>, headers: HeaderMap) -> Response {
         "EnumerationOn": c.enumeration_on,
         "MesosHTTPSOn": c.mesos_https_on,
         "CACertFile": c.ca_cert_file,
+        "CertFile": c.cert_file,
+        "KeyFile": c.key_file,
+        "ZoneResolvers": c.zone_resolvers,
         "MesosAuthentication": c.mesos_authentication,
         "SRVRecordDefaultWeight": c.srv_record_default_weight,
     }))
