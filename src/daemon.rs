@@ -132,7 +132,7 @@ pub async fn start(
     ));
 
     if let (Some(doc), false) = (&seed, config.demo) {
-        if let Err(e) = publisher.publish(doc).await {
+        if let Err(e) = publisher.publish(doc.clone()).await {
             warn!(error = %e, "previous state not reusable after the reload");
         }
     }

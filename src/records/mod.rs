@@ -3,6 +3,7 @@
 pub mod generator;
 pub mod hash;
 pub mod labels;
+pub mod names;
 pub mod snapshot;
 
 #[cfg(test)]
