@@ -76,8 +76,7 @@ impl Running {
 
     /// The served state as a compact document, to seed a restarted daemon without a gap.
     pub fn state_document(&self) -> Option<Vec<u8>> {
-        let current = self.publisher.current()?;
-        serde_json::to_vec(&current.state).ok()
+        Some(self.publisher.current()?.document().to_vec())
     }
 
     /// The sockets this generation serves, by kind and address.
