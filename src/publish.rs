@@ -24,7 +24,9 @@ use crate::mesos::hosts::HostResolver;
 use crate::mesos::model::{State, StateError};
 use crate::metrics::Metrics;
 use crate::records::snapshot::{Enumeration, Stats};
-use crate::records::{build, enumerate, BuildError, HostAddrs, RecordSettings, Snapshot};
+use crate::records::{
+    enumerate, generate_records, BuildError, HostAddrs, RecordSettings, Snapshot,
+};
 
 /// Why a document did not become a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -402,9 +404,12 @@ impl Publisher {
         let (snapshot, document, hosts) = self
             .builder
             .run(move || -> Result<_, PublishError> {
-                let snapshot = build(&state, &settings, &hosts, serial)?;
+                let generated = generate_records(&state, &settings, &hosts, serial)?;
                 let document = serde_json::to_vec(&state).map_err(StateError::from)?;
-                Ok((snapshot, document.into_boxed_slice(), hosts))
+                // Freed before the snapshot's long-lived parts are allocated (see Generated).
+                drop(state);
+                release_free_memory();
+                Ok((generated.finish(), document.into_boxed_slice(), hosts))
             })
             .await??;
         let stats = snapshot.stats;

@@ -523,9 +523,43 @@ pub fn build(
     hosts: &HostAddrs,
     serial: u32,
 ) -> Result<Snapshot, BuildError> {
+    Ok(generate_records(state, settings, hosts, serial)?.finish())
+}
+
+/// The records of a state, generated but not yet made a snapshot: the first half of
+/// [`build`]. It no longer refers to the state, so a caller that is done with the state can
+/// free it before [`Generated::finish`] allocates the snapshot's long-lived parts, which then
+/// reuse the state's memory instead of landing above it (where they would keep the freed
+/// state's memory from returning to the system).
+pub struct Generated<'a> {
+    builder: Builder<'a>,
+    tasks: usize,
+    domain: Name,
+    soa: Soa,
+}
+
+/// Generates the records of `state` (see [`build`]).
+pub fn generate_records<'a>(
+    state: &State,
+    settings: &'a RecordSettings,
+    hosts: &HostAddrs,
+    serial: u32,
+) -> Result<Generated<'a>, BuildError> {
     let (domain, soa) = zone_names(settings, serial)?;
-    let (b, tasks, _) = generate(state, settings, hosts, false);
-    Ok(finish(b, domain, soa, tasks))
+    let (builder, tasks, _) = generate(state, settings, hosts, false);
+    Ok(Generated {
+        builder,
+        tasks,
+        domain,
+        soa,
+    })
+}
+
+impl Generated<'_> {
+    /// The snapshot of the generated records.
+    pub fn finish(self) -> Snapshot {
+        finish(self.builder, self.domain, self.soa, self.tasks)
+    }
 }
 
 /// Lists, per framework and task, the records each running task produced: the data of

@@ -10,6 +10,7 @@ pub mod snapshot;
 mod generator_tests;
 
 pub use generator::{
-    build, build_from_records, enumerate, BuildError, HostAddrs, ListedRecord, RecordSettings,
+    build, build_from_records, enumerate, generate_records, BuildError, Generated, HostAddrs,
+    ListedRecord, RecordSettings,
 };
 pub use snapshot::Snapshot;
