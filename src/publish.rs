@@ -486,6 +486,24 @@ mod tests {
     const DOC: &[u8] = br#"{"leader":"master@10.0.0.1:5050","frameworks":[],"slaves":[]}"#;
 
     #[tokio::test]
+    async fn a_panicking_build_job_fails_alone() {
+        let t = BuildThread::spawn();
+        let failed = t.run(|| -> u32 { panic!("a build defect") }).await;
+        assert!(matches!(failed, Err(PublishError::BuildFailed)));
+        assert_eq!(t.run(|| 7).await.unwrap(), 7, "the thread carries on");
+    }
+
+    #[tokio::test]
+    async fn the_served_state_is_kept_as_its_compact_document() {
+        let p = publisher(None);
+        p.publish(DOC).await.unwrap();
+        let current = p.current().unwrap();
+        let state = current.state().unwrap();
+        assert_eq!(state.leader, "master@10.0.0.1:5050");
+        assert_eq!(current.document(), serde_json::to_vec(&state).unwrap());
+    }
+
+    #[tokio::test]
     async fn bad_documents_keep_the_last_snapshot() {
         let p = publisher(None);
         p.publish(DOC).await.unwrap();
