@@ -1,7 +1,9 @@
 //! Snapshot build time and memory for synthetic states of 1k, 10k and 100k tasks.
 //!
 //! Run with `cargo bench --bench snapshot_build`. Memory is measured with a counting global
-//! allocator: the heap the finished snapshot holds, and the peak heap while building it.
+//! allocator: the heap the parsed state holds, the heap the finished snapshot holds, and the
+//! peak heap while building it. The last row is the footprint issue's shape
+//! (`synthetic::uniform_state_value`, 100,000 tasks).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,19 +51,46 @@ fn main() {
         RecordSettings::from_config(&Config::default(), vec!["10.0.0.53".parse().unwrap()]);
     let hosts = HostAddrs::new();
     println!(
-        "{:>8} {:>10} {:>12} {:>12} {:>10} {:>12} {:>14}",
-        "tasks", "json MiB", "parse ms", "build ms", "names", "snap MiB", "build peak MiB"
+        "{:>8} {:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>14}",
+        "tasks",
+        "shape",
+        "json MiB",
+        "parse ms",
+        "state MiB",
+        "build ms",
+        "names",
+        "snap MiB",
+        "build peak MiB"
     );
-    for &tasks in &[1_000usize, 10_000, 100_000] {
-        let doc = synthetic::state_json(tasks);
+    let cases = [
+        (1_000usize, "mixed"),
+        (10_000, "mixed"),
+        (100_000, "mixed"),
+        (100_000, "uniform"),
+    ];
+    for (tasks, shape) in cases {
+        let doc = match shape {
+            "mixed" => synthetic::state_json(tasks),
+            _ => serde_json::to_vec(&synthetic::uniform_state_value(
+                tasks,
+                10,
+                tasks / 50,
+                "renamed",
+            ))
+            .expect("serialise"),
+        };
         let runs = if tasks >= 100_000 { 3 } else { 7 };
 
         let mut parse = Vec::new();
         let mut state = None;
+        let mut state_bytes = 0;
         for _ in 0..runs {
+            drop(state.take());
+            let before = LIVE.load(Ordering::Relaxed);
             let t = Instant::now();
             let s = State::from_json(&doc).expect("synthetic state parses");
             parse.push(t.elapsed());
+            state_bytes = LIVE.load(Ordering::Relaxed) - before;
             state = Some(s);
         }
         let state = state.expect("at least one run");
@@ -82,10 +111,12 @@ fn main() {
             drop(snap);
         }
         println!(
-            "{:>8} {:>10.1} {:>12.1} {:>12.1} {:>10} {:>12.1} {:>14.1}",
+            "{:>8} {:>8} {:>10.1} {:>10.1} {:>12.1} {:>10.1} {:>10} {:>12.1} {:>14.1}",
             tasks,
+            shape,
             mib(doc.len()),
             median(parse).as_secs_f64() * 1e3,
+            mib(state_bytes),
             median(times).as_secs_f64() * 1e3,
             names,
             mib(snap_bytes),

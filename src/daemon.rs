@@ -77,8 +77,7 @@ impl Running {
 
     /// The served state as a compact document, to seed a restarted daemon without a gap.
     pub fn state_document(&self) -> Option<Vec<u8>> {
-        let current = self.publisher.current()?;
-        serde_json::to_vec(&current.state).ok()
+        Some(self.publisher.current()?.document().to_vec())
     }
 
     /// The sockets this generation serves, by kind and address.
@@ -133,7 +132,7 @@ pub async fn start(
     ));
 
     if let (Some(doc), false) = (&seed, config.demo) {
-        if let Err(e) = publisher.publish(doc).await {
+        if let Err(e) = publisher.publish(doc.clone()).await {
             warn!(error = %e, "previous state not reusable after the reload");
         }
     }

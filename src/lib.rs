@@ -19,7 +19,8 @@
 //!   ([`mesos::synthetic`]).
 //! - [`records`]: Mesos-DNS's naming rules: label sanitising ([`records::labels`]), the task
 //!   hash ([`records::hash`]), the generator ([`records::generator`]) and the immutable,
-//!   query-ready [`records::Snapshot`].
+//!   query-ready [`records::Snapshot`], whose names are stored once in one buffer
+//!   ([`records::names::NameTable`]).
 //! - [`publish`]: state document -> snapshot, swapped in atomically; the last good one stays
 //!   on any failure; persistence and the relay document.
 //! - [`dns`]: the responder for the cluster domain ([`dns::answer`], its wire-level fast path
@@ -62,9 +63,12 @@
 //! 2. The source hands the document to [`publish::Publisher::publish`] (or a parsed state to
 //!    [`publish::Publisher::publish_state`]): it parses [`mesos::model::State::from_json`],
 //!    resolves the hostnames the state names ([`mesos::hosts::HostResolver::resolve`]), builds
-//!    the records with [`records::build`] (Mesos-DNS's generator order and rules) on a
-//!    blocking thread, and swaps the new [`records::Snapshot`] into the store the responder
-//!    reads; a document that fails keeps the previous snapshot and is counted in `/metrics`.
+//!    the records with [`records::build`] (Mesos-DNS's generator order and rules), and swaps
+//!    the new [`records::Snapshot`] into the store the responder reads; parsing, building and
+//!    freeing the replaced state all run on one thread ([`publish::BuildThread`]) whose memory
+//!    is handed back to the system after each job. A document that fails keeps the previous
+//!    snapshot and is counted in `/metrics`. The served state is kept as its compact JSON
+//!    document ([`publish::Current`]) and parsed again only when an API needs it.
 //! 3. With `persistFile` the good document is written with [`publish::write_atomically`] and
 //!    served at the next start by [`publish::Publisher::load_persisted`]; the HTTP API reads
 //!    the same publisher for `/v1/axfr`, `/v1/enumerate` and the relay's `/v1/snapshot`.

@@ -13,15 +13,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::access::{Admission, ClientGuard};
 use super::answer::{Outcome, Responder, Transport};
 use super::forward::{Forwarder, Lookup};
-use super::udp_batch::{Batcher, BATCH};
+use super::udp_batch::{Batcher, UdpIo, BATCH};
 use crate::metrics::Metrics;
 
 /// Socket buffer size asked for on UDP listeners.
@@ -65,7 +65,7 @@ pub struct Handlers {
 
 /// Bound sockets of one listen address, ready to serve.
 pub struct Listeners {
-    udp: UdpSocket,
+    udp: UdpIo,
     tcp: TcpListener,
 }
 
@@ -90,14 +90,14 @@ impl Listeners {
         let _ = nix::sys::socket::setsockopt(&udp, nix::sys::socket::sockopt::RcvBuf, &UDP_BUFFER);
         let _ = nix::sys::socket::setsockopt(&udp, nix::sys::socket::sockopt::SndBuf, &UDP_BUFFER);
         Ok(Listeners {
-            udp: UdpSocket::from_std(udp)?,
+            udp: UdpIo::new(udp)?,
             tcp: TcpListener::from_std(tcp)?,
         })
     }
 
     /// The bound UDP address (useful when binding port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.udp.local_addr()
+        self.udp.get_ref().local_addr()
     }
 
     /// Serves both transports until the task running this is aborted (which stops both).
@@ -146,24 +146,16 @@ impl Drop for InFlightGuard {
     }
 }
 
-async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
+async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
     let forwarding = Arc::new(Semaphore::new(limits.max_forwarding));
     let mut batcher = Batcher::default();
     let mut received = Vec::with_capacity(BATCH);
     let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
     loop {
-        if let Err(e) = socket.readable().await {
-            debug!(error = %e, "udp readiness error");
+        if let Err(e) = socket.recv_batch(&mut batcher, &mut received).await {
+            // ICMP errors from earlier sends surface here on some systems; keep serving.
+            debug!(error = %e, "udp receive error");
             continue;
-        }
-        match socket.try_io(Interest::READABLE, || batcher.recv(&*socket, &mut received)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => {
-                // ICMP errors from earlier sends surface here on some systems; keep serving.
-                debug!(error = %e, "udp receive error");
-                continue;
-            }
         }
         for r in &received {
             Metrics::inc(&h.metrics.udp_queries);
@@ -230,35 +222,14 @@ async fn serve_udp(socket: Arc<UdpSocket>, h: Handlers, limits: ServerLimits) {
                 drop(in_flight);
             });
         }
-        send_all(&socket, &mut batcher, &mut replies).await;
+        socket
+            .send_batch(
+                &mut batcher,
+                &mut replies,
+                |e, peer| debug!(error = %e, %peer, "udp send error"),
+            )
+            .await;
     }
-}
-
-/// Sends every reply, batches at a time, waiting while the socket buffer is full; a reply the
-/// kernel refuses outright (unreachable peer) is dropped.
-async fn send_all(
-    socket: &UdpSocket,
-    batcher: &mut Batcher,
-    replies: &mut Vec<(Vec<u8>, SocketAddr)>,
-) {
-    let mut done = 0;
-    while done < replies.len() {
-        match socket.try_io(Interest::WRITABLE, || {
-            batcher.send(socket, &replies[done..])
-        }) {
-            Ok(n) => done += n.max(1),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if socket.writable().await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                debug!(error = %e, peer = %replies[done].1, "udp send error");
-                done += 1;
-            }
-        }
-    }
-    replies.clear();
 }
 
 async fn serve_tcp(listener: TcpListener, h: Handlers, limits: ServerLimits) {

@@ -4,11 +4,21 @@
 //! query. Taking every queued query in one call, answering them, and sending the answers in
 //! one call halves the system calls per query and lets the client's socket take a burst of
 //! answers per wake-up. At low load a batch is one datagram and costs what `recvfrom` does.
+//!
+//! [`UdpIo`] registers the socket with the runtime for readability only, so that a wake-up
+//! costs the floor of two system calls (`epoll_wait`, `recvmmsg`) plus the batch's
+//! `sendmmsg`: tokio's `UdpSocket` also watches writability, whose events wake the loop
+//! after every send, and it learns that the queue is empty only from a `recvmmsg` that
+//! finds nothing, where a short batch already says so.
 
 use std::io;
 use std::io::{IoSlice, IoSliceMut};
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use nix::sys::socket::{
     recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
@@ -61,8 +71,9 @@ impl Default for Batcher {
 
 impl Batcher {
     /// Takes the datagrams queued on `socket` (at least one, or `WouldBlock`) into `out`,
-    /// without waiting.
-    pub fn recv(&mut self, socket: &impl AsRawFd, out: &mut Vec<Received>) -> io::Result<()> {
+    /// without waiting; returns how many the kernel handed over (`out` skips those from an
+    /// address family we don't serve). Fewer than [`BATCH`] means the queue is now empty.
+    pub fn recv(&mut self, socket: &impl AsRawFd, out: &mut Vec<Received>) -> io::Result<usize> {
         out.clear();
         let mut slots = self.slots.iter_mut();
         let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
@@ -75,7 +86,9 @@ impl Batcher {
             None,
         )
         .map_err(io::Error::from)?;
+        let mut taken = 0;
         for (slot, r) in results.enumerate() {
+            taken += 1;
             // Datagrams from a family we don't serve can't arrive on an IP socket; skip them.
             let Some(peer) = r.address.as_ref().and_then(to_std) else {
                 continue;
@@ -87,7 +100,7 @@ impl Batcher {
                 truncated: r.flags.contains(MsgFlags::MSG_TRUNC),
             });
         }
-        Ok(())
+        Ok(taken)
     }
 
     /// The bytes of a datagram of the last `recv`.
@@ -119,6 +132,95 @@ impl Batcher {
         )
         .map_err(io::Error::from)?;
         Ok(sent.count())
+    }
+}
+
+/// How long a send waits before trying again when the socket's send buffer is full (the socket
+/// is not watched for writability, see [`UdpIo`]).
+const SEND_RETRY: Duration = Duration::from_millis(1);
+
+/// A non-blocking UDP socket registered with the runtime for readability only.
+pub struct UdpIo {
+    fd: AsyncFd<UdpSocket>,
+}
+
+impl UdpIo {
+    /// Registers `socket` (non-blocking) with the current runtime.
+    pub fn new(socket: UdpSocket) -> io::Result<UdpIo> {
+        // SAFETY: the `UdpSocket` owns its descriptor, which stays open and the same for as
+        // long as the `AsyncFd` owns the socket (nothing here hands the socket out mutably).
+        let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) };
+        Ok(UdpIo {
+            fd: fd.map_err(|e| e.into_parts().1)?,
+        })
+    }
+
+    /// The socket.
+    pub fn get_ref(&self) -> &UdpSocket {
+        self.fd.get_ref()
+    }
+
+    /// Waits for datagrams and takes a batch of them into `out` (at least one). A short batch
+    /// marks the socket not readable at once: the next wake-up comes from the next datagram's
+    /// event, not from a `recvmmsg` that finds the queue empty. (A datagram that arrives after
+    /// the `recvmmsg` raises a new event, which the runtime keeps: clearing only drops the
+    /// readiness this batch was taken under.)
+    pub async fn recv_batch(
+        &self,
+        batcher: &mut Batcher,
+        out: &mut Vec<Received>,
+    ) -> io::Result<()> {
+        loop {
+            let mut ready = self.fd.readable().await?;
+            match batcher.recv(self.fd.get_ref(), out) {
+                Ok(taken) => {
+                    if taken < BATCH {
+                        ready.clear_ready();
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends every reply, batches at a time; while the send buffer is full it waits
+    /// [`SEND_RETRY`] and tries again. A reply the kernel refuses outright (unreachable peer)
+    /// is dropped and reported to `refused`.
+    pub async fn send_batch(
+        &self,
+        batcher: &mut Batcher,
+        replies: &mut Vec<(Vec<u8>, SocketAddr)>,
+        mut refused: impl FnMut(&io::Error, SocketAddr),
+    ) {
+        let mut done = 0;
+        while done < replies.len() {
+            match batcher.send(self.fd.get_ref(), &replies[done..]) {
+                Ok(n) => done += n.max(1),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(SEND_RETRY).await
+                }
+                Err(e) => {
+                    refused(&e, replies[done].1);
+                    done += 1;
+                }
+            }
+        }
+        replies.clear();
+    }
+
+    /// Sends one datagram, waiting as [`UdpIo::send_batch`] does while the buffer is full.
+    pub async fn send_to(&self, bytes: &[u8], peer: SocketAddr) -> io::Result<()> {
+        loop {
+            match self.fd.get_ref().send_to(bytes, peer) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(SEND_RETRY).await
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -164,6 +266,40 @@ mod tests {
         assert_eq!(got.len(), 8, "the rest");
         let err = b.recv(&server, &mut got).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[tokio::test]
+    async fn a_short_batch_leaves_the_socket_waiting_for_the_next_datagram() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server.set_nonblocking(true).unwrap();
+        let to = server.local_addr().unwrap();
+        let io = UdpIo::new(server).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut b = Batcher::default();
+        let mut got = Vec::new();
+        for round in 0..3u8 {
+            client.send_to(&[round; 2], to).unwrap();
+            client.send_to(&[round; 3], to).unwrap();
+            let mut n = 0;
+            while n < 2 {
+                tokio::time::timeout(Duration::from_secs(2), io.recv_batch(&mut b, &mut got))
+                    .await
+                    .expect("datagrams queued after a short batch still wake the loop")
+                    .unwrap();
+                n += got.len();
+            }
+            assert_eq!(b.datagram(&got[got.len() - 1])[0], round);
+        }
+        let mut replies = vec![(vec![1u8; 4], client.local_addr().unwrap())];
+        io.send_batch(&mut b, &mut replies, |_, _| panic!("refused"))
+            .await;
+        assert!(replies.is_empty());
+        io.send_to(&[2u8; 5], client.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(client.recv(&mut buf).unwrap(), 4);
+        assert_eq!(client.recv(&mut buf).unwrap(), 5);
     }
 
     #[test]

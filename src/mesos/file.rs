@@ -58,7 +58,7 @@ impl Watcher {
                 self.missing_logged = false;
                 match tokio::fs::read(path).await {
                     Ok(bytes) => {
-                        if let Err(e) = publisher.publish(&bytes).await {
+                        if let Err(e) = publisher.publish(bytes).await {
                             warn!(path = %path.display(), error = %e, "state file rejected; keeping the last snapshot");
                         }
                     }

@@ -264,7 +264,7 @@ pub async fn follow(
                     info!(leader = %new_leader, "following the leading master");
                     leader = Some(new_leader.clone());
                 }
-                if let Err(e) = publisher.publish(&body).await {
+                if let Err(e) = publisher.publish(body).await {
                     warn!(error = %e, "master state rejected; keeping the last snapshot");
                 } else if failing {
                     info!("master state available again");

@@ -68,7 +68,7 @@ pub async fn follow(
     loop {
         match fetch(&client, &url, etag.as_deref(), token.as_deref(), max_bytes).await {
             Ok(Some((new_etag, state))) => {
-                match publisher.publish(&state).await {
+                match publisher.publish(state).await {
                     Ok(_) => etag = new_etag,
                     Err(e) => {
                         warn!(error = %e, "relay document rejected; keeping the last snapshot")

@@ -467,8 +467,10 @@ pub async fn follow_stream(
         Ok(None) => return StreamEnd::Unsupported,
         Err(e) => return StreamEnd::Broken(e.to_string()),
     };
-    let known = publisher.current();
-    let mut state = StreamState::new(leader, known.as_ref().map(|c| &c.state));
+    // Only framework PIDs are taken from the served state; the parsed copy is freed at once.
+    let known = publisher.current().and_then(|c| c.state().ok());
+    let mut state = StreamState::new(leader, known.as_ref());
+    drop(known);
     let mut records = RecordIo::new(max_record);
     let mut heartbeat = DEFAULT_HEARTBEAT;
     let mut publish_at: Option<Instant> = None;

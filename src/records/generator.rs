@@ -20,6 +20,7 @@ use hickory_proto::rr::Name;
 
 use super::hash::task_hash;
 use super::labels::LabelSpec;
+use super::names::NameTable;
 use super::snapshot::{
     EnumFramework, EnumRecord, EnumTask, Enumeration, Snapshot, Soa, Span, Spans, SrvRecord,
     SrvTarget, Stats,
@@ -103,23 +104,24 @@ enum Value {
     Srv(u32, u16),
 }
 
-#[derive(Default)]
-struct RawEntry {
-    a: Vec<Ipv4Addr>,
-    aaaa: Vec<Ipv6Addr>,
-    srv: Vec<(u32, u16)>,
-}
-
 type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
 type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 /// Accumulates records like Mesos-DNS's generator: name -> set of values, insertion ordered.
+///
+/// Names are interned once ([`NameTable`]) and records kept as one flat list of (name number,
+/// value) in insertion order: a large cluster costs a few large allocations instead of several
+/// per name. Duplicates are dropped when the snapshot is finished (first one kept, as if they
+/// had never been inserted), except while `eager` is set, when `insert` must tell at once
+/// whether a record is new.
 struct Builder<'a> {
     s: &'a RecordSettings,
-    names: Vec<Box<str>>,
-    name_idx: FastMap<Box<str>, u32>,
-    entries: FastMap<u32, RawEntry>,
+    names: NameTable,
+    records: Vec<(u32, Value)>,
+    /// Records inserted while `eager` was set.
     seen: FastSet<(u32, Value)>,
+    /// Whether `insert` checks for duplicates at once (and so reports them).
+    eager: bool,
     tail: String,
     /// Whether to record which task produced which record (only the enumeration API needs it).
     enumerate: bool,
@@ -135,11 +137,11 @@ fn ip_to_value(ip: IpAddr) -> Value {
     }
 }
 
-fn value_host(v: Value, names: &[Box<str>]) -> (String, &'static str) {
+fn value_host(v: Value, names: &NameTable) -> (String, &'static str) {
     match v {
         Value::A(ip) => (ip.to_string(), "A"),
         Value::Aaaa(ip) => (ip.to_string(), "AAAA"),
-        Value::Srv(t, port) => (format!("{}:{}", names[t as usize], port), "SRV"),
+        Value::Srv(t, port) => (format!("{}:{}", names.get(t), port), "SRV"),
     }
 }
 
@@ -147,38 +149,37 @@ impl<'a> Builder<'a> {
     fn new(s: &'a RecordSettings, enumerate: bool) -> Self {
         Builder {
             s,
-            names: Vec::new(),
-            name_idx: FastMap::default(),
-            entries: FastMap::default(),
+            names: NameTable::default(),
+            records: Vec::new(),
             seen: FastSet::default(),
+            eager: true,
             tail: format!(".{}.", s.domain),
             enumerate,
         }
     }
 
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.name_idx.get(name) {
-            return i;
-        }
-        let i = self.names.len() as u32;
-        self.names.push(name.into());
-        self.name_idx.insert(name.into(), i);
-        i
+        self.names.intern(name)
     }
 
-    /// Adds a record unless the same one exists; returns whether it was added.
+    /// Adds a record unless the same one exists; returns whether it was added. Without `eager`
+    /// it always says yes, and a duplicate is dropped when the snapshot is finished.
     fn insert(&mut self, name: &str, v: Value) -> bool {
         let n = self.intern(name);
-        if !self.seen.insert((n, v)) {
+        if self.eager && !self.seen.insert((n, v)) {
             return false;
         }
-        let e = self.entries.entry(n).or_default();
-        match v {
-            Value::A(ip) => e.a.push(ip),
-            Value::Aaaa(ip) => e.aaaa.push(ip),
-            Value::Srv(t, p) => e.srv.push((t, p)),
-        }
+        self.records.push((n, v));
         true
+    }
+
+    /// From here on, duplicates are dropped when the snapshot is finished rather than checked
+    /// at each insert, unless enumerating (which reports each task's new records).
+    fn defer_duplicates(&mut self) {
+        if !self.enumerate {
+            self.eager = false;
+            self.seen = FastSet::default();
+        }
     }
 
     fn insert_ip(&mut self, name: &str, ip: IpAddr) -> bool {
@@ -522,9 +523,43 @@ pub fn build(
     hosts: &HostAddrs,
     serial: u32,
 ) -> Result<Snapshot, BuildError> {
+    Ok(generate_records(state, settings, hosts, serial)?.finish())
+}
+
+/// The records of a state, generated but not yet made a snapshot: the first half of
+/// [`build`]. It no longer refers to the state, so a caller that is done with the state can
+/// free it before [`Generated::finish`] allocates the snapshot's long-lived parts, which then
+/// reuse the state's memory instead of landing above it (where they would keep the freed
+/// state's memory from returning to the system).
+pub struct Generated<'a> {
+    builder: Builder<'a>,
+    tasks: usize,
+    domain: Name,
+    soa: Soa,
+}
+
+/// Generates the records of `state` (see [`build`]).
+pub fn generate_records<'a>(
+    state: &State,
+    settings: &'a RecordSettings,
+    hosts: &HostAddrs,
+    serial: u32,
+) -> Result<Generated<'a>, BuildError> {
     let (domain, soa) = zone_names(settings, serial)?;
-    let (b, tasks, _) = generate(state, settings, hosts, false);
-    Ok(finish(b, domain, soa, tasks))
+    let (builder, tasks, _) = generate(state, settings, hosts, false);
+    Ok(Generated {
+        builder,
+        tasks,
+        domain,
+        soa,
+    })
+}
+
+impl Generated<'_> {
+    /// The snapshot of the generated records.
+    pub fn finish(self) -> Snapshot {
+        finish(self.builder, self.domain, self.soa, self.tasks)
+    }
 }
 
 /// Lists, per framework and task, the records each running task produced: the data of
@@ -544,6 +579,7 @@ fn generate<'a>(
     let slave_ips = b.slave_records(state, hosts);
     b.listener_records();
     b.master_records(&state.leader);
+    b.defer_duplicates();
     let (enumeration, tasks) = b.task_records(state, &slave_ips);
     (b, tasks, enumeration)
 }
@@ -568,6 +604,7 @@ pub fn build_from_records(
 ) -> Result<Snapshot, BuildError> {
     let (domain, soa) = zone_names(settings, serial)?;
     let mut b = Builder::new(settings, false);
+    b.defer_duplicates();
     for r in records {
         match r {
             ListedRecord::A(n, ip) => b.insert(n, Value::A(*ip)),
@@ -592,97 +629,132 @@ fn span(start: usize, len: usize) -> Span {
     }
 }
 
+/// The records of one owner name, in insertion order, without duplicates (the first of each
+/// kept, as Mesos-DNS's generator keeps it).
+fn dedup_group(group: &[(u32, Value)], out: &mut Vec<Value>) {
+    out.clear();
+    if group.len() <= 32 {
+        for &(_, v) in group {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    } else {
+        let mut seen = FastSet::default();
+        out.extend(group.iter().map(|&(_, v)| v).filter(|&v| seen.insert(v)));
+    }
+}
+
 fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
-    let apex = format!("{}.", b.s.domain);
-    let in_zone = |n: &str| n == apex || n.ends_with(&b.tail);
+    let Builder {
+        s: settings,
+        names,
+        mut records,
+        tail,
+        ..
+    } = b;
+    let apex = format!("{}.", settings.domain);
+    let in_zone = |n: &str| n == apex || n.ends_with(&tail);
     let mut stats = Stats {
         tasks,
         ..Stats::default()
     };
 
-    // Owner names, in name-table order so the result is deterministic.
-    let mut owners: Vec<u32> = b.entries.keys().copied().collect();
-    owners.sort_unstable();
-    let mut index: FastMap<Box<str>, u32> = FastMap::default();
-    index.reserve(owners.len() * 2);
-    let mut kept: Vec<u32> = Vec::with_capacity(owners.len());
-    for n in owners {
-        let text = &b.names[n as usize];
-        if !in_zone(text) || !is_servable(text) || Name::from_ascii(&**text).is_err() {
+    // Owner names, in name-table order so the result is deterministic; a stable sort keeps
+    // each name's records in insertion order.
+    records.sort_by_key(|&(n, _)| n);
+    let groups: Vec<&[(u32, Value)]> = records.chunk_by(|x, y| x.0 == y.0).collect();
+    let mut index = NameTable::with_capacity(groups.len() + groups.len() / 2);
+    let mut kept: Vec<&[(u32, Value)]> = Vec::with_capacity(groups.len());
+    for group in groups {
+        let text = names.get(group[0].0);
+        if !in_zone(text) || !is_servable(text) || Name::from_ascii(text).is_err() {
             stats.dropped_names += 1;
             continue;
         }
-        index.insert(text.clone(), kept.len() as u32);
-        kept.push(n);
+        index.intern(text);
+        kept.push(group);
     }
 
-    let mut spans = Vec::with_capacity(kept.len() * 2);
+    let mut spans = Vec::with_capacity(kept.len() + kept.len() / 2);
     let (mut a, mut aaaa, mut srv) = (Vec::new(), Vec::new(), Vec::new());
     let mut targets: Vec<SrvTarget> = Vec::new();
     let mut target_idx: FastMap<u32, u32> = FastMap::default();
-    for &n in &kept {
-        let raw = &b.entries[&n];
-        let a_span = span(a.len(), raw.a.len());
-        a.extend_from_slice(&raw.a);
-        let aaaa_span = span(aaaa.len(), raw.aaaa.len());
-        aaaa.extend_from_slice(&raw.aaaa);
-        let srv_start = srv.len();
-        for &(t, port) in &raw.srv {
-            let ti = match target_idx.get(&t) {
-                Some(&ti) => ti,
-                None => {
-                    let text = &b.names[t as usize];
-                    let Ok(name) = Name::from_ascii(&**text) else {
-                        continue;
+    let mut values = Vec::new();
+    for group in &kept {
+        dedup_group(group, &mut values);
+        let (a_start, aaaa_start, srv_start) = (a.len(), aaaa.len(), srv.len());
+        for &v in &values {
+            match v {
+                Value::A(ip) => a.push(ip),
+                Value::Aaaa(ip) => aaaa.push(ip),
+                Value::Srv(t, port) => {
+                    let ti = match target_idx.get(&t) {
+                        Some(&ti) => ti,
+                        None => {
+                            let text = names.get(t);
+                            let Ok(name) = Name::from_ascii(text) else {
+                                continue;
+                            };
+                            let ti = targets.len() as u32;
+                            targets.push(SrvTarget {
+                                name,
+                                entry: index.find(text),
+                            });
+                            target_idx.insert(t, ti);
+                            ti
+                        }
                     };
-                    let ti = targets.len() as u32;
-                    targets.push(SrvTarget {
-                        name,
-                        entry: index.get(&**text).copied(),
-                    });
-                    target_idx.insert(t, ti);
-                    ti
+                    srv.push(SrvRecord { target: ti, port });
                 }
-            };
-            srv.push(SrvRecord { target: ti, port });
+            }
         }
         spans.push(Spans {
-            a: a_span,
-            aaaa: aaaa_span,
+            a: span(a_start, a.len() - a_start),
+            aaaa: span(aaaa_start, aaaa.len() - aaaa_start),
             srv: span(srv_start, srv.len() - srv_start),
         });
     }
     stats.a = a.len();
     stats.aaaa = aaaa.len();
     stats.srv = srv.len();
+    let owners: Vec<u32> = kept.iter().map(|g| g[0].0).collect();
+    drop(kept);
+    drop(records);
 
     // Empty non-terminals: every ancestor of a name, up to and including the apex, exists.
-    for &n in &kept {
-        let mut cur = parent(&b.names[n as usize]);
+    for &n in &owners {
+        let mut cur = parent(names.get(n));
         while let Some(p) = cur.filter(|p| in_zone(p)) {
-            if index.contains_key(p) {
+            if index.find(p).is_some() {
                 break;
             }
-            index.insert(p.into(), spans.len() as u32);
+            index.intern(p);
             spans.push(Spans::default());
             cur = parent(p);
         }
     }
-    if !index.contains_key(apex.as_str()) {
-        index.insert(apex.as_str().into(), spans.len() as u32);
+    if index.find(&apex).is_none() {
+        index.intern(&apex);
         spans.push(Spans::default());
     }
     stats.names = spans.len();
+    index.shrink_to_fit();
+    spans.shrink_to_fit();
+    a.shrink_to_fit();
+    aaaa.shrink_to_fit();
+    srv.shrink_to_fit();
+    targets.shrink_to_fit();
 
     Snapshot {
         ns: soa.mname.clone(),
         domain,
-        ttl: b.s.ttl,
-        srv_weight: b.s.srv_weight,
+        ttl: settings.ttl,
+        srv_weight: settings.srv_weight,
         soa,
         built_at: SystemTime::now(),
         stats,
-        index,
+        names: index,
         spans,
         a,
         aaaa,

@@ -4,12 +4,13 @@
 //! API share it through an atomic pointer swap, so a query never waits on a rebuild and never
 //! sees half of one. Lookups are one hash probe on the lowercase name.
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::SystemTime;
 
 use hickory_proto::rr::Name;
 use serde::Serialize;
+
+use super::names::NameTable;
 
 /// A run of records in one of the snapshot's record arrays.
 #[derive(Debug, Clone, Copy, Default)]
@@ -145,8 +146,9 @@ pub struct Stats {
 
 /// The cluster's names and records at one point in time.
 ///
-/// Records live in flat arrays indexed by spans, so a snapshot of a large cluster is a handful
-/// of allocations rather than several per name.
+/// Owner names live end to end in one buffer ([`NameTable`], numbered like the spans) and
+/// records in flat arrays indexed by spans, so a snapshot of a large cluster is a handful of
+/// allocations rather than several per name.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The cluster domain, lowercase, fully qualified.
@@ -163,7 +165,8 @@ pub struct Snapshot {
     pub built_at: SystemTime,
     /// Counts.
     pub stats: Stats,
-    pub(crate) index: HashMap<Box<str>, u32, ahash::RandomState>,
+    /// Owner names; name number `i` has the records of `spans[i]`.
+    pub(crate) names: NameTable,
     pub(crate) spans: Vec<Spans>,
     pub(crate) a: Vec<Ipv4Addr>,
     pub(crate) aaaa: Vec<Ipv6Addr>,
@@ -174,7 +177,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Finds a name given as lowercase text with trailing dot (`web.marathon.mesos.`).
     pub fn lookup(&self, key: &str) -> Option<Entry<'_>> {
-        self.index.get(key).map(|&i| self.entry(i))
+        self.names.find(key).map(|i| self.entry(i))
     }
 
     /// The entry at an index taken from an `SrvTarget`.
@@ -194,7 +197,7 @@ impl Snapshot {
 
     /// Every owner name (lowercase, trailing dot) with its records, in no particular order.
     pub fn names(&self) -> impl Iterator<Item = (&str, Entry<'_>)> {
-        self.index.iter().map(|(k, &i)| (&**k, self.entry(i)))
+        self.names.iter().map(|(i, name)| (name, self.entry(i)))
     }
 
     /// Whether `name` is the domain apex.
