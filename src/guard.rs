@@ -34,6 +34,24 @@ pub struct GuardSettings {
     pub interval: Duration,
     /// How long the daemon may not answer before the host falls back.
     pub fail_after: Duration,
+    /// The daemon's systemd unit: while systemd reports it starting (loading its state) or
+    /// stopping (a restart in progress), its silence is expected and the fallback waits, up
+    /// to `busy_max`; a crashed, failing or stopped unit gets no such grace.
+    pub unit: Option<String>,
+    /// The longest a starting or stopping unit may stay silent before the host falls back.
+    pub busy_max: Duration,
+}
+
+/// systemd sub-states in which the daemon is expected not to answer for a while: its main
+/// process is loading state before READY, stopping (draining, then the restart), or reloading.
+const BUSY_SUBSTATES: &[&str] = &["start", "stop", "stop-sigterm", "stop-watchdog", "reload"];
+
+/// Whether systemd reports `unit` in the middle of a start, stop or reload.
+fn unit_busy(unit: &str) -> bool {
+    std::process::Command::new("systemctl")
+        .args(["show", "--property=SubState", "--value", unit])
+        .output()
+        .is_ok_and(|o| BUSY_SUBSTATES.contains(&String::from_utf8_lossy(&o.stdout).trim()))
 }
 
 /// Asks the daemon for its zone's SOA and waits up to `wait` for any answer to this probe or
@@ -148,6 +166,13 @@ pub fn decide(mode: Mode, alive: bool, down_for: Duration, fail_after: Duration)
     }
 }
 
+/// Whether a due fallback waits: the daemon has been silent for `silent`, less than
+/// `busy_max`, and systemd says it is starting, stopping or reloading (`busy`, asked only
+/// then).
+pub fn hold_fallback(silent: Duration, busy_max: Duration, busy: impl FnOnce() -> bool) -> bool {
+    silent < busy_max && busy()
+}
+
 /// Runs the guard forever.
 pub fn run(paths: &Paths, settings: &GuardSettings) -> ! {
     let mut prober = Prober::new(settings.daemon, settings.zone.clone());
@@ -160,7 +185,14 @@ pub fn run(paths: &Paths, settings: &GuardSettings) -> ! {
             last_alive = Instant::now();
         }
         let mode = resolvconf::mode(paths);
-        if let Some(to) = decide(mode, alive, last_alive.elapsed(), settings.fail_after) {
+        let mut decision = decide(mode, alive, last_alive.elapsed(), settings.fail_after);
+        if decision == Some(Mode::Fallback) {
+            let busy = || settings.unit.as_deref().is_some_and(unit_busy);
+            if hold_fallback(last_alive.elapsed(), settings.busy_max, busy) {
+                decision = None;
+            }
+        }
+        if let Some(to) = decision {
             match resolvconf::switch(paths, to, &settings.nameservers) {
                 Ok(true) if to == Mode::Fallback => warn!(
                     down_ms = last_alive.elapsed().as_millis() as u64,
@@ -180,6 +212,20 @@ mod tests {
     use super::*;
 
     const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_starting_daemon_gets_grace_up_to_a_bound() {
+        let max = Duration::from_secs(15);
+        assert!(hold_fallback(S, max, || true), "starting: wait");
+        assert!(
+            !hold_fallback(S, max, || false),
+            "crashed or failed: no grace"
+        );
+        assert!(
+            !hold_fallback(16 * S, max, || panic!("not asked")),
+            "bounded"
+        );
+    }
 
     #[test]
     fn decisions() {

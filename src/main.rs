@@ -103,11 +103,18 @@ enum ResolvconfAction {
         #[arg(long)]
         check: Option<SocketAddr>,
         /// Milliseconds between probes.
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 250)]
         interval_ms: u64,
         /// Milliseconds without an answer before the host falls back.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 750)]
         fail_after_ms: u64,
+        /// The daemon's systemd unit: while it is starting (loading state), stopping or
+        /// reloading, the fallback waits up to --busy-max-ms.
+        #[arg(long)]
+        unit: Option<String>,
+        /// The longest a starting, stopping or reloading unit may stay silent, milliseconds.
+        #[arg(long, default_value_t = 15000)]
+        busy_max_ms: u64,
     },
     /// Replace the saved original with new content (from a file, or - for standard input):
     /// what the DHCP and NetworkManager hooks call when the network hands out new resolvers.
@@ -178,6 +185,8 @@ fn resolvconf_command(cli: &Cli, action: &ResolvconfAction, paths: &resolvconf::
             check,
             interval_ms,
             fail_after_ms,
+            unit,
+            busy_max_ms,
         } => {
             let (daemon, zone) = probe_target(cli, *check);
             guard::run(
@@ -188,6 +197,8 @@ fn resolvconf_command(cli: &Cli, action: &ResolvconfAction, paths: &resolvconf::
                     nameservers: nameservers.clone(),
                     interval: Duration::from_millis((*interval_ms).max(50)),
                     fail_after: Duration::from_millis(*fail_after_ms),
+                    unit: unit.clone(),
+                    busy_max: Duration::from_millis(*busy_max_ms),
                 },
             )
         }
