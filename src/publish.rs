@@ -263,13 +263,22 @@ impl Publisher {
         &self.settings
     }
 
-    /// Seconds since the served state was produced by its source.
+    /// Time since the source last delivered the served state or confirmed it still holds
+    /// (`None` while nothing is served): what `staleAfterSeconds` and the age gauge measure.
     pub fn age(&self) -> Option<Duration> {
-        self.current().map(|c| {
-            SystemTime::now()
-                .duration_since(c.as_of)
-                .unwrap_or_default()
-        })
+        self.store.load().as_ref()?;
+        self.updated_at
+            .load()
+            .as_deref()
+            .map(|at| SystemTime::now().duration_since(*at).unwrap_or_default())
+    }
+
+    /// Records that the source confirmed the served state is still current without sending
+    /// a new one (an event stream's heartbeat), so a quiet cluster does not look stale.
+    pub fn confirm(&self) {
+        if self.store.load().is_some() {
+            self.updated_at.store(Some(Arc::new(SystemTime::now())));
+        }
     }
 
     /// The last rejection, if the last document was rejected.
