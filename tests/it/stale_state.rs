@@ -1,10 +1,12 @@
 //! `staleAfterSeconds`: once the masters stop answering for longer than that, cluster answers
 //! carry the Extended DNS Error "Stale Answer" (RFC 8914) and `/ready` answers 503; a state
-//! from the master clears both.
+//! from the master, or a heartbeat on its event stream, clears both.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::common::master::{cluster_json, http_get, FakeMaster, Mode};
+use crate::common::stream_master::{v1_task, StreamingMaster};
 use crate::common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
@@ -126,4 +128,36 @@ fn off_by_default_however_old_the_state() {
     assert_eq!(answers(&m), ["A 10.44.3.3"]);
     assert_eq!(extended_error(&m), None);
     assert_eq!(http_get(d.http, "/ready").0, 200);
+}
+
+#[test]
+fn a_heartbeat_on_the_event_stream_confirms_the_state() {
+    let get_state = json!({
+        "get_frameworks": {"frameworks": [{"framework_info": {"id": {"value": "fw-1"}, "name": "marathon", "hostname": "m"}}]},
+        "get_agents": {"agents": [{"agent_info": {"id": {"value": "agent-1"}, "hostname": "a1"}, "pid": "slave(1)@10.0.1.1:5051"}]},
+        "get_tasks": {"tasks": [v1_task("web.1", "web", "agent-1", "TASK_RUNNING")]}});
+    let master = StreamingMaster::start(15.0, get_state, |me| {
+        json!({
+            "leader": format!("master@{me}"),
+            "frameworks": [{"id": "fw-1", "name": "marathon", "pid": format!("scheduler(1)@{me}"), "tasks": []}],
+            "slaves": [{"id": "agent-1", "pid": "slave(1)@10.0.1.1:5051"}],
+        })
+    });
+    let (d, _dir) = start_with_config(
+        json!({"masters": [master.addr.to_string()], "refreshSeconds": 60, "stateFile": "",
+               "externalon": false, "staleAfterSeconds": 2}),
+        &[],
+    );
+    d.wait_answering("web.marathon.mesos.");
+    // A quiet stream without heartbeats: the state ages past staleAfterSeconds.
+    wait_edns(&d, "web.marathon.mesos.", |m| {
+        extended_error(m).map(|e| e.0) == Some(3)
+    });
+    assert_eq!(http_get(d.http, "/ready").0, 503);
+    // A heartbeat says the master still stands behind it: fresh again, nothing rebuilt.
+    master.send(json!({"type": "HEARTBEAT"}));
+    let m = wait_edns(&d, "web.marathon.mesos.", |m| extended_error(m).is_none());
+    assert_eq!(answers(&m), ["A 10.0.1.1"]);
+    assert_eq!(http_get(d.http, "/ready").0, 200);
+    assert_eq!(master.subscriptions.load(Ordering::Relaxed), 1);
 }
