@@ -612,4 +612,28 @@ mod tests {
             .is_some());
         assert!(restarted.age().unwrap() < Duration::from_secs(60));
     }
+
+    /// A persisted state is as old as its file (so `staleAfterSeconds` flags it at start);
+    /// a source's confirmation makes it fresh; nothing served means no age to confirm.
+    #[tokio::test]
+    async fn age_counts_from_the_persisted_file_until_a_source_confirms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last.json");
+        publisher(Some(path.clone())).publish(DOC).await.unwrap();
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+
+        let restarted = publisher(Some(path));
+        restarted.confirm();
+        assert_eq!(restarted.age(), None, "nothing served, nothing confirmed");
+        restarted.load_persisted().await.unwrap();
+        assert!(restarted.age().unwrap() >= Duration::from_secs(3600));
+        restarted.confirm();
+        assert!(restarted.age().unwrap() < Duration::from_secs(60));
+    }
 }
