@@ -176,6 +176,13 @@ pub struct Config {
     /// Our key `readyAfterSeconds`: how long to wait for cluster state before telling systemd
     /// the daemon is ready anyway.
     pub ready_after_seconds: u64,
+    /// Our key `staleAfterSeconds`: when the served cluster state is older than this, answers
+    /// for cluster names carry the Extended DNS Error "Stale Answer" and `/ready` answers 503
+    /// (0, the default, never signals staleness).
+    pub stale_after_seconds: u64,
+    /// Our key `maxUdpAnswers`: over UDP, an A or AAAA answer set larger than this is answered
+    /// with a random subset of this size; TCP gets the whole set (0, the default, never caps).
+    pub max_udp_answers: usize,
     /// Our key `maxStateBytes`: state documents larger than this are rejected.
     pub max_state_bytes: u64,
     /// Our key `allowClients`: DNS and HTTP clients answered, besides loopback (default `["local"]`: every
@@ -260,6 +267,8 @@ impl Default for Config {
             stream: true,
             max_state_bytes: 256 * 1024 * 1024,
             ready_after_seconds: 30,
+            stale_after_seconds: 0,
+            max_udp_answers: 0,
             tcp_max_connections: 512,
             tcp_idle_timeout_seconds: 10,
             allow_clients: vec![ClientRule::LocalSubnets],
@@ -478,6 +487,10 @@ config_keys! {
     MaxStateBytes = "maxStateBytes", Origin::Ours;
     /// Ready without a snapshot after this long.
     ReadyAfterSeconds = "readyAfterSeconds", Origin::Ours;
+    /// Signal answers from a state older than this as stale.
+    StaleAfterSeconds = "staleAfterSeconds", Origin::Ours;
+    /// Largest A/AAAA answer set sent over UDP.
+    MaxUdpAnswers = "maxUdpAnswers", Origin::Ours;
     /// Open TCP connection cap.
     TcpMaxConnections = "tcpMaxConnections", Origin::Ours;
     /// Idle TCP connection timeout.
@@ -623,6 +636,8 @@ impl Config {
             }
             Key::MaxStateBytes => self.max_state_bytes = uint(key, v)?,
             Key::ReadyAfterSeconds => self.ready_after_seconds = uint(key, v)?,
+            Key::StaleAfterSeconds => self.stale_after_seconds = uint(key, v)?,
+            Key::MaxUdpAnswers => self.max_udp_answers = uint(key, v)?,
             Key::TcpMaxConnections => self.tcp_max_connections = uint(key, v)?,
             Key::TcpIdleTimeoutSeconds => self.tcp_idle_timeout_seconds = uint(key, v)?,
             Key::Stream => self.stream = boolean(key, v)?,

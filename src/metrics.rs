@@ -72,6 +72,10 @@ pub struct Metrics {
     pub rate_limit_slips: AtomicU64,
     /// ANY queries over UDP from non-loopback clients answered with TC (RFC 8482).
     pub any_truncated: AtomicU64,
+    /// Cluster answers marked with the Extended DNS Error "Stale Answer" (`staleAfterSeconds`).
+    pub stale_cluster_answers: AtomicU64,
+    /// UDP A/AAAA answers cut to a random subset of `maxUdpAnswers` records.
+    pub capped_answers: AtomicU64,
     /// Upstream answers rejected as malformed (bad names, compression loops).
     pub upstream_bad_answers: AtomicU64,
     /// HTTP connections closed on accept because `httpMaxConnections` were open.
@@ -142,6 +146,8 @@ impl Metrics {
             rate_limited_responses => "rate_limited_responses_total", "UDP responses dropped by rate limiting.";
             rate_limit_slips => "rate_limit_slips_total", "Rate-limited UDP responses sent truncated (slip).";
             any_truncated => "any_truncated_total", "ANY queries over UDP from non-loopback clients answered with TC.";
+            stale_cluster_answers => "stale_cluster_answers_total", "Cluster answers marked stale (Extended DNS Error 3) because the state is older than staleAfterSeconds.";
+            capped_answers => "capped_udp_answers_total", "UDP A/AAAA answer sets cut to maxUdpAnswers records.";
             upstream_bad_answers => "upstream_bad_answers_total", "Upstream answers rejected as malformed.";
             http_connections_rejected => "http_connections_rejected_total", "HTTP connections over the limit.";
             http_clients_refused => "http_clients_refused_total", "HTTP connections from clients not allowed (403).";

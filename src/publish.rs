@@ -263,13 +263,22 @@ impl Publisher {
         &self.settings
     }
 
-    /// Seconds since the served state was produced by its source.
+    /// Time since the source last delivered the served state or confirmed it still holds
+    /// (`None` while nothing is served): what `staleAfterSeconds` and the age gauge measure.
     pub fn age(&self) -> Option<Duration> {
-        self.current().map(|c| {
-            SystemTime::now()
-                .duration_since(c.as_of)
-                .unwrap_or_default()
-        })
+        self.store.load().as_ref()?;
+        self.updated_at
+            .load()
+            .as_deref()
+            .map(|at| SystemTime::now().duration_since(*at).unwrap_or_default())
+    }
+
+    /// Records that the source confirmed the served state is still current without sending
+    /// a new one (an event stream's heartbeat), so a quiet cluster does not look stale.
+    pub fn confirm(&self) {
+        if self.store.load().is_some() {
+            self.updated_at.store(Some(Arc::new(SystemTime::now())));
+        }
     }
 
     /// The last rejection, if the last document was rejected.
@@ -601,6 +610,30 @@ mod tests {
             .unwrap()
             .lookup("leader.mesos.")
             .is_some());
+        assert!(restarted.age().unwrap() < Duration::from_secs(60));
+    }
+
+    /// A persisted state is as old as its file (so `staleAfterSeconds` flags it at start);
+    /// a source's confirmation makes it fresh; nothing served means no age to confirm.
+    #[tokio::test]
+    async fn age_counts_from_the_persisted_file_until_a_source_confirms() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last.json");
+        publisher(Some(path.clone())).publish(DOC).await.unwrap();
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+
+        let restarted = publisher(Some(path));
+        restarted.confirm();
+        assert_eq!(restarted.age(), None, "nothing served, nothing confirmed");
+        restarted.load_persisted().await.unwrap();
+        assert!(restarted.age().unwrap() >= Duration::from_secs(3600));
+        restarted.confirm();
         assert!(restarted.age().unwrap() < Duration::from_secs(60));
     }
 }

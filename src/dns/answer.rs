@@ -6,9 +6,11 @@
 //! with Mesos-DNS's record values.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
@@ -48,6 +50,21 @@ pub enum Outcome {
 /// IP fragmentation on ordinary paths).
 pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 1232;
 
+/// The EDNS option code of an Extended DNS Error (RFC 8914 section 2).
+const EDNS_EDE: u16 = 15;
+/// The Extended DNS Error INFO-CODE "Stale Answer" (RFC 8914 section 4.4).
+const EDE_STALE_ANSWER: u16 = 3;
+
+/// How old the served cluster state is (`None` when nothing is served); shared with whatever
+/// publishes the snapshots, so the responder can tell a stale answer without knowing the source.
+pub type StateAge = Arc<dyn Fn() -> Option<Duration> + Send + Sync>;
+
+/// When answers count as stale, and how to tell the state's age.
+struct Staleness {
+    after: Duration,
+    age: StateAge,
+}
+
 /// Answers requests from the current snapshot.
 pub struct Responder {
     snapshot: Arc<ArcSwapOption<Snapshot>>,
@@ -58,6 +75,10 @@ pub struct Responder {
     recursion_available: bool,
     forwarding: bool,
     max_udp_payload: u16,
+    /// `staleAfterSeconds`: `None` never signals staleness.
+    staleness: Option<Staleness>,
+    /// `maxUdpAnswers`: 0 never caps.
+    max_udp_answers: usize,
 }
 
 impl Responder {
@@ -78,7 +99,39 @@ impl Responder {
             recursion_available,
             forwarding,
             max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
+            staleness: None,
+            max_udp_answers: 0,
         })
+    }
+
+    /// Marks answers for cluster names with the Extended DNS Error "Stale Answer" (RFC 8914,
+    /// to clients that sent EDNS) while `age` reports the served state older than `after`,
+    /// so clients and operators can tell an answer from a state the masters no longer confirm.
+    /// A zero `after` turns the signal off.
+    pub fn with_stale_after(mut self, after: Duration, age: StateAge) -> Responder {
+        self.staleness = (!after.is_zero()).then_some(Staleness { after, age });
+        self
+    }
+
+    /// Caps A and AAAA answer sets sent over UDP at `max` records, a random subset each time
+    /// (names like `slave.mesos` on big clusters otherwise truncate and force TCP retries); TCP
+    /// still gets the whole set. Zero turns the cap off.
+    pub fn with_max_udp_answers(mut self, max: usize) -> Responder {
+        self.max_udp_answers = max;
+        self
+    }
+
+    /// The served state's age when it is older than `staleAfterSeconds`.
+    fn stale_age(&self) -> Option<Duration> {
+        let s = self.staleness.as_ref()?;
+        (s.age)().filter(|age| *age > s.after)
+    }
+
+    /// Whether answers to `qtype` over `transport` are capped by `maxUdpAnswers`.
+    fn caps(&self, transport: Transport, qtype: RecordType) -> bool {
+        self.max_udp_answers > 0
+            && transport == Transport::Udp
+            && matches!(qtype, RecordType::A | RecordType::AAAA)
     }
 
     /// Decides what to do with one request packet: answer it (cluster names and errors),
@@ -125,6 +178,22 @@ impl Responder {
             return None;
         }
         let snapshot = self.snapshot.load();
+        // Stale answers carry an EDE and capped answer sets are cut: both on the general path.
+        if self.stale_age().is_some() {
+            return None;
+        }
+        let qtype = RecordType::from(question.qtype);
+        if self.caps(transport, qtype) {
+            let key = std::str::from_utf8(&question.name_lower).ok()?;
+            let entry = snapshot.as_deref()?.lookup(key);
+            let size = entry.map_or(0, |e| match qtype {
+                RecordType::A => e.a.len(),
+                _ => e.aaaa.len(),
+            });
+            if size > self.max_udp_answers {
+                return None;
+            }
+        }
         let req = fast::Request {
             edns: edns.present,
             dnssec_ok: edns.dnssec_ok,
@@ -217,6 +286,18 @@ impl Responder {
         resp.metadata.authoritative = true;
         resp.metadata.recursion_available = self.recursion_available;
         let rcode = answer(&snapshot, qname, query.query_type(), &mut resp);
+        if self.caps(transport, query.query_type()) && resp.answers.len() > self.max_udp_answers {
+            // The answers are shuffled: the first ones are a random subset.
+            resp.answers.truncate(self.max_udp_answers);
+            Metrics::inc(&self.metrics.capped_answers);
+        }
+        if let (Some(age), Some(edns)) = (self.stale_age(), resp.edns.as_mut()) {
+            let mut info = EDE_STALE_ANSWER.to_be_bytes().to_vec();
+            info.extend_from_slice(format!("cluster state {}s old", age.as_secs()).as_bytes());
+            edns.options_mut()
+                .insert(EdnsOption::Unknown(EDNS_EDE, info));
+            Metrics::inc(&self.metrics.stale_cluster_answers);
+        }
         Outcome::Reply(self.finish(resp, rcode, max_size))
     }
 
@@ -403,6 +484,7 @@ mod tests {
     use std::path::Path;
 
     use hickory_proto::op::Query;
+    use hickory_proto::rr::rdata::opt::EdnsCode;
 
     use super::*;
     use crate::config::Config;
@@ -482,8 +564,12 @@ mod tests {
         .unwrap();
         let (mut fast_answers, mut truncated) = (0, 0);
         let synthetic = crate::mesos::synthetic::state_json(300);
-        for state in [&fixture[..], DEMO_STATE, &synthetic[..]] {
-            let r = responder(state);
+        // With the UDP answer cap on, the fast path must still answer only what the general
+        // path answers the same way (capped sets go the general way).
+        let responders = [&fixture[..], DEMO_STATE, &synthetic[..]]
+            .into_iter()
+            .flat_map(|state| [responder(state), responder(state).with_max_udp_answers(2)]);
+        for r in responders {
             let snap = r.snapshot.load_full().unwrap();
             let mut names: Vec<String> = snap.names().map(|(n, _)| n.to_string()).collect();
             names.sort();
@@ -550,5 +636,94 @@ mod tests {
             };
             assert_eq!(wire::rcode(&resp), rcode);
         }
+    }
+
+    /// The record values of a response's answer section, and whether it has TC set.
+    fn answer_set(bytes: &[u8]) -> (Vec<String>, bool) {
+        let m = Message::from_vec(bytes).unwrap();
+        let set = m.answers.iter().map(|r| r.data.to_string()).collect();
+        (set, m.metadata.truncation)
+    }
+
+    /// The Extended DNS Error option's data in a response, if any.
+    fn extended_error(bytes: &[u8]) -> Option<Vec<u8>> {
+        let m = Message::from_vec(bytes).unwrap();
+        match m.edns?.options().get(EdnsCode::Unknown(EDNS_EDE))? {
+            EdnsOption::Unknown(_, data) => Some(data.clone()),
+            other => panic!("unexpected option {other:?}"),
+        }
+    }
+
+    fn reply(outcome: Outcome) -> Vec<u8> {
+        match outcome {
+            Outcome::Reply(bytes) => bytes,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    /// A stale state puts "Stale Answer" in every cluster answer to an EDNS query, positive,
+    /// NODATA and NXDOMAIN alike (so the fast path must step aside), and nothing otherwise.
+    #[test]
+    fn stale_state_marks_cluster_answers_with_extended_error_3() {
+        let age = Arc::new(std::sync::Mutex::new(Duration::from_secs(100)));
+        let r = responder(DEMO_STATE).with_stale_after(Duration::from_secs(30), {
+            let age = age.clone();
+            Arc::new(move || Some(*age.lock().unwrap()))
+        });
+        let cases = [
+            ("web.marathon.mesos.", RecordType::A),
+            ("_web._tcp.marathon.mesos.", RecordType::SRV),
+            ("web.marathon.mesos.", RecordType::MX),
+            ("nope.mesos.", RecordType::A),
+            ("mesos.", RecordType::SOA),
+        ];
+        for (name, qtype) in cases {
+            for transport in [Transport::Udp, Transport::Tcp] {
+                let resp = reply(r.handle(&query(name, qtype, Some((1232, false))), transport));
+                let ede = extended_error(&resp).unwrap_or_else(|| panic!("{name} {qtype}"));
+                assert_eq!(ede[..2], [0, 3], "{name} {qtype}");
+                assert_eq!(&ede[2..], b"cluster state 100s old");
+                // Without EDNS the answer has no OPT record at all.
+                let plain = reply(r.handle(&query(name, qtype, None), transport));
+                assert!(Message::from_vec(&plain).unwrap().edns.is_none());
+            }
+        }
+        assert!(Metrics::get(&r.metrics.stale_cluster_answers) >= 10);
+        // Fresh again: no marker, and the fast path answers as before.
+        *age.lock().unwrap() = Duration::from_secs(30);
+        let q = query("web.marathon.mesos.", RecordType::A, Some((1232, false)));
+        assert!(r.fast_path(&q, Transport::Udp).is_some());
+        assert_eq!(extended_error(&reply(r.handle(&q, Transport::Udp))), None);
+        // Off (zero) never marks.
+        let off = responder(DEMO_STATE).with_stale_after(Duration::ZERO, Arc::new(|| None));
+        assert!(off.staleness.is_none());
+    }
+
+    /// Over UDP an A set larger than `maxUdpAnswers` is a random subset of that size without
+    /// TC; TCP gets everything; sets within the cap are untouched.
+    #[test]
+    fn udp_answer_sets_are_capped_to_a_random_subset() {
+        let synthetic = crate::mesos::synthetic::state_json(300);
+        let r = responder(&synthetic).with_max_udp_answers(3);
+        let q = query("slave.mesos.", RecordType::A, None);
+        let (all, tc) = answer_set(&reply(r.handle(&q, Transport::Tcp)));
+        assert!(all.len() > 10 && !tc, "{} agents", all.len());
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let (set, tc) = answer_set(&reply(r.handle(&q, Transport::Udp)));
+            assert!(!tc);
+            assert_eq!(set.len(), 3);
+            assert!(set.iter().all(|a| all.contains(a)));
+            let mut sorted = set.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), 3, "{set:?}");
+            seen.insert(sorted);
+        }
+        assert!(seen.len() > 1, "always the same subset");
+        assert_eq!(Metrics::get(&r.metrics.capped_answers), 20);
+        // A set within the cap still takes the fast path.
+        let leader = query("leader.mesos.", RecordType::A, None);
+        assert!(r.fast_path(&leader, Transport::Udp).is_some());
     }
 }

@@ -540,11 +540,29 @@ async fn snapshot(
 }
 
 async fn ready(State(api): State<Api>) -> Response {
-    if api.publisher.snapshot().is_some() {
-        "ready\n".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no cluster state yet\n").into_response()
+    if api.publisher.snapshot().is_none() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no cluster state yet\n").into_response();
     }
+    if let Some(age) = stale_age(&api) {
+        let mut reason = format!(
+            "cluster state is stale: {}s old (staleAfterSeconds {})",
+            age.as_secs(),
+            api.config.stale_after_seconds
+        );
+        if let Some(error) = api.publisher.last_error() {
+            reason.push_str(&format!("; last error: {error}"));
+        }
+        reason.push('\n');
+        return (StatusCode::SERVICE_UNAVAILABLE, reason).into_response();
+    }
+    "ready\n".into_response()
+}
+
+/// The served state's age when `staleAfterSeconds` is on and the state is older than that.
+fn stale_age(api: &Api) -> Option<std::time::Duration> {
+    let after = api.config.stale_after_seconds;
+    let age = api.publisher.age()?;
+    (after > 0 && age.as_secs_f64() > after as f64).then_some(age)
 }
 
 /// Prometheus text exposition of every counter and gauge.
@@ -615,6 +633,11 @@ fn render_metrics(api: &Api) -> String {
             "mesos_dns_sidecar_snapshot_age_seconds",
             "Age of the served cluster state.",
             format!("{:.3}", age.as_secs_f64()),
+        );
+        gauge(
+            "mesos_dns_sidecar_snapshot_stale",
+            "1 when the served cluster state is older than staleAfterSeconds (answers carry EDE 3).",
+            u8::from(stale_age(api).is_some()).to_string(),
         );
     }
     if let Some(f) = &api.forwarder {

@@ -36,6 +36,8 @@ pub struct Watcher {
     path: PathBuf,
     last: Option<Stamp>,
     missing_logged: bool,
+    /// Whether the version at `last` is the one being served (it was accepted).
+    served: bool,
 }
 
 impl Watcher {
@@ -45,6 +47,7 @@ impl Watcher {
             path,
             last: None,
             missing_logged: false,
+            served: false,
         }
     }
 
@@ -56,16 +59,20 @@ impl Watcher {
         match stamp(path) {
             Ok(st) if self.last.as_ref() != Some(&st) => {
                 self.missing_logged = false;
+                self.served = false;
                 match tokio::fs::read(path).await {
-                    Ok(bytes) => {
-                        if let Err(e) = publisher.publish(bytes).await {
-                            warn!(path = %path.display(), error = %e, "state file rejected; keeping the last snapshot");
+                    Ok(bytes) => match publisher.publish(bytes).await {
+                        Ok(_) => self.served = true,
+                        Err(e) => {
+                            warn!(path = %path.display(), error = %e, "state file rejected; keeping the last snapshot")
                         }
-                    }
+                    },
                     Err(e) => warn!(path = %path.display(), error = %e, "cannot read state file"),
                 }
                 self.last = Some(st);
             }
+            // The file is unchanged: what we serve is still what it says.
+            Ok(_) if self.served => publisher.confirm(),
             Ok(_) => {}
             Err(e) => {
                 if !self.missing_logged {

@@ -132,6 +132,9 @@ pub async fn follow(
                         }
                         Err(e) => publisher.fetch_failed(&e.to_string()),
                     }
+                } else {
+                    // Mesos-DNS still serves the zone we copied: not stale.
+                    publisher.confirm();
                 }
             }
             Err(e) => {

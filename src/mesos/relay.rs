@@ -80,7 +80,11 @@ pub async fn follow(
                 }
                 backoff = Duration::from_millis(500);
             }
-            Ok(None) => backoff = Duration::from_millis(500),
+            Ok(None) => {
+                // 304: the relay still serves the state we serve.
+                publisher.confirm();
+                backoff = Duration::from_millis(500);
+            }
             Err(e) => {
                 publisher.fetch_failed(&e.to_string());
                 if !failing {

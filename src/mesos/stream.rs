@@ -499,6 +499,9 @@ pub async fn follow_stream(
                         Ok(Applied::Changed) => {
                             publish_at.get_or_insert_with(|| Instant::now() + PUBLISH_DELAY);
                         }
+                        // A heartbeat or a no-op event: the master still stands behind the
+                        // served state, unless a change is waiting to be published.
+                        Ok(Applied::Unchanged) if publish_at.is_none() => publisher.confirm(),
                         Ok(Applied::Unchanged) => {}
                         Err(e) => return StreamEnd::Broken(format!("malformed event: {e}")),
                     }
