@@ -11,16 +11,21 @@ pub fn state_json(tasks: usize) -> Vec<u8> {
     serde_json::to_vec(&state_value(tasks)).unwrap_or_default()
 }
 
-/// The same state as a JSON value.
-pub fn state_value(tasks: usize) -> Value {
-    let agents = tasks / 20 + 1;
-    let slaves: Vec<Value> = (0..agents)
+/// `n` agents with sequential IDs, hostnames and addresses.
+fn agent_values(n: usize) -> Vec<Value> {
+    (0..n)
         .map(|i| {
             json!({"id": format!("20231101-000000-0000000000-5050-0001-S{i}"),
                    "hostname": format!("agent-{i}.example.internal"),
                    "pid": format!("slave(1)@10.{}.{}.{}:5051", 1 + i / 65536, (i / 256) % 256, i % 256)})
         })
-        .collect();
+        .collect()
+}
+
+/// The same state as a JSON value.
+pub fn state_value(tasks: usize) -> Value {
+    let agents = tasks / 20 + 1;
+    let slaves = agent_values(agents);
     let frameworks_n = 4;
     let mut frameworks: Vec<Value> = (0..frameworks_n)
         .map(|f| {
@@ -87,13 +92,7 @@ pub fn state_value(tasks: usize) -> Value {
 pub fn uniform_state_value(tasks: usize, frameworks: usize, agents: usize, renamed: &str) -> Value {
     let frameworks = frameworks.max(1);
     let agents = agents.max(1);
-    let slaves: Vec<Value> = (0..agents)
-        .map(|i| {
-            json!({"id": format!("20231101-000000-0000000000-5050-0001-S{i}"),
-                   "hostname": format!("agent-{i}.example.internal"),
-                   "pid": format!("slave(1)@10.{}.{}.{}:5051", 1 + i / 65536, (i / 256) % 256, i % 256)})
-        })
-        .collect();
+    let slaves = agent_values(agents);
     let mut fws: Vec<Value> = (0..frameworks)
         .map(|f| {
             json!({"id": format!("fw-{f}"), "name": format!("framework-{f}"),

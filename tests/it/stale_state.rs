@@ -42,21 +42,26 @@ fn wait_edns(d: &Daemon, name: &str, ok: impl Fn(&Message) -> bool) -> Message {
     }
 }
 
+/// A daemon polling `master` every second, with `staleAfterSeconds` when given.
+fn polling(master: &FakeMaster, stale_after: Option<u64>) -> (Daemon, tempfile::TempDir) {
+    let mut config = json!({
+        "masters": [master.addr.to_string()],
+        "refreshSeconds": 1,
+        "stateTimeoutSeconds": 1,
+        "stateFile": "",
+        "stream": false,
+        "externalon": false,
+    });
+    if let Some(seconds) = stale_after {
+        config["staleAfterSeconds"] = seconds.into();
+    }
+    start_with_config(config, &[])
+}
+
 #[test]
 fn answers_carry_stale_answer_and_ready_fails_while_the_master_is_gone() {
     let master = FakeMaster::start(&cluster_json());
-    let (d, _dir) = start_with_config(
-        json!({
-            "masters": [master.addr.to_string()],
-            "refreshSeconds": 1,
-            "stateTimeoutSeconds": 1,
-            "stateFile": "",
-            "stream": false,
-            "externalon": false,
-            "staleAfterSeconds": 3,
-        }),
-        &[],
-    );
+    let (d, _dir) = polling(&master, Some(3));
     d.wait_answering("nginx.marathon.mesos.");
 
     // Fresh: no EDE, ready.
@@ -105,17 +110,7 @@ fn answers_carry_stale_answer_and_ready_fails_while_the_master_is_gone() {
 #[test]
 fn off_by_default_however_old_the_state() {
     let master = FakeMaster::start(&cluster_json());
-    let (d, _dir) = start_with_config(
-        json!({
-            "masters": [master.addr.to_string()],
-            "refreshSeconds": 1,
-            "stateTimeoutSeconds": 1,
-            "stateFile": "",
-            "stream": false,
-            "externalon": false,
-        }),
-        &[],
-    );
+    let (d, _dir) = polling(&master, None);
     d.wait_answering("nginx.marathon.mesos.");
     master.set_mode(Mode::Error);
     // Wait until the state is demonstrably older than a short staleAfterSeconds would allow.
