@@ -144,21 +144,40 @@ impl Histogram {
     }
 }
 
+/// Several histograms encoded as one: their buckets and sums added (the same upstream in the
+/// default resolvers and in a zone's).
+#[derive(Debug, Clone, Copy)]
+pub struct Merged<'a>(pub &'a [&'a Histogram]);
+
+impl Merged<'_> {
+    /// Encodes the sum of the histograms as one histogram.
+    pub fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let mut counts = [0u64; BOUNDS_US.len() + 1];
+        let mut sum_ns = 0u64;
+        for h in self.0 {
+            for (c, b) in counts.iter_mut().zip(&h.0.buckets) {
+                *c += b.load(Ordering::Relaxed);
+            }
+            sum_ns = sum_ns.saturating_add(h.0.sum_ns.load(Ordering::Relaxed));
+        }
+        let buckets: Vec<(f64, u64)> = BOUNDS_US
+            .iter()
+            .map(|&us| us as f64 / 1e6)
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(counts)
+            .collect();
+        let count = counts.iter().sum();
+        encoder.encode_histogram::<NoLabelSet>(sum_ns as f64 / 1e9, count, &buckets, None)
+    }
+}
+
 impl TypedMetric for Histogram {
     const TYPE: MetricType = MetricType::Histogram;
 }
 
 impl EncodeMetric for Histogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let buckets: Vec<(f64, u64)> = BOUNDS_US
-            .iter()
-            .map(|&us| us as f64 / 1e6)
-            .chain(std::iter::once(f64::INFINITY))
-            .zip(self.0.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
-            .collect();
-        let count = buckets.iter().map(|&(_, n)| n).sum();
-        let sum = self.0.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        Merged(&[self]).encode(encoder)
     }
 
     fn metric_type(&self) -> MetricType {
@@ -338,16 +357,18 @@ impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
         for c in self.counters() {
             let base = c.name.strip_suffix("_total").unwrap_or(c.name);
-            registry.register(base, c.help, c.counter.clone());
+            // The registry ends every help text with a full stop of its own.
+            let help = c.help.strip_suffix('.').unwrap_or(c.help);
+            registry.register(base, help, c.counter.clone());
         }
         registry.register(
             format!("{PREFIX}queries"),
-            "Queries by type.",
+            "Queries by type",
             self.qtype_family.clone(),
         );
         registry.register(
             format!("{PREFIX}responses"),
-            "Responses by response code.",
+            "Responses by response code",
             self.rcode_family.clone(),
         );
         registry.register_collector(Box::new(Latency(self.latency.clone())));
@@ -460,6 +481,10 @@ mod tests {
             }
         }
         assert!(text.ends_with("# EOF\n"));
+        assert!(has("# HELP mesos_dns_sidecar_queries Queries by type."));
+        for help in text.lines().filter(|l| l.starts_with("# HELP")) {
+            assert!(!help.ends_with(".."), "{help}");
+        }
     }
 
     #[test]
@@ -482,6 +507,37 @@ mod tests {
             h.0.sum_ns.load(Ordering::Relaxed),
             50_000 + 6_000_000 + 60_000_000_000
         );
+    }
+
+    #[derive(Debug)]
+    struct Two(Histogram, Histogram);
+
+    impl Collector for Two {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            let m = encoder.encode_descriptor("two", "Two merged.", None, MetricType::Histogram)?;
+            Merged(&[&self.0, &self.1]).encode(m)
+        }
+    }
+
+    #[test]
+    fn merged_histograms_add_their_buckets_and_sums() {
+        let (a, b) = (Histogram::default(), Histogram::default());
+        a.observe(Duration::from_millis(1));
+        b.observe_n(Duration::from_millis(1), 2);
+        b.observe(Duration::from_secs(10));
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Two(a, b)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "two_count 4",
+            "two_sum 10.003",
+            "two_bucket{le=\"0.001\"} 3",
+            "two_bucket{le=\"5.0\"} 3",
+            "two_bucket{le=\"+Inf\"} 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
     }
 
     #[test]

@@ -145,6 +145,11 @@ impl Forwarder {
         self.default.store(Arc::new(set));
     }
 
+    /// The per-zone upstream sets (`ZoneResolvers`).
+    pub fn zone_upstreams(&self) -> impl Iterator<Item = &UpstreamSet> {
+        self.zones.iter().map(|(_, set)| set.as_ref())
+    }
+
     /// The answer cache.
     pub fn cache(&self) -> &AnswerCache {
         &self.cache

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use serde_json::{json, Map, Value};
@@ -28,7 +28,7 @@ use serde_json::{json, Map, Value};
 use crate::config::Config;
 use crate::dns::access::{Access, ClientAcl};
 use crate::dns::Forwarder;
-use crate::metrics::{Metrics, PREFIX};
+use crate::metrics::{Histogram, Merged, Metrics, PREFIX};
 use crate::publish::Publisher;
 use crate::records::snapshot::Entry;
 
@@ -701,12 +701,25 @@ impl Collector for Gauges {
         let name = format!("{PREFIX}upstream_rtt_histogram_seconds");
         let mut rtts = encoder.encode_descriptor(
             &name,
-            "Round-trip time of each answered upstream exchange, by upstream.",
+            "Round-trip time of each answered upstream exchange, by upstream (default and zone resolvers).",
             None,
             MetricType::Histogram,
         )?;
-        for (u, label) in upstreams.iter().zip(&labels) {
-            u.rtt_histogram().encode(rtts.encode_family(label)?)?;
+        // One series per address: an upstream named in the default resolvers and in zones
+        // is one server, whose sets' histograms are added together.
+        let mut by_addr: Vec<(std::net::SocketAddr, Vec<&Histogram>)> = Vec::new();
+        for u in upstreams
+            .iter()
+            .chain(f.zone_upstreams().flat_map(|z| z.all()))
+        {
+            match by_addr.iter_mut().find(|(addr, _)| *addr == u.addr) {
+                Some((_, hs)) => hs.push(u.rtt_histogram()),
+                None => by_addr.push((u.addr, vec![u.rtt_histogram()])),
+            }
+        }
+        for (addr, hs) in &by_addr {
+            let label = [("upstream", addr.to_string())];
+            Merged(hs).encode(rtts.encode_family(&label)?)?;
         }
         Ok(())
     }

@@ -473,3 +473,25 @@ fn answer_latency_is_recorded_by_path_and_upstream_rtt_by_upstream() {
         );
     }
 }
+
+#[test]
+fn a_zone_resolvers_upstream_has_its_rtt_histogram_too() {
+    let default = FakeUpstream::start();
+    let zone = FakeUpstream::start();
+    let (d, _dir) = daemon_for(
+        &[default.addr],
+        json!({"ZoneResolvers": {"example.com": [zone.addr.to_string()]}}),
+    );
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(zone.count("www.example.com."), 1);
+    assert_eq!(default.count("www.example.com."), 0);
+    let rtt = |up: SocketAddr| {
+        metric(
+            &d,
+            &format!("mesos_dns_sidecar_upstream_rtt_histogram_seconds_count{{upstream=\"{up}\"}}"),
+        )
+    };
+    assert_eq!(rtt(zone.addr), 1.0);
+    assert_eq!(rtt(default.addr), 0.0);
+}
