@@ -241,6 +241,16 @@ fn serves_stale_when_upstreams_die_and_servfails_when_nothing_is_cached() {
         started.elapsed() < Duration::from_millis(2800),
         "bounded by timeout"
     );
+    // Both answers are in the latency histograms under their paths (recorded right after the
+    // send: waited for, bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for p in ["stale", "refused_error"] {
+        let series = format!("mesos_dns_sidecar_response_seconds_count{{path=\"{p}\"}}");
+        while metric(&d, &series) < 1.0 {
+            assert!(Instant::now() < deadline, "no {p} answer recorded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     // An EDNS query gets its SERVFAIL with an OPT record (RFC 6891 6.1.1).
     let m = d.udp("never-cached-2.example.com.", RecordType::A, Some(1232));
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
