@@ -1136,13 +1136,7 @@ mod tests {
             metrics.clone(),
             None,
         );
-        let api = crate::http::Api {
-            publisher: Arc::new(publisher),
-            metrics,
-            config: Arc::new(config),
-            forwarder: None,
-            docs: Default::default(),
-        };
+        let api = crate::http::Api::new(Arc::new(publisher), metrics, Arc::new(config), None);
         let server = std::thread::spawn(move || {
             rt.block_on(async move {
                 let _ = tokio::time::timeout(

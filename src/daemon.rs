@@ -234,13 +234,12 @@ pub async fn start(
     );
     if config.http_on {
         let addr = SocketAddr::new(config.http_listener, config.http_port);
-        let api = http::Api {
-            publisher: publisher.clone(),
-            metrics: metrics.clone(),
-            config: Arc::new(config.clone()),
-            forwarder: forwarder.clone(),
-            docs: Default::default(),
-        };
+        let api = http::Api::new(
+            publisher.clone(),
+            metrics.clone(),
+            Arc::new(config.clone()),
+            forwarder.clone(),
+        );
         let listener = bind_retrying(addr, BIND_PATIENCE, || async {
             tokio::net::TcpListener::from_std(sockets.tcp(addr)?)
         })

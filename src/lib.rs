@@ -32,7 +32,8 @@
 //! - [`resolv`]: which upstreams forwarding uses (`resolvers`, the saved or the system
 //!   resolv.conf).
 //! - [`resolvconf`]: taking over `/etc/resolv.conf` at install and restoring it at removal.
-//! - [`metrics`]: process-wide counters behind `/metrics`.
+//! - [`metrics`]: process-wide counters and latency histograms (prometheus-client) behind
+//!   `/metrics`.
 //! - [`netif`]: the host's own addresses (the name server record when listening on 0.0.0.0).
 //! - [`notify`]: systemd `Type=notify` readiness and watchdog.
 //!

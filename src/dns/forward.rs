@@ -20,7 +20,7 @@ use super::answer::Transport;
 use super::cache::{AnswerCache, CacheKey, CachePolicy, Cached};
 use super::upstream::{exchange_tcp, ExchangeError, Upstream, UpstreamSet};
 use super::wire::{self, Question};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Path};
 
 /// EDNS option code (private use range) carrying this process's loop marker.
 const LOOP_OPTION: u16 = 65_001;
@@ -145,6 +145,11 @@ impl Forwarder {
         self.default.store(Arc::new(set));
     }
 
+    /// The per-zone upstream sets (`ZoneResolvers`).
+    pub fn zone_upstreams(&self) -> impl Iterator<Item = &UpstreamSet> {
+        self.zones.iter().map(|(_, set)| set.as_ref())
+    }
+
     /// The answer cache.
     pub fn cache(&self) -> &AnswerCache {
         &self.cache
@@ -205,20 +210,20 @@ impl Forwarder {
     }
 
     /// Answers `query` (whose question is `q`) from cache or upstream, in at most
-    /// `max_size` bytes.
+    /// `max_size` bytes; says which path the answer took.
     pub async fn forward(
         self: &Arc<Self>,
         query: &[u8],
         q: &Question,
         transport: Transport,
         max_size: usize,
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, Path) {
         let looked = self.lookup(query, q, max_size);
         self.resolve(query, q, transport, max_size, looked).await
     }
 
     /// Answers `query` after `lookup` found no fresh answer for it: from upstream, or from the
-    /// stale entry when upstream does not answer in time.
+    /// stale entry when upstream does not answer in time; says which path the answer took.
     pub async fn resolve(
         self: &Arc<Self>,
         query: &[u8],
@@ -226,24 +231,31 @@ impl Forwarder {
         transport: Transport,
         max_size: usize,
         looked: Lookup,
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, Path) {
         let key = match looked {
-            Lookup::Hit(answer) => return answer,
+            Lookup::Hit(answer) => return (answer, Path::CacheHit),
             Lookup::Loop => {
                 // Our own query came back to us: answering it by forwarding would loop forever.
                 Metrics::inc(&self.metrics.forward_loops);
-                return wire::error_response(query, q, 2, true);
+                return (
+                    wire::error_response(query, q, 2, true),
+                    Path::RefusedOrError,
+                );
             }
             Lookup::Stale(key, stale) => {
                 Metrics::inc(&self.metrics.cache_stale_hits);
                 let fetch = self.fetch_coalesced(key, query, transport);
                 match tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await {
                     Ok(Some(fresh)) if wire::rcode(&fresh.bytes) != 2 => {
-                        return self.serve(query, q, &fresh, max_size, None);
+                        return (
+                            self.serve(query, q, &fresh, max_size, None),
+                            Path::Forwarded,
+                        );
                     }
                     _ => {
                         Metrics::inc(&self.metrics.stale_answers);
-                        return self.serve(query, q, &stale, max_size, Some(STALE_ANSWER_TTL));
+                        let answer = self.serve(query, q, &stale, max_size, Some(STALE_ANSWER_TTL));
+                        return (answer, Path::Stale);
                     }
                 }
             }
@@ -252,7 +264,10 @@ impl Forwarder {
                     // It failed moments ago: asking again now would only load a failing
                     // upstream (RFC 2308 section 7.1).
                     Metrics::inc(&self.metrics.servfail_cache_hits);
-                    return wire::error_response(query, q, 2, true);
+                    return (
+                        wire::error_response(query, q, 2, true),
+                        Path::RefusedOrError,
+                    );
                 }
                 Metrics::inc(&self.metrics.cache_misses);
                 key
@@ -267,13 +282,19 @@ impl Forwarder {
         .ok()
         .flatten();
         match fetched {
-            Some(entry) => self.serve(query, q, &entry, max_size, None),
+            Some(entry) => (
+                self.serve(query, q, &entry, max_size, None),
+                Path::Forwarded,
+            ),
             None => {
                 Metrics::inc(&self.metrics.forward_failures);
                 if !self.settings.servfail_cache.is_zero() {
                     self.failed.insert(failed_key, ());
                 }
-                wire::error_response(query, q, 2, true)
+                (
+                    wire::error_response(query, q, 2, true),
+                    Path::RefusedOrError,
+                )
             }
         }
     }
@@ -636,8 +657,9 @@ mod tests {
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let f = forwarder(&[silent.local_addr().unwrap()], vec![]);
         let (bytes, q) = query("slow.example.");
-        let answer = f.forward(&bytes, &q, Transport::Udp, 512).await;
+        let (answer, path) = f.forward(&bytes, &q, Transport::Udp, 512).await;
         assert_eq!(wire::rcode(&answer), 2);
+        assert_eq!(path, Path::RefusedOrError);
         // The upstream query's own timeout ends it too, and the next query starts afresh.
         let cleared = async {
             while !f.inflight.lock().unwrap().is_empty() {

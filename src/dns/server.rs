@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,7 +22,7 @@ use super::access::{Admission, ClientGuard};
 use super::answer::{Outcome, Responder, Transport};
 use super::forward::{Forwarder, Lookup};
 use super::udp_batch::{Batcher, UdpIo, BATCH};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Path};
 
 /// Socket buffer size asked for on UDP listeners.
 const UDP_BUFFER: usize = 4 * 1024 * 1024;
@@ -157,6 +157,10 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
             debug!(error = %e, "udp receive error");
             continue;
         }
+        // One clock read per batch: the inline answers below are built within microseconds,
+        // so each is timed as the whole batch's receive-to-send time.
+        let batch_started = Instant::now();
+        let mut answered = [0u64; Path::ALL.len()];
         for r in &received {
             Metrics::inc(&h.metrics.udp_queries);
             if r.truncated {
@@ -169,6 +173,7 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
                 Admission::Serve => {}
                 Admission::Reply(resp) => {
                     if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
+                        answered[Path::of_local_answer(&resp) as usize] += 1;
                         replies.push((resp, r.peer));
                     }
                     continue;
@@ -178,6 +183,7 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
             let (question, max_size) = match h.responder.handle(packet, Transport::Udp) {
                 Outcome::Reply(resp) => {
                     if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
+                        answered[Path::of_local_answer(&resp) as usize] += 1;
                         replies.push((resp, r.peer));
                     }
                     continue;
@@ -194,6 +200,7 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
                     // A fresh cache hit needs no task: answer it here, like a cluster name.
                     if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
                         replies.push((resp, r.peer));
+                        answered[Path::CacheHit as usize] += 1;
                     }
                     continue;
                 }
@@ -209,13 +216,17 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
             let peer = r.peer;
             let guard = h.guard.clone();
             let in_flight = h.in_flight.enter();
+            let metrics = h.metrics.clone();
+            // Timed from the batch's receipt: no clock read of its own until it is answered.
+            let started = batch_started;
             tokio::spawn(async move {
-                let resp = fwd
+                let (resp, path) = fwd
                     .resolve(&packet, &question, Transport::Udp, max_size, looked)
                     .await;
                 if let Some(resp) = guard.limit(peer.ip(), resp) {
-                    if let Err(e) = socket.send_to(&resp, peer).await {
-                        debug!(error = %e, %peer, "udp send error");
+                    match socket.send_to(&resp, peer).await {
+                        Ok(_) => metrics.observe(path, started.elapsed(), 1),
+                        Err(e) => debug!(error = %e, %peer, "udp send error"),
                     }
                 }
                 drop(permit);
@@ -229,6 +240,12 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
                 |e, peer| debug!(error = %e, %peer, "udp send error"),
             )
             .await;
+        if answered.iter().any(|&n| n > 0) {
+            let took = batch_started.elapsed();
+            for (path, n) in Path::ALL.iter().zip(answered) {
+                h.metrics.observe(*path, took, n);
+            }
+        }
     }
 }
 
@@ -287,6 +304,7 @@ async fn serve_connection(
             Err(_) => return Ok(()),
         }
         Metrics::inc(&h.metrics.tcp_queries);
+        let started = Instant::now();
         if !allowed {
             h.guard.refused_tcp();
             let Some(resp) = super::wire::empty_response(&buf, 5, false) else {
@@ -299,11 +317,16 @@ async fn serve_connection(
                 .map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")
                 })??;
+            h.metrics
+                .observe(Path::RefusedOrError, started.elapsed(), 1);
             // One answer says why; the connection slot goes back at once.
             return Ok(());
         }
-        let resp = match h.responder.handle(&buf, Transport::Tcp) {
-            Outcome::Reply(r) => r,
+        let (resp, path) = match h.responder.handle(&buf, Transport::Tcp) {
+            Outcome::Reply(r) => {
+                let path = Path::of_local_answer(&r);
+                (r, path)
+            }
             Outcome::Drop => continue,
             Outcome::Forward { question, max_size } => match &h.forwarder {
                 Some(fwd) => fwd.forward(&buf, &question, Transport::Tcp, max_size).await,
@@ -316,5 +339,6 @@ async fn serve_connection(
         tokio::time::timeout(idle, stream.write_all(&out))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))??;
+        h.metrics.observe(path, started.elapsed(), 1);
     }
 }

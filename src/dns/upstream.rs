@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::wire;
+use crate::metrics::Histogram;
 
 /// Consecutive failures after which an upstream counts as down (if also quiet, below).
 const DOWN_AFTER: u32 = 3;
@@ -53,6 +54,8 @@ pub struct Upstream {
     pub failures_total: AtomicU64,
     /// Total successful exchanges.
     pub answers_total: AtomicU64,
+    /// Round-trip times of the answered exchanges.
+    rtt: Histogram,
     /// Sockets of finished exchanges, kept for the next ones.
     spare: std::sync::Mutex<Vec<Spare>>,
 }
@@ -87,6 +90,7 @@ impl Upstream {
             epoch: Instant::now(),
             failures_total: AtomicU64::new(0),
             answers_total: AtomicU64::new(0),
+            rtt: Histogram::default(),
             spare: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -118,6 +122,7 @@ impl Upstream {
         self.failures.store(0, Ordering::Relaxed);
         self.down_until_ms.store(0, Ordering::Relaxed);
         self.answers_total.fetch_add(1, Ordering::Relaxed);
+        self.rtt.observe(rtt);
         let sample = rtt.as_micros().min(u32::MAX as u128 / 2) as u32;
         let old = self.srtt_us.load(Ordering::Relaxed);
         let (srtt, var) = if old == 0 {
@@ -145,6 +150,11 @@ impl Upstream {
             let until = now + DOWN_BACKOFF.as_millis() as u64;
             self.down_until_ms.store(until, Ordering::Relaxed);
         }
+    }
+
+    /// Every answered exchange's round-trip time.
+    pub fn rtt_histogram(&self) -> &Histogram {
+        &self.rtt
     }
 
     /// Smoothed round-trip time, if measured.

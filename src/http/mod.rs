@@ -19,12 +19,16 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
 use crate::dns::access::{Access, ClientAcl};
 use crate::dns::Forwarder;
-use crate::metrics::Metrics;
+use crate::metrics::{Histogram, Merged, Metrics, PREFIX};
 use crate::publish::Publisher;
 use crate::records::snapshot::Entry;
 
@@ -41,6 +45,34 @@ pub struct Api {
     pub forwarder: Option<Arc<Forwarder>>,
     /// The large documents, built once per snapshot.
     pub docs: Arc<Documents>,
+    /// Every metric `/metrics` exports, registered once.
+    pub registry: Arc<Registry>,
+}
+
+impl Api {
+    /// The API over these parts, with its metrics registry built.
+    pub fn new(
+        publisher: Arc<Publisher>,
+        metrics: Arc<Metrics>,
+        config: Arc<Config>,
+        forwarder: Option<Arc<Forwarder>>,
+    ) -> Api {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        registry.register_collector(Box::new(Gauges {
+            publisher: publisher.clone(),
+            forwarder: forwarder.clone(),
+            stale_after_seconds: config.stale_after_seconds,
+        }));
+        Api {
+            publisher,
+            metrics,
+            config,
+            forwarder,
+            docs: Default::default(),
+            registry: Arc::new(registry),
+        }
+    }
 }
 
 /// One document built for one snapshot serial.
@@ -565,104 +597,161 @@ fn stale_age(api: &Api) -> Option<std::time::Duration> {
     (after > 0 && age.as_secs_f64() > after as f64).then_some(age)
 }
 
-/// Prometheus text exposition of every counter and gauge.
+/// OpenMetrics text of every metric in the registry.
 async fn metrics(State(api): State<Api>, headers: HeaderMap) -> Response {
     if !authorized(&api, &headers) {
         return unauthorized();
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render_metrics(&api),
-    )
-        .into_response()
+    match render_metrics(&api) {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics encoding failed\n",
+        )
+            .into_response(),
+    }
 }
 
-/// The `/metrics` text.
-fn render_metrics(api: &Api) -> String {
-    let m = &api.metrics;
-    let mut out = String::new();
-    for c in m.counters() {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n",
-            name = c.name,
-            help = c.help,
-            value = Metrics::get(c.counter)
-        ));
+/// The `/metrics` text: the encoder's output for the registry.
+fn render_metrics(api: &Api) -> Result<String, std::fmt::Error> {
+    let mut out = String::with_capacity(16 * 1024);
+    prometheus_client::encoding::text::encode(&mut out, &api.registry)?;
+    Ok(out)
+}
+
+/// The gauges read at scrape time from the served snapshot and the forwarder, and the
+/// per-upstream RTT histograms (upstreams come and go as resolv.conf changes, so they are
+/// read from the current set on each scrape).
+struct Gauges {
+    publisher: Arc<Publisher>,
+    forwarder: Option<Arc<Forwarder>>,
+    /// `staleAfterSeconds` (0 = off), for the stale gauge.
+    stale_after_seconds: u64,
+}
+
+impl std::fmt::Debug for Gauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gauges").finish_non_exhaustive()
     }
-    out.push_str("# HELP mesos_dns_sidecar_queries_total Queries by type.\n# TYPE mesos_dns_sidecar_queries_total counter\n");
-    for (i, c) in m.queries_by_type.iter().enumerate() {
-        let name = crate::metrics::QTYPES.get(i).map_or("other", |&(_, n)| n);
-        out.push_str(&format!(
-            "mesos_dns_sidecar_queries_total{{qtype=\"{name}\"}} {}\n",
-            Metrics::get(c)
-        ));
-    }
-    out.push_str("# HELP mesos_dns_sidecar_responses_total Responses by response code.\n# TYPE mesos_dns_sidecar_responses_total counter\n");
-    for (code, c) in m.responses_by_rcode.iter().enumerate() {
-        let v = Metrics::get(c);
-        if v > 0 {
-            out.push_str(&format!(
-                "mesos_dns_sidecar_responses_total{{rcode=\"{code}\"}} {v}\n"
-            ));
+}
+
+/// Encodes one unlabelled gauge.
+fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: V,
+) -> Result<(), std::fmt::Error> {
+    encoder
+        .encode_descriptor(&format!("{PREFIX}{name}"), help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+impl Collector for Gauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(snap) = self.publisher.snapshot() {
+            let s = &snap.stats;
+            gauge(
+                &mut encoder,
+                "records",
+                "Records in the served snapshot.",
+                (s.a + s.aaaa + s.srv) as u64,
+            )?;
+            gauge(
+                &mut encoder,
+                "names",
+                "Names in the served snapshot.",
+                s.names as u64,
+            )?;
+            gauge(
+                &mut encoder,
+                "tasks",
+                "Running tasks in the served snapshot.",
+                s.tasks as u64,
+            )?;
         }
-    }
-    let mut gauge = |name: &str, help: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-        ));
-    };
-    if let Some(snap) = api.publisher.snapshot() {
+        if let Some(age) = self.publisher.age() {
+            gauge(
+                &mut encoder,
+                "snapshot_age_seconds",
+                "Age of the served cluster state.",
+                age.as_secs_f64(),
+            )?;
+            let after = self.stale_after_seconds;
+            let stale = after > 0 && age.as_secs_f64() > after as f64;
+            gauge(
+                &mut encoder,
+                "snapshot_stale",
+                "1 when the served cluster state is older than staleAfterSeconds (answers carry EDE 3)",
+                u64::from(stale),
+            )?;
+        }
+        let Some(f) = &self.forwarder else {
+            return Ok(());
+        };
         gauge(
-            "mesos_dns_sidecar_records",
-            "Records in the served snapshot.",
-            (snap.stats.a + snap.stats.aaaa + snap.stats.srv).to_string(),
-        );
-        gauge(
-            "mesos_dns_sidecar_names",
-            "Names in the served snapshot.",
-            snap.stats.names.to_string(),
-        );
-        gauge(
-            "mesos_dns_sidecar_tasks",
-            "Running tasks in the served snapshot.",
-            snap.stats.tasks.to_string(),
-        );
-    }
-    if let Some(age) = api.publisher.age() {
-        gauge(
-            "mesos_dns_sidecar_snapshot_age_seconds",
-            "Age of the served cluster state.",
-            format!("{:.3}", age.as_secs_f64()),
-        );
-        gauge(
-            "mesos_dns_sidecar_snapshot_stale",
-            "1 when the served cluster state is older than staleAfterSeconds (answers carry EDE 3).",
-            u8::from(stale_age(api).is_some()).to_string(),
-        );
-    }
-    if let Some(f) = &api.forwarder {
-        gauge(
-            "mesos_dns_sidecar_cache_entries",
+            &mut encoder,
+            "cache_entries",
             "Entries in the forwarding cache.",
-            f.cache().entry_count().to_string(),
-        );
+            f.cache().entry_count(),
+        )?;
         gauge(
-            "mesos_dns_sidecar_cache_bytes",
+            &mut encoder,
+            "cache_bytes",
             "Weighted size of the forwarding cache.",
-            f.cache().weighted_size().to_string(),
-        );
-        out.push_str("# HELP mesos_dns_sidecar_upstream_rtt_seconds Smoothed upstream round-trip time.\n# TYPE mesos_dns_sidecar_upstream_rtt_seconds gauge\n");
-        for u in f.upstreams().all() {
+            f.cache().weighted_size(),
+        )?;
+        let set = f.upstreams();
+        let upstreams = set.all();
+        let labels: Vec<[(&str, String); 1]> = upstreams
+            .iter()
+            .map(|u| [("upstream", u.addr.to_string())])
+            .collect();
+        let name = format!("{PREFIX}upstream_rtt_seconds");
+        let mut srtt = encoder.encode_descriptor(
+            &name,
+            "Smoothed upstream round-trip time.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (u, label) in upstreams.iter().zip(&labels) {
             if let Some(rtt) = u.srtt() {
-                out.push_str(&format!(
-                    "mesos_dns_sidecar_upstream_rtt_seconds{{upstream=\"{}\"}} {:.6}\n",
-                    u.addr,
-                    rtt.as_secs_f64()
-                ));
+                srtt.encode_family(label)?
+                    .encode_gauge(&rtt.as_secs_f64())?;
             }
         }
+        let name = format!("{PREFIX}upstream_rtt_histogram_seconds");
+        let mut rtts = encoder.encode_descriptor(
+            &name,
+            "Round-trip time of each answered upstream exchange, by upstream (default and zone resolvers).",
+            None,
+            MetricType::Histogram,
+        )?;
+        // One series per address: an upstream named in the default resolvers and in zones
+        // is one server, whose sets' histograms are added together.
+        let mut by_addr: Vec<(std::net::SocketAddr, Vec<&Histogram>)> = Vec::new();
+        for u in upstreams
+            .iter()
+            .chain(f.zone_upstreams().flat_map(|z| z.all()))
+        {
+            match by_addr.iter_mut().find(|(addr, _)| *addr == u.addr) {
+                Some((_, hs)) => hs.push(u.rtt_histogram()),
+                None => by_addr.push((u.addr, vec![u.rtt_histogram()])),
+            }
+        }
+        for (addr, hs) in &by_addr {
+            let label = [("upstream", addr.to_string())];
+            Merged(hs).encode(rtts.encode_family(&label)?)?;
+        }
+        Ok(())
     }
-    out
 }
 
 #[cfg(test)]
@@ -674,46 +763,53 @@ mod tests {
         let config = Config::default();
         let metrics = Arc::new(Metrics::default());
         let settings = crate::records::RecordSettings::from_config(&config, vec![]);
-        Api {
-            publisher: Arc::new(Publisher::new(
+        Api::new(
+            Arc::new(Publisher::new(
                 settings,
                 Arc::new(arc_swap::ArcSwapOption::empty()),
                 metrics.clone(),
                 None,
             )),
             metrics,
-            config: Arc::new(config),
-            forwarder: None,
-            docs: Default::default(),
-        }
+            Arc::new(config),
+            None,
+        )
     }
 
     #[test]
-    fn every_counter_appears_in_the_metrics_output() {
+    fn every_metric_appears_in_the_metrics_output() {
         let api = api();
         for (i, c) in api.metrics.counters().iter().enumerate() {
-            c.counter.store(1000 + i as u64, Ordering::Relaxed);
+            c.counter.inc_by(1000 + i as u64);
         }
-        let text = render_metrics(&api);
+        api.metrics.count_qtype(33);
+        api.metrics
+            .observe(crate::metrics::Path::Forwarded, Duration::from_millis(2), 3);
+        let text = render_metrics(&api).unwrap();
+        let has = |line: &str| text.lines().any(|l| l == line);
         for (i, c) in api.metrics.counters().iter().enumerate() {
-            let line = format!("{} {}", c.name, 1000 + i);
             assert!(
-                text.lines().any(|l| l == line),
-                "{} ({}) missing from /metrics",
+                has(&format!("{} {}", c.name, 1000 + i)),
+                "{} ({}) missing from /metrics:\n{text}",
                 c.name,
                 c.field
             );
-            assert!(text.contains(&format!("# TYPE {} counter", c.name)));
         }
-        for name in [
-            "mesos_dns_sidecar_forward_overload_drops_total",
-            "mesos_dns_sidecar_all_upstreams_down_total",
-            "mesos_dns_sidecar_refused_clients_total",
-            "mesos_dns_sidecar_rate_limited_responses_total",
-            "mesos_dns_sidecar_rate_limit_slips_total",
-        ] {
-            assert!(text.contains(name), "{name}");
+        assert!(has("mesos_dns_sidecar_queries_total{qtype=\"SRV\"} 1"));
+        assert!(has("mesos_dns_sidecar_responses_total{rcode=\"0\"} 0"));
+        for path in crate::metrics::Path::ALL {
+            let n = if path == crate::metrics::Path::Forwarded {
+                3
+            } else {
+                0
+            };
+            let line = format!(
+                "mesos_dns_sidecar_response_seconds_count{{path=\"{}\"}} {n}",
+                path.label()
+            );
+            assert!(has(&line), "{line} missing:\n{text}");
         }
+        assert!(text.ends_with("# EOF\n"));
     }
 
     #[tokio::test]

@@ -241,6 +241,16 @@ fn serves_stale_when_upstreams_die_and_servfails_when_nothing_is_cached() {
         started.elapsed() < Duration::from_millis(2800),
         "bounded by timeout"
     );
+    // Both answers are in the latency histograms under their paths (recorded right after the
+    // send: waited for, bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for p in ["stale", "refused_error"] {
+        let series = format!("mesos_dns_sidecar_response_seconds_count{{path=\"{p}\"}}");
+        while metric(&d, &series) < 1.0 {
+            assert!(Instant::now() < deadline, "no {p} answer recorded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     // An EDNS query gets its SERVFAIL with an OPT record (RFC 6891 6.1.1).
     let m = d.udp("never-cached-2.example.com.", RecordType::A, Some(1232));
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
@@ -417,4 +427,81 @@ fn a_failed_name_is_answered_servfail_for_a_moment_without_asking_again() {
     let m = d.udp("www.example.com.", RecordType::A, None);
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(up.count("www.example.com.") > asked);
+}
+
+#[test]
+fn answer_latency_is_recorded_by_path_and_upstream_rtt_by_upstream() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    let count = |series: &str| metric(&d, &format!("mesos_dns_sidecar_{series}"));
+    let path = |p: &str| format!("response_seconds_count{{path=\"{p}\"}}");
+    let rtt = format!(
+        "upstream_rtt_histogram_seconds_count{{upstream=\"{}\"}}",
+        up.addr
+    );
+    let before: Vec<f64> = ["cluster", "forwarded", "cache_hit"]
+        .iter()
+        .map(|p| count(&path(p)))
+        .collect();
+    assert_eq!(before[1], 0.0, "nothing forwarded yet");
+    assert_eq!(before[2], 0.0, "nothing cached yet");
+
+    assert_eq!(
+        answers(&d.udp("nginx.marathon.mesos.", RecordType::A, None)),
+        ["A 10.44.3.3"]
+    );
+    let forwarded = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(forwarded.metadata.response_code, ResponseCode::NoError);
+    let hit = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(answers(&hit), answers(&forwarded));
+    assert_eq!(
+        up.count("www.example.com."),
+        1,
+        "the second came from the cache"
+    );
+
+    // Each answer is recorded right after it is sent: wait (bounded) for the last ones.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (p, before) in ["cluster", "forwarded", "cache_hit"].iter().zip(&before) {
+        while count(&path(p)) <= *before {
+            assert!(Instant::now() < deadline, "no {p} answer recorded");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    assert_eq!(count(&path("forwarded")), 1.0);
+    assert_eq!(count(&path("cache_hit")), 1.0);
+    assert_eq!(count(&rtt), 1.0, "one answered upstream exchange");
+    let (_, body) = crate::common::master::http_get(d.http, "/metrics");
+    for series in [
+        "# TYPE mesos_dns_sidecar_response_seconds histogram",
+        "# TYPE mesos_dns_sidecar_upstream_rtt_histogram_seconds histogram",
+        "mesos_dns_sidecar_response_seconds_bucket{le=\"+Inf\",path=\"forwarded\"} 1",
+    ] {
+        assert!(
+            body.lines().any(|l| l == series),
+            "{series} missing:\n{body}"
+        );
+    }
+}
+
+#[test]
+fn a_zone_resolvers_upstream_has_its_rtt_histogram_too() {
+    let default = FakeUpstream::start();
+    let zone = FakeUpstream::start();
+    let (d, _dir) = daemon_for(
+        &[default.addr],
+        json!({"ZoneResolvers": {"example.com": [zone.addr.to_string()]}}),
+    );
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(zone.count("www.example.com."), 1);
+    assert_eq!(default.count("www.example.com."), 0);
+    let rtt = |up: SocketAddr| {
+        metric(
+            &d,
+            &format!("mesos_dns_sidecar_upstream_rtt_histogram_seconds_count{{upstream=\"{up}\"}}"),
+        )
+    };
+    assert_eq!(rtt(zone.addr), 1.0);
+    assert_eq!(rtt(default.addr), 0.0);
 }
