@@ -373,11 +373,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
+    // Before any other thread exists: it takes systemd's descriptors and clears LISTEN_*.
+    let sockets = Sockets::from_environment();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve_until_stopped(cli, config))
+    runtime.block_on(serve_until_stopped(cli, config, sockets))
 }
 
 /// Runs the daemon; SIGHUP re-reads the configuration and starts the daemon's parts anew with
@@ -385,10 +387,9 @@ fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
 /// no moment without a reader on the sockets. An invalid new configuration is reported and the
 /// running one stays. SIGTERM stops reading and answers what is in flight before exiting; under
 /// socket activation the unread queries wait in the kernel for the next process.
-async fn serve_until_stopped(cli: &Cli, config: Config) -> anyhow::Result<()> {
+async fn serve_until_stopped(cli: &Cli, config: Config, sockets: Sockets) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
-    let sockets = Sockets::from_environment();
     let mut running = daemon::start(config, None, &sockets).await?;
     loop {
         tokio::select! {

@@ -41,7 +41,8 @@ pub struct Sockets {
 
 impl Sockets {
     /// The sockets systemd passed to this process (none when not socket-activated). The
-    /// `LISTEN_*` variables are removed so children don't take the descriptors for theirs.
+    /// `LISTEN_*` variables are removed so children don't take the descriptors for theirs;
+    /// call it before the process starts other threads (it changes the environment).
     pub fn from_environment() -> Sockets {
         let fds = listen_fds();
         std::env::remove_var("LISTEN_PID");
