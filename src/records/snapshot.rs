@@ -204,4 +204,26 @@ impl Snapshot {
     pub fn is_apex(&self, name: &Name) -> bool {
         name.eq_ignore_root(&self.domain)
     }
+
+    /// Every record as a sorted `name TYPE value` line (empty non-terminals too): the form of
+    /// the reviewed record listings the tests compare whole snapshots against.
+    pub fn listing(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (n, e) in self.names() {
+            lines.extend(e.a.iter().map(|ip| format!("{n} A {ip}")));
+            lines.extend(e.aaaa.iter().map(|ip| format!("{n} AAAA {ip}")));
+            lines.extend(e.srv.iter().map(|r| {
+                format!(
+                    "{n} SRV {}:{}",
+                    self.target(r.target).name.to_ascii(),
+                    r.port
+                )
+            }));
+            if e.is_empty() {
+                lines.push(format!("{n} (empty non-terminal)"));
+            }
+        }
+        lines.sort();
+        lines
+    }
 }

@@ -196,6 +196,21 @@ struct Settings {
     listener: IpAddr,
 }
 
+impl Settings {
+    /// Mesos-DNS's default configuration: RFC 1123 labels, its default IP sources, no
+    /// configured masters, domain `mesos`.
+    fn mesos_dns_defaults() -> Settings {
+        Settings {
+            rule: Rule::Rfc1123,
+            sources: vec!["netinfo", "mesos", "host"],
+            masters: Vec::new(),
+            domain: "mesos",
+            ns: "ns1.mesos.",
+            listener: "127.0.0.1".parse().unwrap(),
+        }
+    }
+}
+
 /// The record family a name belongs to, for the per-family summary.
 fn family(name: &str, r: &Rdata) -> &'static str {
     let first = name.split('.').next().unwrap_or("");
@@ -765,14 +780,7 @@ fn configurations(doc: &Value) -> Vec<Settings> {
         .split_once('@')
         .map(|(_, a)| a.to_string());
     vec![
-        Settings {
-            rule: Rule::Rfc1123,
-            sources: vec!["netinfo", "mesos", "host"],
-            masters: Vec::new(),
-            domain: "mesos",
-            ns: "ns1.mesos.",
-            listener: "127.0.0.1".parse().unwrap(),
-        },
+        Settings::mesos_dns_defaults(),
         Settings {
             rule: Rule::Rfc952,
             sources: vec!["netinfo", "docker", "mesos", "host"],
@@ -883,25 +891,6 @@ fn reference_rules_reproduce_mesos_dns_examples() {
     assert!(queryable("a-b._c.mesos.") && !queryable("A.mesos.") && !queryable("a..mesos."));
 }
 
-/// Every record of a snapshot as sorted `name TYPE value` lines (empty non-terminals too).
-fn dump(s: &Snapshot) -> Vec<String> {
-    let mut lines = Vec::new();
-    for (n, e) in s.names() {
-        lines.extend(e.a.iter().map(|ip| format!("{n} A {ip}")));
-        lines.extend(e.aaaa.iter().map(|ip| format!("{n} AAAA {ip}")));
-        lines.extend(
-            e.srv
-                .iter()
-                .map(|r| format!("{n} SRV {}:{}", s.target(r.target).name.to_ascii(), r.port)),
-        );
-        if e.is_empty() {
-            lines.push(format!("{n} (empty non-terminal)"));
-        }
-    }
-    lines.sort();
-    lines
-}
-
 /// The whole record set for Mesos-DNS's `fake.json` with the default configuration (RFC 1123
 /// labels, IP sources netinfo, mesos, host; the document's own leader; name server on
 /// 127.0.0.1), checked against a reviewed listing (`tests/golden/fake_json_records.txt`, derived
@@ -912,15 +901,8 @@ fn fake_json_record_set_matches_the_reviewed_listing() {
         return;
     };
     let bytes = std::fs::read(dir.join("mesos-dns/fake.json")).unwrap();
-    let s = Settings {
-        rule: Rule::Rfc1123,
-        sources: vec!["netinfo", "mesos", "host"],
-        masters: Vec::new(),
-        domain: "mesos",
-        ns: "ns1.mesos.",
-        listener: "127.0.0.1".parse().unwrap(),
-    };
-    let got = dump(&daemon_snapshot(&bytes, &s)).join("\n") + "\n";
+    let s = Settings::mesos_dns_defaults();
+    let got = daemon_snapshot(&bytes, &s).listing().join("\n") + "\n";
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/fake_json_records.txt");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &got).unwrap();
