@@ -69,6 +69,27 @@ fn master_info(addr: SocketAddr) -> Vec<u8> {
     .unwrap()
 }
 
+/// A session with the server. A JVM just started on a loaded machine accepts connections before
+/// it answers them quickly, so the handshake gets generous timeouts and a few attempts.
+async fn connect(port: u16) -> zk::Client {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let attempt = zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .with_connection_timeout(Duration::from_secs(8))
+            .connect(&format!("127.0.0.1:{port}"))
+            .await;
+        match attempt {
+            Ok(client) => return client,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("ZooKeeper not answering yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("ZooKeeper never answered: {e}"),
+        }
+    }
+}
+
 #[test]
 fn follows_the_leader_registered_in_zookeeper() {
     let port = free_port();
@@ -86,9 +107,7 @@ fn follows_the_leader_registered_in_zookeeper() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(async {
-        let client = zk::Client::connect(&format!("127.0.0.1:{port}"))
-            .await
-            .unwrap();
+        let client = connect(port).await;
         let open = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
         client.create("/mesos", b"", &open).await.unwrap();
         client
