@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::task::JoinSet;
-use tracing::{error, info};
+use tracing::info;
 
 use hickory_proto::rr::Name;
 use tracing::warn;
@@ -19,7 +19,7 @@ use crate::dns::server::InFlight;
 use crate::dns::upstream::UpstreamSet;
 use crate::dns::{Forwarder, Handlers, Listeners, Responder, ServerLimits};
 use crate::http;
-use crate::mesos::{demo, file, master, mesos_dns, relay, zk};
+use crate::mesos::source;
 use crate::metrics::Metrics;
 use crate::netif;
 use crate::notify;
@@ -52,9 +52,6 @@ pub enum DaemonError {
 
 /// How long a restarted generation waits for the previous one's sockets to close.
 const BIND_PATIENCE: Duration = Duration::from_secs(10);
-
-/// How often the `file` source checks its file for changes.
-const FILE_POLL: Duration = Duration::from_secs(1);
 
 /// How long a daemon being replaced waits for the queries it is still forwarding.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(3);
@@ -131,71 +128,15 @@ pub async fn start(
         persist,
     ));
 
+    let mut source =
+        source::from_config(&config).map_err(|e| DaemonError::Unsupported(e.to_string()))?;
     if let (Some(doc), false) = (&seed, config.demo) {
         if let Err(e) = publisher.publish(doc.clone()).await {
             warn!(error = %e, "previous state not reusable after the reload");
         }
     }
-    if config.demo {
-        // The bundled document is valid; failing here would be a build defect.
-        if let Err(e) = publisher.publish(demo::DEMO_STATE).await {
-            error!(error = %e, "demo state rejected");
-        }
-        info!("serving the bundled demo cluster");
-    } else if let Some(path) = config.state_file.clone() {
-        info!(path = %path.display(), "serving the state file");
-        let mut watcher = file::Watcher::new(path);
-        watcher.check(&publisher).await;
-        tasks.spawn(watcher.run(publisher.clone(), FILE_POLL));
-    } else if let Some(base) = config.mesos_dns.clone() {
-        info!(%base, "copying the zone of an existing Mesos-DNS");
-        tasks.spawn(mesos_dns::follow(
-            base,
-            publisher.clone(),
-            publisher.settings().clone(),
-            Duration::from_secs(config.refresh_seconds),
-            Duration::from_secs(config.state_timeout_seconds.min(60)),
-        ));
-    } else if let Some(relay) = config.relay.clone() {
-        publisher.load_persisted().await;
-        info!(%relay, "following the relay");
-        tasks.spawn(relay::follow(
-            relay,
-            publisher.clone(),
-            Duration::from_secs(config.state_timeout_seconds.min(60)),
-            config.max_state_bytes,
-            config.http_token.clone(),
-        ));
-    } else {
-        publisher.load_persisted().await;
-        let client = master::MasterClient::new(&config)
-            .map_err(|e| DaemonError::Unsupported(e.to_string()))?;
-        let zk_leader = if config.zk.is_empty() {
-            None
-        } else {
-            let url = zk::ZkUrl::parse(&config.zk)
-                .ok_or_else(|| DaemonError::Unsupported(format!("invalid zk URL {}", config.zk)))?;
-            info!(servers = %url.servers, path = %url.path, "detecting the leading master in ZooKeeper");
-            let (rx, detector) = zk::detect(url, Duration::from_secs(10));
-            tasks.spawn(detector);
-            tasks.spawn(warn_if_no_leader(rx.clone(), config.zk_detection_timeout));
-            Some(rx)
-        };
-        info!(masters = ?config.masters, "polling the Mesos masters");
-        let mode = if config.stream {
-            master::Mode::Stream
-        } else {
-            master::Mode::Poll
-        };
-        tasks.spawn(master::follow(
-            client,
-            config.masters.clone(),
-            zk_leader,
-            publisher.clone(),
-            Duration::from_secs(config.refresh_seconds),
-            mode,
-        ));
-    }
+    source.load(&publisher).await;
+    tasks.spawn(source.run(publisher.clone()));
 
     let listens = config.listen_addrs();
     let mut listening = Vec::new();
@@ -417,19 +358,6 @@ where
             }
             Err(source) => return Err(DaemonError::Bind { addr, source }),
         }
-    }
-}
-
-/// Logs an error when ZooKeeper names no leader within `zkDetectionTimeout` seconds (0 = never);
-/// polling keeps going with the static masters meanwhile.
-async fn warn_if_no_leader(mut rx: tokio::sync::watch::Receiver<Option<String>>, timeout_s: u64) {
-    if timeout_s == 0 {
-        return;
-    }
-    let found =
-        tokio::time::timeout(Duration::from_secs(timeout_s), rx.wait_for(Option::is_some)).await;
-    if found.is_err() {
-        error!(timeout_s, "ZooKeeper named no leading master within zkDetectionTimeout; using the static masters meanwhile");
     }
 }
 

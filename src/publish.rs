@@ -129,22 +129,6 @@ impl Current {
     }
 }
 
-/// The served state as relays hand it on: a compact, versioned document, its gzip form and an
-/// ETag derived from its content (so relays with the same state agree on it).
-pub struct RelayDoc {
-    /// `{"version": 1, "state": {...}}` with only the fields records are made from.
-    pub json: axum::body::Bytes,
-    /// The same, gzip-compressed.
-    pub gzip: axum::body::Bytes,
-    /// Quoted strong ETag.
-    pub etag: String,
-    /// The snapshot serial it belongs to.
-    pub serial: u32,
-}
-
-/// Version of the relay document format.
-pub const RELAY_FORMAT_VERSION: u32 = 1;
-
 /// Publishes snapshots into the store the DNS server reads.
 pub struct Publisher {
     settings: RecordSettings,
@@ -155,7 +139,6 @@ pub struct Publisher {
     serial: AtomicU32,
     persist_to: Option<PathBuf>,
     last_error: ArcSwap<Option<String>>,
-    relay_doc: std::sync::Mutex<Option<Arc<RelayDoc>>>,
     changes: tokio::sync::watch::Sender<u32>,
     updated_at: ArcSwapOption<SystemTime>,
     builder: BuildThread,
@@ -181,7 +164,6 @@ impl Publisher {
             serial: AtomicU32::new(0),
             persist_to,
             last_error: ArcSwap::from_pointee(None),
-            relay_doc: std::sync::Mutex::new(None),
             changes: tokio::sync::watch::channel(0).0,
             updated_at: ArcSwapOption::empty(),
             builder: BuildThread::spawn(),
@@ -203,49 +185,6 @@ impl Publisher {
     /// Notifies every published snapshot (its serial), for long-polling relay clients.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u32> {
         self.changes.subscribe()
-    }
-
-    /// The relay document of the served state if it is already built (no work done here).
-    pub fn cached_relay_doc(&self) -> Option<Arc<RelayDoc>> {
-        let serial = self.snapshot()?.soa.serial;
-        let cached = self.relay_doc.lock().unwrap_or_else(|e| e.into_inner());
-        cached.as_ref().filter(|d| d.serial == serial).cloned()
-    }
-
-    /// The relay document of the served state, built on first request after each change (a
-    /// few hundred milliseconds for a large cluster: call it from a blocking thread).
-    pub fn relay_doc(&self) -> Option<Arc<RelayDoc>> {
-        let serial = self.snapshot()?.soa.serial;
-        let mut cached = self.relay_doc.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(doc) = cached.as_ref().filter(|d| d.serial == serial) {
-            return Some(doc.clone());
-        }
-        let state = self.current()?.state().ok()?;
-        let json = serde_json::to_vec(&serde_json::json!({
-            "version": RELAY_FORMAT_VERSION,
-            "state": &state,
-        }))
-        .ok()?;
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(&json).ok()?;
-        let gzip = enc.finish().ok()?;
-        use sha1::Digest;
-        let digest = sha1::Sha1::digest(&json);
-        let etag = format!(
-            "\"{}\"",
-            digest
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
-        let doc = Arc::new(RelayDoc {
-            json: json.into(),
-            gzip: gzip.into(),
-            etag,
-            serial,
-        });
-        *cached = Some(doc.clone());
-        Some(doc)
     }
 
     /// The snapshot being served, if any.
@@ -319,6 +258,18 @@ impl Publisher {
     pub async fn publish(&self, document: impl Into<Vec<u8>>) -> Result<Stats, PublishError> {
         self.publish_as_of(document.into(), SystemTime::now(), true)
             .await
+    }
+
+    /// Parses a source's document with `parse` on the build thread, where the state's
+    /// allocations belong (see [`BuildThread`]); the document is freed there as soon as it is
+    /// parsed. Sources hand the result to [`Publisher::publish_state`], so a document is
+    /// parsed once however the source inspects it first (a master's leader, a relay's version).
+    pub async fn parse<T: Send + 'static, E: Send + 'static>(
+        &self,
+        document: Vec<u8>,
+        parse: fn(&[u8]) -> Result<T, E>,
+    ) -> Result<Result<T, E>, PublishError> {
+        self.builder.run(move || parse(&document)).await
     }
 
     /// Records that a source could not get a document at all (master down, bad answer); the

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -28,6 +28,7 @@ use serde_json::{json, Map, Value};
 use crate::config::Config;
 use crate::dns::access::{Access, ClientAcl};
 use crate::dns::Forwarder;
+use crate::mesos::relay;
 use crate::metrics::{Histogram, Merged, Metrics, PREFIX};
 use crate::publish::Publisher;
 use crate::records::snapshot::Entry;
@@ -47,6 +48,8 @@ pub struct Api {
     pub docs: Arc<Documents>,
     /// Every metric `/metrics` exports, registered once.
     pub registry: Arc<Registry>,
+    /// The relay document and `/v1/snapshot`.
+    pub relay: Arc<relay::Server>,
 }
 
 impl Api {
@@ -64,7 +67,13 @@ impl Api {
             forwarder: forwarder.clone(),
             stale_after_seconds: config.stale_after_seconds,
         }));
+        let relay = Arc::new(relay::Server::new(
+            publisher.clone(),
+            metrics.clone(),
+            &config,
+        ));
         Api {
+            relay,
             publisher,
             metrics,
             config,
@@ -469,23 +478,12 @@ fn axfr_document(snap: &crate::records::Snapshot, config: &Config) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Query parameters of `/v1/snapshot`.
-#[derive(Debug, serde::Deserialize)]
-struct SnapshotQuery {
-    /// Long-poll: with an `If-None-Match` that is current, wait up to this many seconds (at
-    /// most 60) for a change before answering 304.
-    wait: Option<u64>,
-}
-
-/// Longest long-poll.
-const MAX_WAIT: Duration = Duration::from_secs(60);
-
-/// The served state for relays and agents: compact, versioned, with a content ETag,
-/// `If-None-Match` -> 304, gzip when accepted, and `Cache-Control` so HTTP caches can fan it out.
+/// `/v1/snapshot`: the relay protocol's server side ([`relay::Server`]), behind the token and
+/// `EnumerationOn` as the other documents listing the whole cluster.
 async fn snapshot(
     State(api): State<Api>,
     headers: HeaderMap,
-    Query(q): Query<SnapshotQuery>,
+    Query(q): Query<relay::SnapshotQuery>,
 ) -> Response {
     if !authorized(&api, &headers) {
         return unauthorized();
@@ -493,82 +491,7 @@ async fn snapshot(
     if !api.config.enumeration_on {
         return enumeration_off();
     }
-    Metrics::inc(&api.metrics.relay_requests);
-    let if_none_match = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("gzip"));
-    let deadline = Instant::now() + Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
-    let mut changes = api.publisher.subscribe();
-    loop {
-        let doc = match api.publisher.cached_relay_doc() {
-            Some(doc) => Some(doc),
-            None => {
-                // Building serialises and compresses the whole state: not on the threads
-                // that answer DNS.
-                let publisher = api.publisher.clone();
-                tokio::task::spawn_blocking(move || publisher.relay_doc())
-                    .await
-                    .ok()
-                    .flatten()
-            }
-        };
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match doc {
-            Some(doc) if if_none_match.as_deref() != Some(doc.etag.as_str()) => {
-                let cache = format!("public, max-age={}", api.config.refresh_seconds.clamp(1, 5));
-                let mut resp = if gzip {
-                    (
-                        [(header::CONTENT_ENCODING, "gzip".to_string())],
-                        doc.gzip.clone(),
-                    )
-                        .into_response()
-                } else {
-                    doc.json.clone().into_response()
-                };
-                let h = resp.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                );
-                if let Ok(v) = doc.etag.parse() {
-                    h.insert(header::ETAG, v);
-                }
-                if let Ok(v) = cache.parse() {
-                    h.insert(header::CACHE_CONTROL, v);
-                }
-                h.insert(
-                    header::VARY,
-                    header::HeaderValue::from_static("Accept-Encoding"),
-                );
-                return resp;
-            }
-            Some(doc) if remaining.is_zero() => {
-                Metrics::inc(&api.metrics.relay_not_modified);
-                let mut resp = StatusCode::NOT_MODIFIED.into_response();
-                if let Ok(v) = doc.etag.parse() {
-                    resp.headers_mut().insert(header::ETAG, v);
-                }
-                return resp;
-            }
-            None if remaining.is_zero() => {
-                return (StatusCode::SERVICE_UNAVAILABLE, "no cluster state yet\n").into_response();
-            }
-            _ => {
-                if tokio::time::timeout(remaining, changes.changed())
-                    .await
-                    .is_err()
-                {
-                    // Deadline: loop once more to answer 304 (or 503).
-                    continue;
-                }
-            }
-        }
-    }
+    api.relay.respond(&headers, q.wait).await
 }
 
 async fn ready(State(api): State<Api>) -> Response {

@@ -14,6 +14,9 @@ use tracing::warn;
 
 use crate::publish::Publisher;
 
+/// How often the file is checked for changes.
+pub const POLL: Duration = Duration::from_secs(1);
+
 /// What identifies one version of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
@@ -51,6 +54,11 @@ impl Watcher {
         }
     }
 
+    /// The file followed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Publishes the file when it changed since the last check; a missing or invalid file is
     /// logged once per version and the last good snapshot stays. The daemon calls this once
     /// before it answers, so that a restart serves the file from its first query.
@@ -84,11 +92,11 @@ impl Watcher {
         }
     }
 
-    /// Checks the file every `poll`, forever.
-    pub async fn run(mut self, publisher: Arc<Publisher>, poll: Duration) {
+    /// Checks the file every [`POLL`], forever.
+    pub async fn run(mut self, publisher: Arc<Publisher>) {
         loop {
             self.check(&publisher).await;
-            tokio::time::sleep(poll).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 }

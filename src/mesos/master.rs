@@ -1,4 +1,5 @@
-//! The polling source: the leading master's `/master/state`, every `refreshSeconds`.
+//! The masters' HTTP side: their state (`/master/state`) and the event stream's subscription
+//! (`/api/v1`), for the masters source ([`super::masters`]).
 //!
 //! Masters come from the `masters` list; the last known leader is asked first. A non-leading
 //! master either redirects (307) to the leader, which is followed, or returns a state naming
@@ -7,17 +8,15 @@
 //! misbehaving master cannot exhaust memory or stall refreshes; every failure leaves the last
 //! good snapshot in service.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, StatusCode};
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use super::model::{split_host_port, State};
-use super::stream;
+use super::source::{read_capped, BodyError};
 use crate::config::Config;
-use crate::publish::Publisher;
+use crate::publish::{PublishError, Publisher};
 
 /// Why one fetch from one master failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,15 +27,18 @@ pub enum FetchError {
     /// A status other than 200.
     #[error("HTTP status {0}")]
     Status(StatusCode),
-    /// The body exceeded the size cap.
-    #[error("state larger than {0} bytes")]
-    TooLarge(u64),
+    /// The body could not be read whole (connection lost, or over `maxStateBytes`).
+    #[error(transparent)]
+    Body(#[from] BodyError),
     /// The body is not a leader's state.
     #[error("invalid state: {0}")]
     Invalid(String),
     /// The client could not be built (bad CA file).
     #[error("{0}")]
     Setup(String),
+    /// The build thread that parses states failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
 }
 
 /// Fetches master states.
@@ -108,27 +110,22 @@ impl MasterClient {
         })
     }
 
+    /// The cap on state documents and stream records (`maxStateBytes`).
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     async fn get(&self, master: &str, path: &str) -> Result<Vec<u8>, FetchError> {
         let url = format!("{}://{}{}", self.scheme, master, path);
         let mut req = self.client.get(&url).header("Accept", "application/json");
         if let Some((user, pass)) = &self.credentials {
             req = req.basic_auth(user, Some(pass));
         }
-        let mut resp = req.send().await?;
+        let resp = req.send().await?;
         if resp.status() != StatusCode::OK {
             return Err(FetchError::Status(resp.status()));
         }
-        if resp.content_length().is_some_and(|n| n > self.max_bytes) {
-            return Err(FetchError::TooLarge(self.max_bytes));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await? {
-            if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
-                return Err(FetchError::TooLarge(self.max_bytes));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        Ok(read_capped(resp, self.max_bytes).await?)
     }
 
     /// Subscribes to the event stream of `master`; `Ok(None)` when the master has no v1
@@ -178,12 +175,19 @@ fn leader_address(state: &State) -> Option<String> {
 }
 
 /// Asks the masters in turn (last known leader first) for the leader's state; returns the
-/// document and the leader's address.
+/// state, parsed once on the publisher's build thread, and the leader's address.
 pub async fn fetch_leader_state(
     client: &MasterClient,
     masters: &[String],
     last_leader: Option<&str>,
-) -> Result<(Vec<u8>, String), FetchError> {
+    publisher: &Publisher,
+) -> Result<(State, String), FetchError> {
+    let parse = |body: Vec<u8>| async move {
+        publisher
+            .parse(body, State::from_json)
+            .await?
+            .map_err(|e| FetchError::Invalid(e.to_string()))
+    };
     let mut last_err = FetchError::Invalid("no masters known yet".into());
     let mut candidates: Vec<&str> = last_leader.into_iter().collect();
     candidates.extend(
@@ -193,141 +197,35 @@ pub async fn fetch_leader_state(
             .filter(|m| Some(*m) != last_leader),
     );
     for master in candidates {
-        match client.fetch(master).await {
-            Ok(body) => {
-                let state = match State::from_json(&body) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        last_err = FetchError::Invalid(e.to_string());
-                        continue;
-                    }
-                };
-                let Some(leader) = leader_address(&state) else {
-                    last_err = FetchError::Invalid("no leader address".into());
-                    continue;
-                };
-                if leader == master {
-                    return Ok((body, leader));
-                }
-                // A state from a non-leading master: ask the leader it names.
-                debug!(%master, %leader, "master is not the leader; asking the leader");
-                match client.fetch(&leader).await {
-                    Ok(body) => return Ok((body, leader)),
-                    Err(e) => last_err = e,
-                }
-            }
+        let state = match client.fetch(master).await {
+            Ok(body) => parse(body).await,
+            Err(e) => Err(e),
+        };
+        let state = match state {
+            Ok(state) => state,
             Err(e) => {
                 debug!(%master, error = %e, "master fetch failed");
                 last_err = e;
+                continue;
             }
+        };
+        let Some(leader) = leader_address(&state) else {
+            last_err = FetchError::Invalid("no leader address".into());
+            continue;
+        };
+        if leader == master {
+            return Ok((state, leader));
+        }
+        // A state from a non-leading master: ask the leader it names.
+        debug!(%master, %leader, "master is not the leader; asking the leader");
+        drop(state);
+        match client.fetch(&leader).await {
+            Ok(body) => match parse(body).await {
+                Ok(state) => return Ok((state, leader)),
+                Err(e) => last_err = e,
+            },
+            Err(e) => last_err = e,
         }
     }
     Err(last_err)
-}
-
-/// How the master source gets changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Event stream when the master has one, polling otherwise.
-    Stream,
-    /// Polling only.
-    Poll,
-}
-
-/// Follows the leading master forever: fetches its state, then follows its event stream
-/// (or, without one, polls every `refresh`, with up to 10% jitter so thousands of agents
-/// don't poll in step). With ZooKeeper detection (`zk_leader`), the detected leader is asked
-/// first and a leader change resubscribes (or polls) at once; the static `masters` remain the
-/// fallback.
-pub async fn follow(
-    client: MasterClient,
-    masters: Vec<String>,
-    mut zk_leader: Option<watch::Receiver<Option<String>>>,
-    publisher: Arc<Publisher>,
-    refresh: Duration,
-    mode: Mode,
-) {
-    let mut leader: Option<String> = None;
-    let mut failing = false;
-    let mut stream_supported = mode == Mode::Stream;
-    let mut stream_backoff = Duration::from_millis(500);
-    loop {
-        if let Some(zk) = &zk_leader {
-            if let Some(l) = zk.borrow().clone() {
-                leader = Some(l);
-            }
-        }
-        let mut fetched = None;
-        match fetch_leader_state(&client, &masters, leader.as_deref()).await {
-            Ok((body, new_leader)) => {
-                if leader.as_deref() != Some(new_leader.as_str()) {
-                    info!(leader = %new_leader, "following the leading master");
-                    leader = Some(new_leader.clone());
-                }
-                if let Err(e) = publisher.publish(body).await {
-                    warn!(error = %e, "master state rejected; keeping the last snapshot");
-                } else if failing {
-                    info!("master state available again");
-                    failing = false;
-                }
-                fetched = Some(new_leader);
-            }
-            Err(e) => {
-                publisher.fetch_failed(&e.to_string());
-                if !failing {
-                    warn!(error = %e, "cannot fetch the master state; keeping the last snapshot");
-                }
-                failing = true;
-                leader = None;
-            }
-        }
-        if let (Some(l), true) = (fetched, stream_supported) {
-            let zk_rx = zk_leader.clone();
-            let subscribed_at = std::time::Instant::now();
-            match stream::follow_stream(&client, &l, &publisher, zk_rx, client.max_bytes as usize)
-                .await
-            {
-                StreamEnd::Unsupported => {
-                    info!(leader = %l, "no v1 operator API on this master: polling every refreshSeconds");
-                    stream_supported = false;
-                }
-                StreamEnd::LeaderChanged => continue,
-                StreamEnd::Broken(e) => {
-                    warn!(leader = %l, error = %e, "event stream ended; resubscribing");
-                    if subscribed_at.elapsed() > Duration::from_secs(60) {
-                        // It ran fine for a while: this is a new problem, start over.
-                        stream_backoff = Duration::from_millis(500);
-                    }
-                    tokio::time::sleep(stream_backoff).await;
-                    stream_backoff = (stream_backoff * 2).min(Duration::from_secs(30));
-                    continue;
-                }
-            }
-        }
-        let jitter = refresh.mul_f64(rand::random::<f64>() * 0.1);
-        match &mut zk_leader {
-            Some(zk) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(refresh + jitter) => {}
-                    changed = zk.changed() => {
-                        if changed.is_err() {
-                            zk_leader = None;
-                        }
-                    }
-                }
-            }
-            None => tokio::time::sleep(refresh + jitter).await,
-        }
-    }
-}
-
-/// Why following an event stream stopped.
-#[derive(Debug)]
-pub enum StreamEnd {
-    /// The master has no event stream.
-    Unsupported,
-    /// ZooKeeper reports another leader.
-    LeaderChanged,
-    /// The stream failed or went silent.
-    Broken(String),
 }

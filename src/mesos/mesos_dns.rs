@@ -2,18 +2,22 @@
 //!
 //! For sites that run Mesos-DNS centrally: the sidecar can be rolled out first, serving exactly
 //! the zone Mesos-DNS serves, and switched to the masters later. The zone is polled every
-//! `refreshSeconds`; an unchanged serial costs no rebuild.
+//! `refreshSeconds`; an unchanged serial costs no rebuild. Like every source, a document larger
+//! than `maxStateBytes` is refused.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::Client;
 use serde::Deserialize;
 use tracing::{info, warn};
 
+use super::source::{self, read_capped, BodyError, Reachability};
+use crate::config::Config;
 use crate::publish::Publisher;
-use crate::records::{build_from_records, ListedRecord, RecordSettings};
+use crate::records::{build_from_records, ListedRecord};
 
 /// Mesos-DNS's AXFR model (`models.AXFR`).
 #[derive(Debug, Deserialize)]
@@ -82,69 +86,95 @@ impl Axfr {
     }
 }
 
-/// Polls `base` (e.g. `http://mesos-dns:8123`) forever.
-pub async fn follow(
+/// Why one copy of the zone failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneError {
+    /// HTTP failure or an error status.
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    /// The body could not be read whole (connection lost, or over `maxStateBytes`).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The body is not Mesos-DNS's AXFR document.
+    #[error("bad /v1/axfr document: {0}")]
+    Document(#[from] serde_json::Error),
+}
+
+/// The `mesosDns` source: copies the zone of the Mesos-DNS at a base URL.
+pub struct MesosDns {
     base: String,
-    publisher: Arc<Publisher>,
-    settings: RecordSettings,
+    url: String,
+    client: Client,
     refresh: Duration,
-    timeout: Duration,
-) {
-    let client = match super::http_client::builder(base.starts_with("https://"), &[])
-        .timeout(timeout)
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "cannot build the Mesos-DNS client");
-            return;
-        }
-    };
-    let url = format!("{}/v1/axfr", base.trim_end_matches('/'));
-    let mut last_serial = None;
-    let mut failing = false;
-    loop {
-        let result = async {
-            let resp = client.get(&url).send().await?.error_for_status()?;
-            resp.json::<Axfr>().await
-        }
-        .await;
-        match result {
-            Ok(axfr) => {
-                if failing {
-                    info!(%base, "Mesos-DNS reachable again");
-                    failing = false;
-                }
-                if axfr.domain.trim_end_matches('.') != settings.domain {
-                    warn!(theirs = %axfr.domain, ours = %settings.domain, "Mesos-DNS serves another domain; names outside ours are dropped");
-                }
-                if last_serial != Some(axfr.serial) {
-                    let serial = publisher.next_serial();
-                    match build_from_records(&axfr.listed(), &settings, serial) {
-                        Ok(snapshot) => {
-                            info!(
-                                names = snapshot.stats.names,
-                                serial = axfr.serial,
-                                "zone copied from Mesos-DNS"
-                            );
-                            publisher.publish_snapshot(snapshot);
-                            last_serial = Some(axfr.serial);
-                        }
-                        Err(e) => publisher.fetch_failed(&e.to_string()),
+    max_bytes: u64,
+}
+
+impl MesosDns {
+    /// The source for `mesosDns` (e.g. `http://mesos-dns:8123`), polled every
+    /// `refreshSeconds`, each request limited by `stateTimeoutSeconds` (at most a minute) and
+    /// each document by `maxStateBytes`.
+    pub fn from_config(config: &Config) -> Result<MesosDns, reqwest::Error> {
+        let base = config.mesos_dns.clone().unwrap_or_default();
+        let client = super::http_client::builder(base.starts_with("https://"), &[])
+            .timeout(source::request_timeout(config))
+            .build()?;
+        Ok(MesosDns {
+            url: format!("{}/v1/axfr", base.trim_end_matches('/')),
+            base,
+            client,
+            refresh: Duration::from_secs(config.refresh_seconds),
+            max_bytes: config.max_state_bytes,
+        })
+    }
+
+    /// One copy of the zone.
+    pub async fn fetch(&self) -> Result<Axfr, ZoneError> {
+        let resp = self
+            .client
+            .get(&self.url)
+            .send()
+            .await?
+            .error_for_status()?;
+        let body = read_capped(resp, self.max_bytes).await?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
+    /// Polls the zone forever; an unchanged serial costs no rebuild and confirms the served
+    /// snapshot.
+    pub async fn run(self, publisher: Arc<Publisher>) {
+        info!(base = %self.base, "copying the zone of an existing Mesos-DNS");
+        let settings = publisher.settings().clone();
+        let mut reach = Reachability::new("Mesos-DNS", self.base.clone());
+        let mut last_serial = None;
+        loop {
+            match self.fetch().await {
+                Ok(axfr) => {
+                    reach.reached();
+                    if axfr.domain.trim_end_matches('.') != settings.domain {
+                        warn!(theirs = %axfr.domain, ours = %settings.domain, "Mesos-DNS serves another domain; names outside ours are dropped");
                     }
-                } else {
-                    // Mesos-DNS still serves the zone we copied: not stale.
-                    publisher.confirm();
+                    if last_serial != Some(axfr.serial) {
+                        let serial = publisher.next_serial();
+                        match build_from_records(&axfr.listed(), &settings, serial) {
+                            Ok(snapshot) => {
+                                info!(
+                                    names = snapshot.stats.names,
+                                    serial = axfr.serial,
+                                    "zone copied from Mesos-DNS"
+                                );
+                                publisher.publish_snapshot(snapshot);
+                                last_serial = Some(axfr.serial);
+                            }
+                            Err(e) => publisher.fetch_failed(&e.to_string()),
+                        }
+                    } else {
+                        // Mesos-DNS still serves the zone we copied: not stale.
+                        publisher.confirm();
+                    }
                 }
+                Err(e) => reach.failed(&publisher, &e),
             }
-            Err(e) => {
-                publisher.fetch_failed(&e.to_string());
-                if !failing {
-                    warn!(%base, error = %e, "cannot fetch the zone from Mesos-DNS; keeping the last snapshot");
-                    failing = true;
-                }
-            }
+            tokio::time::sleep(self.refresh).await;
         }
-        tokio::time::sleep(refresh).await;
     }
 }

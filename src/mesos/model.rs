@@ -407,12 +407,17 @@ impl State {
     /// Parses a master state document. A document without a leader is rejected, as Mesos-DNS
     /// rejects it: it is not a master's state (or comes from a non-leading master mid-election).
     pub fn from_json(bytes: &[u8]) -> Result<State, StateError> {
-        let mut state: State = serde_json::from_slice(bytes)?;
-        if state.leader.is_empty() {
+        serde_json::from_slice::<State>(bytes)?.validated()
+    }
+
+    /// The state if it names a leader (see [`State::from_json`]), with its lists trimmed; for
+    /// states parsed inside another document (a relay's).
+    pub fn validated(mut self) -> Result<State, StateError> {
+        if self.leader.is_empty() {
             return Err(StateError::NoLeader);
         }
-        state.shrink_to_fit();
-        Ok(state)
+        self.shrink_to_fit();
+        Ok(self)
     }
 
     /// Frees the spare capacity of every list. A parsed list of one element has room for four

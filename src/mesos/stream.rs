@@ -12,11 +12,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::master::{MasterClient, StreamEnd};
 use crate::publish::Publisher;
 
 use super::model::{
@@ -191,6 +189,135 @@ struct V1Agent {
     pid: String,
 }
 
+/// One event of the v1 operator API stream, as the master sends it (`{"type": ..., "<type>":
+/// {...}}`); the types that change nothing we serve are [`Event::Other`].
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Event {
+    /// The first event: the whole state and the heartbeat interval.
+    Subscribed {
+        /// Its payload.
+        #[serde(default)]
+        subscribed: Subscribed,
+    },
+    /// A task was launched.
+    TaskAdded {
+        /// Its payload.
+        task_added: TaskAdded,
+    },
+    /// A task's status changed.
+    TaskUpdated {
+        /// Its payload.
+        task_updated: TaskUpdated,
+    },
+    /// An agent registered.
+    AgentAdded {
+        /// Its payload.
+        agent_added: AgentAdded,
+    },
+    /// An agent was removed.
+    AgentRemoved {
+        /// Its payload.
+        agent_removed: AgentRemoved,
+    },
+    /// A framework registered.
+    FrameworkAdded {
+        /// Its payload.
+        framework_added: FrameworkChanged,
+    },
+    /// A framework re-registered or changed.
+    FrameworkUpdated {
+        /// Its payload.
+        framework_updated: FrameworkChanged,
+    },
+    /// A framework was removed.
+    FrameworkRemoved {
+        /// Its payload.
+        framework_removed: FrameworkRemoved,
+    },
+    /// The master is alive and has nothing new.
+    Heartbeat,
+    /// Any other event type.
+    #[serde(other)]
+    Other,
+}
+
+/// `SUBSCRIBED`'s payload.
+#[derive(Debug, Default, Deserialize)]
+pub struct Subscribed {
+    #[serde(default)]
+    get_state: GetState,
+    #[serde(default)]
+    heartbeat_interval_seconds: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct GetState {
+    #[serde(default)]
+    get_frameworks: GetFrameworks,
+    #[serde(default)]
+    get_agents: GetAgents,
+    #[serde(default)]
+    get_tasks: GetTasks,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct GetFrameworks {
+    #[serde(default)]
+    frameworks: Vec<V1Framework>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct GetAgents {
+    #[serde(default)]
+    agents: Vec<V1Agent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct GetTasks {
+    #[serde(default)]
+    tasks: Vec<V1Task>,
+}
+
+/// `TASK_ADDED`'s payload.
+#[derive(Debug, Deserialize)]
+pub struct TaskAdded {
+    task: V1Task,
+}
+
+/// `TASK_UPDATED`'s payload: the new status, and the task's state if it differs from the
+/// status's.
+#[derive(Debug, Deserialize)]
+pub struct TaskUpdated {
+    status: V1Status,
+    #[serde(default)]
+    state: Option<String>,
+}
+
+/// `AGENT_ADDED`'s payload.
+#[derive(Debug, Deserialize)]
+pub struct AgentAdded {
+    agent: V1Agent,
+}
+
+/// `AGENT_REMOVED`'s payload.
+#[derive(Debug, Deserialize)]
+pub struct AgentRemoved {
+    agent_id: Id,
+}
+
+/// `FRAMEWORK_ADDED` and `FRAMEWORK_UPDATED`'s payload.
+#[derive(Debug, Deserialize)]
+pub struct FrameworkChanged {
+    framework: V1Framework,
+}
+
+/// `FRAMEWORK_REMOVED`'s payload.
+#[derive(Debug, Deserialize)]
+pub struct FrameworkRemoved {
+    framework_info: V1FrameworkInfo,
+}
+
 fn status_from(s: V1Status) -> Status {
     Status {
         state: s.state,
@@ -318,93 +445,81 @@ impl StreamState {
 
     /// Applies one event (a RecordIO record).
     pub fn apply(&mut self, event: &[u8]) -> Result<Applied, serde_json::Error> {
-        let v: Value = serde_json::from_slice(event)?;
-        let kind = v["type"].as_str().unwrap_or("");
-        let take = |key: &str| v.get(key).cloned().unwrap_or(Value::Null);
-        match kind {
-            "SUBSCRIBED" => {
-                let sub = take("subscribed");
-                let state = &sub["get_state"];
+        Ok(self.apply_event(serde_json::from_slice(event)?))
+    }
+
+    /// Applies one parsed event.
+    pub fn apply_event(&mut self, event: Event) -> Applied {
+        match event {
+            Event::Subscribed { subscribed } => {
+                let state = subscribed.get_state;
                 self.frameworks.clear();
                 self.framework_order.clear();
                 self.agents.clear();
                 self.tasks.clear();
-                for f in state["get_frameworks"]["frameworks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
-                    self.add_framework(serde_json::from_value(f.clone())?);
+                for f in state.get_frameworks.frameworks {
+                    self.add_framework(f);
                 }
-                for a in state["get_agents"]["agents"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
-                    self.add_agent(serde_json::from_value(a.clone())?);
+                for a in state.get_agents.agents {
+                    self.add_agent(a);
                 }
-                for t in state["get_tasks"]["tasks"].as_array().into_iter().flatten() {
-                    self.add_task(serde_json::from_value(t.clone())?);
+                for t in state.get_tasks.tasks {
+                    self.add_task(t);
                 }
-                let heartbeat = sub["heartbeat_interval_seconds"]
-                    .as_f64()
+                let heartbeat = subscribed
+                    .heartbeat_interval_seconds
                     .filter(|s| *s > 0.0)
                     .map(Duration::from_secs_f64);
-                Ok(Applied::Subscribed { heartbeat })
+                Applied::Subscribed { heartbeat }
             }
-            "TASK_ADDED" => {
-                self.add_task(serde_json::from_value(take("task_added")["task"].clone())?);
-                Ok(Applied::Changed)
+            Event::TaskAdded { task_added } => {
+                self.add_task(task_added.task);
+                Applied::Changed
             }
-            "TASK_UPDATED" => {
-                let u = take("task_updated");
-                let status: V1Status = serde_json::from_value(u["status"].clone())?;
-                let state = u["state"].as_str().unwrap_or(&status.state).to_string();
+            Event::TaskUpdated { task_updated } => {
+                let status = task_updated.status;
+                let state = task_updated.state.unwrap_or_else(|| status.state.clone());
                 let id = status.task_id.value.clone();
                 if TERMINAL.contains(&state.as_str()) {
-                    return Ok(if self.tasks.remove(&id).is_some() {
+                    return if self.tasks.remove(&id).is_some() {
                         Applied::Changed
                     } else {
                         Applied::Unchanged
-                    });
+                    };
                 }
                 match self.tasks.get_mut(&id) {
                     Some(task) => {
                         task.state = state;
                         task.statuses.push(status_from(status));
-                        Ok(Applied::Changed)
+                        Applied::Changed
                     }
-                    None => Ok(Applied::Unchanged),
+                    None => Applied::Unchanged,
                 }
             }
-            "AGENT_ADDED" => {
-                self.add_agent(serde_json::from_value(
-                    take("agent_added")["agent"].clone(),
-                )?);
-                Ok(Applied::Changed)
+            Event::AgentAdded { agent_added } => {
+                self.add_agent(agent_added.agent);
+                Applied::Changed
             }
-            "AGENT_REMOVED" => {
-                let id: Id = serde_json::from_value(take("agent_removed")["agent_id"].clone())?;
-                self.agents.remove(&id.value);
-                Ok(Applied::Changed)
+            Event::AgentRemoved { agent_removed } => {
+                self.agents.remove(&agent_removed.agent_id.value);
+                Applied::Changed
             }
-            "FRAMEWORK_ADDED" | "FRAMEWORK_UPDATED" => {
-                let key = if kind == "FRAMEWORK_ADDED" {
-                    "framework_added"
-                } else {
-                    "framework_updated"
-                };
-                self.add_framework(serde_json::from_value(take(key)["framework"].clone())?);
-                Ok(Applied::Changed)
+            Event::FrameworkAdded {
+                framework_added: changed,
             }
-            "FRAMEWORK_REMOVED" => {
-                let info: V1FrameworkInfo =
-                    serde_json::from_value(take("framework_removed")["framework_info"].clone())?;
-                self.frameworks.remove(&info.id.value);
-                self.framework_order.retain(|f| f != &info.id.value);
-                Ok(Applied::Changed)
+            | Event::FrameworkUpdated {
+                framework_updated: changed,
+            } => {
+                self.add_framework(changed.framework);
+                Applied::Changed
             }
-            _ => Ok(Applied::Unchanged),
+            Event::FrameworkRemoved { framework_removed } => {
+                let id = framework_removed.framework_info.id.value;
+                self.frameworks.remove(&id);
+                self.framework_order.retain(|f| *f != id);
+                Applied::Changed
+            }
+            Event::Heartbeat | Event::Other => Applied::Unchanged,
         }
     }
 
@@ -453,20 +568,25 @@ async fn leader_change(zk: &mut Option<watch::Receiver<Option<String>>>, current
     }
 }
 
-/// Subscribes to `leader` (`ip:port`) and applies its events until the stream ends, goes
-/// silent, or ZooKeeper names another leader.
-pub async fn follow_stream(
-    client: &MasterClient,
+/// Why following an event stream stopped.
+#[derive(Debug)]
+pub enum StreamEnd {
+    /// ZooKeeper reports another leader.
+    LeaderChanged,
+    /// The stream failed or went silent.
+    Broken(String),
+}
+
+/// Applies the events of `resp` (the answer to a subscription to `leader`, `ip:port`) until
+/// the stream ends, goes silent, or ZooKeeper names another leader; records over `max_record`
+/// bytes break the stream.
+pub async fn follow(
+    mut resp: reqwest::Response,
     leader: &str,
     publisher: &Publisher,
     mut zk: Option<watch::Receiver<Option<String>>>,
     max_record: usize,
 ) -> StreamEnd {
-    let mut resp = match client.subscribe(leader).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return StreamEnd::Unsupported,
-        Err(e) => return StreamEnd::Broken(e.to_string()),
-    };
     // Only framework PIDs are taken from the served state; the parsed copy is freed at once.
     let known = publisher.current().and_then(|c| c.state().ok());
     let mut state = StreamState::new(leader, known.as_ref());

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use zookeeper_client as zk;
 
 use super::model::Pid;
+use super::source::Backoff;
 
 /// A parsed `zk://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,25 +100,26 @@ pub fn leader_node(children: &[String]) -> Option<&str> {
         .map(|(_, c)| c)
 }
 
+/// The ZooKeeper session timeout.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A channel carrying the leader's `ip:port` (or `None` while there is none), and the future
-/// that watches ZooKeeper forever to keep it current (for the caller to spawn).
+/// that watches ZooKeeper forever to keep it current (for the caller to run).
 pub fn detect(
     url: ZkUrl,
-    session_timeout: Duration,
 ) -> (
     watch::Receiver<Option<String>>,
     impl std::future::Future<Output = ()> + Send,
 ) {
     let (tx, rx) = watch::channel(None);
     let detector = async move {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
-            match watch_once(&url, session_timeout, &tx).await {
-                Ok(()) => backoff = Duration::from_millis(200),
+            match watch_once(&url, SESSION_TIMEOUT, &tx).await {
+                Ok(()) => backoff.reset(),
                 Err(e) => {
                     warn!(servers = %url.servers, error = %e, "ZooKeeper detection failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff.wait().await;
                 }
             }
         }

@@ -1,0 +1,273 @@
+//! The state sources, one shape: [`from_config`] picks and builds the configured source, and
+//! [`Source::run`] hands each state it obtains to the [`Publisher`], forever.
+//!
+//! What every networked source needs is written once here: the body reader capped at
+//! `maxStateBytes` ([`read_capped`]), the retry delay ([`Backoff`]), and the "unreachable /
+//! reachable again" log with its failure count ([`Reachability`]).
+
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::{demo, file, masters, mesos_dns, relay};
+use crate::config::Config;
+use crate::publish::Publisher;
+
+/// Why the configured source could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The masters' HTTP client could not be set up (unreadable CA or client certificate).
+    #[error(transparent)]
+    Master(#[from] super::master::FetchError),
+    /// An HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The configured cluster state source.
+pub enum Source {
+    /// The bundled demo cluster (`--demo`): published once, nothing to follow.
+    Demo,
+    /// A state file (`stateFile`).
+    File(file::Watcher),
+    /// An existing Mesos-DNS's zone (`mesosDns`).
+    MesosDns(mesos_dns::MesosDns),
+    /// Another daemon's relay document (`relay`).
+    Relay(relay::Client),
+    /// The Mesos masters (`masters`, `zk`).
+    Masters(masters::Masters),
+}
+
+/// The source the configuration names, in the order of precedence `--demo`, `stateFile`,
+/// `mesosDns`, `relay`, then the masters. The configuration must be validated.
+pub fn from_config(config: &Config) -> Result<Source, SourceError> {
+    Ok(if config.demo {
+        Source::Demo
+    } else if let Some(path) = &config.state_file {
+        Source::File(file::Watcher::new(path.clone()))
+    } else if config.mesos_dns.is_some() {
+        Source::MesosDns(mesos_dns::MesosDns::from_config(config)?)
+    } else if config.relay.is_some() {
+        Source::Relay(relay::Client::from_config(config)?)
+    } else {
+        Source::Masters(masters::Masters::from_config(config)?)
+    })
+}
+
+impl Source {
+    /// Publishes what the source has without waiting on the network (the demo document, the
+    /// state file, or the persisted state for the sources that reach the cluster over the
+    /// network and persist it), so the daemon answers from its first query.
+    pub async fn load(&mut self, publisher: &Publisher) {
+        match self {
+            Source::Demo => {
+                // The bundled document is valid; failing here would be a build defect.
+                if let Err(e) = publisher.publish(demo::DEMO_STATE).await {
+                    tracing::error!(error = %e, "demo state rejected");
+                }
+                info!("serving the bundled demo cluster");
+            }
+            Source::File(watcher) => {
+                info!(path = %watcher.path().display(), "serving the state file");
+                watcher.check(publisher).await;
+            }
+            Source::MesosDns(_) => {}
+            Source::Relay(_) | Source::Masters(_) => {
+                publisher.load_persisted().await;
+            }
+        }
+    }
+
+    /// Follows the source forever, handing every state it obtains to `publisher` (the demo
+    /// source has nothing to follow and returns at once).
+    pub async fn run(self, publisher: Arc<Publisher>) {
+        match self {
+            Source::Demo => {}
+            Source::File(watcher) => watcher.run(publisher).await,
+            Source::MesosDns(source) => source.run(publisher).await,
+            Source::Relay(client) => client.run(publisher).await,
+            Source::Masters(masters) => masters.run(publisher).await,
+        }
+    }
+}
+
+/// The time limit of one request to a relay or a Mesos-DNS: `stateTimeoutSeconds`, at most a
+/// minute (those serve a ready document; only a master may take long to build its state).
+pub fn request_timeout(config: &Config) -> Duration {
+    Duration::from_secs(config.state_timeout_seconds.min(60))
+}
+
+/// Why a response body was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection failed mid-body (or timed out).
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    /// The body is larger than the cap (`maxStateBytes`).
+    #[error("state larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+/// Reads the body of `resp`, refusing one larger than `max_bytes` (`maxStateBytes`) as soon as
+/// its announced length or the bytes read so far exceed the cap, so a misbehaving server
+/// cannot exhaust memory.
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    max_bytes: u64,
+) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > max_bytes) {
+        return Err(BodyError::TooLarge(max_bytes));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() as u64 + chunk.len() as u64 > max_bytes {
+            return Err(BodyError::TooLarge(max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A retry delay that doubles after each failure up to a ceiling and starts over after a
+/// success, so a source retries quickly after a blip without hammering a server that is down.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// Delays from `first`, doubling up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            max,
+            next: first,
+        }
+    }
+
+    /// The delay before the next attempt, doubling the one after it.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+
+    /// Sleeps for the next delay.
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next_delay()).await;
+    }
+
+    /// Starts over from the first delay (after a success).
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+/// Whether a source's server answers, logged once per change: a warning when it stops
+/// answering, a note when it answers again. Every failure is also handed to the publisher
+/// ([`Publisher::fetch_failed`]), which counts it and keeps it for `/ready`.
+#[derive(Debug)]
+pub struct Reachability {
+    what: &'static str,
+    server: String,
+    failing: bool,
+}
+
+impl Reachability {
+    /// Tracks the server at `server`, described in logs as `what` (e.g. "the relay").
+    pub fn new(what: &'static str, server: impl Into<String>) -> Reachability {
+        Reachability {
+            what,
+            server: server.into(),
+            failing: false,
+        }
+    }
+
+    /// Whether the last attempt failed.
+    pub fn failing(&self) -> bool {
+        self.failing
+    }
+
+    /// Records a failed attempt: counted by the publisher, logged if it is the first since the
+    /// server last answered.
+    pub fn failed(&mut self, publisher: &Publisher, error: &dyn Display) {
+        publisher.fetch_failed(&error.to_string());
+        if !self.failing {
+            warn!(source = self.what, server = %self.server, %error, "source unreachable; keeping the last snapshot");
+            self.failing = true;
+        }
+    }
+
+    /// Records that the server answered, logged if it had been failing.
+    pub fn reached(&mut self) {
+        if self.failing {
+            info!(source = self.what, server = %self.server, "source reachable again");
+            self.failing = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_ceiling_and_starts_over() {
+        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(3));
+        let delays: Vec<_> = (0..5).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays, [500, 1000, 2000, 3000, 3000]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(500));
+    }
+
+    /// Serves `body` once per connection, announcing its length only when `announce`.
+    async fn server(body: Vec<u8>, announce: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut head = [0u8; 1024];
+                    let _ = conn.read(&mut head).await;
+                    let header = if announce {
+                        format!("Content-Length: {}\r\n", body.len())
+                    } else {
+                        String::new()
+                    };
+                    let _ = conn
+                        .write_all(
+                            format!("HTTP/1.1 200 OK\r\n{header}Connection: close\r\n\r\n")
+                                .as_bytes(),
+                        )
+                        .await;
+                    let _ = conn.write_all(&body).await;
+                });
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_cap_are_refused_whether_announced_or_not() {
+        let client = reqwest::Client::new();
+        for announce in [true, false] {
+            let url = server(vec![b'x'; 1000], announce).await;
+            let resp = client.get(&url).send().await.unwrap();
+            assert!(
+                matches!(read_capped(resp, 999).await, Err(BodyError::TooLarge(999))),
+                "announced: {announce}"
+            );
+            let resp = client.get(&url).send().await.unwrap();
+            assert_eq!(read_capped(resp, 1000).await.unwrap().len(), 1000);
+        }
+    }
+}
