@@ -56,23 +56,41 @@
 //!
 //! # How state flows
 //!
-//! 1. [`daemon::start`] picks one source: [`mesos::file::watch`], [`mesos::relay::follow`],
-//!    [`mesos::mesos_dns::follow`], or the masters: [`mesos::zk::detect`] finds the leader,
-//!    [`mesos::master::follow`] polls `/master/state` ([`mesos::master::fetch_leader_state`])
-//!    or, when the master has the v1 API, [`mesos::stream::follow_stream`] applies its events
-//!    to a [`mesos::stream::StreamState`].
-//! 2. The source hands the document to [`publish::Publisher::publish`] (or a parsed state to
-//!    [`publish::Publisher::publish_state`]): it parses [`mesos::model::State::from_json`],
-//!    resolves the hostnames the state names ([`mesos::hosts::HostResolver::resolve`]), builds
-//!    the records with [`records::build`] (Mesos-DNS's generator order and rules), and swaps
-//!    the new [`records::Snapshot`] into the store the responder reads; parsing, building and
-//!    freeing the replaced state all run on one thread ([`publish::BuildThread`]) whose memory
-//!    is handed back to the system after each job. A document that fails keeps the previous
-//!    snapshot and is counted in `/metrics`. The served state is kept as its compact JSON
+//! 1. [`daemon::start`] builds the one configured source with [`mesos::source::from_config`]:
+//!    the demo, a state file ([`mesos::file::Watcher`]), an existing Mesos-DNS
+//!    ([`mesos::mesos_dns::MesosDns`]), a relay ([`mesos::relay::Client`]) or the masters
+//!    ([`mesos::masters::Masters`]); each builds its own settings from the configuration.
+//!    [`mesos::source::Source::load`] publishes what needs no network (the demo, the file, the
+//!    persisted state) before the first query is read, then [`mesos::source::Source::run`]
+//!    follows the source forever. The networked sources share one body reader capped at
+//!    `maxStateBytes` ([`mesos::source::read_capped`]), one retry delay
+//!    ([`mesos::source::Backoff`]) and one "unreachable / reachable again" log
+//!    ([`mesos::source::Reachability`]).
+//! 2. The masters source finds the leader ([`mesos::zk::detect`] with `zk`, else the
+//!    `masters` list), takes its state with [`mesos::master::fetch_leader_state`], then
+//!    subscribes ([`mesos::master::MasterClient::subscribe`]) and applies the typed events
+//!    ([`mesos::stream::Event`]) of [`mesos::stream::follow`] to a
+//!    [`mesos::stream::StreamState`], or, when the master has no v1 API, polls every
+//!    `refreshSeconds`. A relay's document is read by [`mesos::relay::parse`].
+//! 3. A source parses a document once, on the publisher's build thread
+//!    ([`publish::Publisher::parse`]), and hands the state to
+//!    [`publish::Publisher::publish_state`] (a file, the demo or a seed hand the document to
+//!    [`publish::Publisher::publish`], which parses it there with
+//!    [`mesos::model::State::from_json`]; a Mesos-DNS zone becomes a snapshot directly,
+//!    [`publish::Publisher::publish_snapshot`]). The publisher resolves the hostnames the
+//!    state names ([`mesos::hosts::HostResolver::resolve`]), builds the records with
+//!    [`records::build`] (Mesos-DNS's generator order and rules), and swaps the new
+//!    [`records::Snapshot`] into the store the responder reads; parsing, building and freeing
+//!    the replaced state all run on one thread ([`publish::BuildThread`]) whose memory is
+//!    handed back to the system after each job. A document that fails keeps the previous
+//!    snapshot and is counted in `/metrics`, as is every failed fetch
+//!    ([`publish::Publisher::fetch_failed`]). The served state is kept as its compact JSON
 //!    document ([`publish::Current`]) and parsed again only when an API needs it.
-//! 3. With `persistFile` the good document is written with [`publish::write_atomically`] and
+//! 4. With `persistFile` the good document is written with [`publish::write_atomically`] and
 //!    served at the next start by [`publish::Publisher::load_persisted`]; the HTTP API reads
-//!    the same publisher for `/v1/axfr`, `/v1/enumerate` and the relay's `/v1/snapshot`.
+//!    the same publisher for `/v1/axfr`, `/v1/enumerate` and, through
+//!    [`mesos::relay::Server`], the relay document ([`mesos::relay::RelayDoc`]) of
+//!    `/v1/snapshot`.
 
 #![warn(missing_docs)]
 

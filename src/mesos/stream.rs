@@ -722,4 +722,47 @@ mod tests {
         );
         assert!(s.apply(b"{broken").is_err());
     }
+
+    #[test]
+    fn framework_events_and_unknown_types_are_typed() {
+        let mut s = StreamState::new("10.0.0.1:5050", None);
+        s.apply(SUBSCRIBED.as_bytes()).unwrap();
+        let added = r#"{"type":"FRAMEWORK_ADDED","framework_added":{"framework":
+            {"framework_info":{"id":{"value":"fw2"},"name":"chronos","hostname":"m2"}}}}"#;
+        assert_eq!(s.apply(added.as_bytes()).unwrap(), Applied::Changed);
+        let updated = r#"{"type":"FRAMEWORK_UPDATED","framework_updated":{"framework":
+            {"framework_info":{"id":{"value":"fw2"},"name":"chronos2"}}}}"#;
+        assert_eq!(s.apply(updated.as_bytes()).unwrap(), Applied::Changed);
+        let names: Vec<String> = s
+            .to_state()
+            .frameworks
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["marathon", "chronos2"],
+            "order kept, update applied"
+        );
+        let removed = r#"{"type":"FRAMEWORK_REMOVED","framework_removed":{"framework_info":{"id":{"value":"fw1"}}}}"#;
+        s.apply(removed.as_bytes()).unwrap();
+        assert_eq!(s.to_state().frameworks.len(), 1);
+        assert!(
+            s.to_state().frameworks[0].tasks.is_empty(),
+            "fw1's task is not listed"
+        );
+        assert_eq!(
+            s.apply(br#"{"type":"TASK_FANCY_NEW","task_fancy_new":{}}"#)
+                .unwrap(),
+            Applied::Unchanged,
+            "event types this build does not know change nothing"
+        );
+        assert!(
+            s.apply(br#"{"type":"TASK_ADDED"}"#).is_err(),
+            "a known event without its payload is malformed"
+        );
+        let agent = r#"{"type":"AGENT_ADDED","agent_added":{"agent":{"agent_info":{"id":{"value":"a2"},"hostname":"h2"},"pid":"slave(1)@10.0.1.2:5051"}}}"#;
+        assert_eq!(s.apply(agent.as_bytes()).unwrap(), Applied::Changed);
+        assert_eq!(s.to_state().slaves.len(), 2);
+    }
 }
