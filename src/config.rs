@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::dns::access::{ClientRule, RuleError};
 use crate::mesos::model::split_host_port;
+use crate::mesos::zk::ZkUrl;
 use crate::records::labels::LabelSpec;
 
 /// Where task addresses come from, in the priority order of `IPSources`.
@@ -52,6 +53,14 @@ pub struct Credentials {
     pub secret: String,
 }
 
+/// Where the install saves the host's original resolv.conf: `savedResolvConf`'s default, and
+/// the `resolvconf` command's.
+pub const SAVED_RESOLV_CONF: &str = "/etc/mesos-dns-sidecar/resolv.conf.orig";
+
+/// The system resolv.conf: `resolvConf`'s default, and the file the `resolvconf` command
+/// manages by default.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
 /// The daemon's whole configuration, with Mesos-DNS's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -87,8 +96,8 @@ pub struct Config {
     pub resolvers: Vec<String>,
     /// Task address sources in priority order (`IPSources`).
     pub ip_sources: Vec<IpSource>,
-    /// ZooKeeper URL for master detection (`zk`), empty when unused.
-    pub zk: String,
+    /// ZooKeeper URL for master detection (`zk`), parsed; `None` when unused.
+    pub zk: Option<ZkUrl>,
     /// The cluster domain, lowercase, without trailing dot (`domain`, default `mesos`).
     pub domain: String,
     /// DNS listen address (`listener`; default 127.0.0.1, where Mesos-DNS says 0.0.0.0: a
@@ -230,7 +239,7 @@ impl Default for Config {
             masters: Vec::new(),
             resolvers: Vec::new(),
             ip_sources: vec![IpSource::NetInfo, IpSource::Mesos, IpSource::Host],
-            zk: String::new(),
+            zk: None,
             domain: "mesos".into(),
             listener: IpAddr::from([127, 0, 0, 1]),
             http_listener: IpAddr::from([127, 0, 0, 1]),
@@ -249,8 +258,8 @@ impl Default for Config {
             srv_record_default_weight: 1,
             zone_resolvers: BTreeMap::new(),
             state_file: None,
-            saved_resolv_conf: PathBuf::from("/etc/mesos-dns-sidecar/resolv.conf.orig"),
-            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            saved_resolv_conf: PathBuf::from(SAVED_RESOLV_CONF),
+            resolv_conf: PathBuf::from(RESOLV_CONF),
             extra_listeners: Vec::new(),
             cache_max_entries: 100_000,
             cache_max_bytes: 64 * 1024 * 1024,
@@ -596,7 +605,7 @@ impl Config {
             Key::Masters => self.masters = strings(key, v)?,
             Key::Resolvers => self.resolvers = strings(key, v)?,
             Key::IpSources => self.ip_sources = ip_sources(key, v)?,
-            Key::Zk => self.zk = string(key, v)?,
+            Key::Zk => self.zk = zk_url(key, v)?,
             Key::Domain => self.domain = string(key, v)?,
             Key::Listener => self.listener = ip(key, v)?,
             Key::HttpListener => self.http_listener = ip(key, v)?,
@@ -715,9 +724,6 @@ impl Config {
             }
             seen.push(m);
         }
-        if !self.zk.is_empty() && !self.zk.starts_with("zk://") {
-            return Err(key_err("zk", format!("`{}` is not a zk:// URL", self.zk)));
-        }
         for r in &self.resolvers {
             if !is_resolver_address(r) {
                 return Err(key_err(
@@ -802,7 +808,7 @@ impl Config {
             }
         }
         if self.masters.is_empty()
-            && self.zk.is_empty()
+            && self.zk.is_none()
             && self.state_file.is_none()
             && self.relay.is_none()
             && self.mesos_dns.is_none()
@@ -903,6 +909,20 @@ fn listen_addrs(key: &str, v: &Value) -> Result<Vec<SocketAddr>, ConfigError> {
         .collect()
 }
 
+/// A `zk://` URL, parsed once here; empty means no ZooKeeper.
+fn zk_url(key: &str, v: &Value) -> Result<Option<ZkUrl>, ConfigError> {
+    let s = string(key, v)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    ZkUrl::parse(&s).map(Some).ok_or_else(|| {
+        key_err(
+            key,
+            format!("`{s}` is not a zk://host:port[,host:port]/path URL"),
+        )
+    })
+}
+
 fn client_rules(key: &str, v: &Value) -> Result<Vec<ClientRule>, ConfigError> {
     strings(key, v)?
         .iter()
@@ -980,7 +1000,12 @@ mod tests {
     fn reads_mesos_dns_sample_format_unchanged() {
         let loaded = Config::load(&sample_path()).unwrap();
         let c = &loaded.config;
-        assert_eq!(c.zk, "zk://10.40.0.2:2181,10.40.0.3:2181/mesos");
+        let zk = c.zk.as_ref().unwrap();
+        assert_eq!(zk.as_str(), "zk://10.40.0.2:2181,10.40.0.3:2181/mesos");
+        assert_eq!(
+            (zk.servers.as_str(), zk.path.as_str()),
+            ("10.40.0.2:2181,10.40.0.3:2181", "/mesos")
+        );
         assert_eq!(c.masters, vec!["10.40.0.2:5050", "10.40.0.3:5050"]);
         assert_eq!(c.refresh_seconds, 30);
         assert_eq!(c.ttl, 45);
@@ -1058,6 +1083,8 @@ mod tests {
             (json!({"allowClients": ["10.0.0.0/33"]}), "allowClients"),
             (json!({"refuseClients": ["example.com"]}), "refuseClients"),
             (json!({"rateLimit": -5}), "rateLimit"),
+            (json!({"zk": "http://10.0.0.1:2181/mesos"}), "zk"),
+            (json!({"zk": "zk:///mesos"}), "zk"),
         ];
         for (doc, key) in cases {
             let err = Config::from_json(&doc).unwrap_err().to_string();

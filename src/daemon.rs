@@ -24,7 +24,6 @@ use crate::metrics::Metrics;
 use crate::netif;
 use crate::notify;
 use crate::publish::Publisher;
-use crate::records::RecordSettings;
 use crate::resolv;
 use crate::sockets::{Key, Sockets};
 
@@ -42,9 +41,9 @@ pub enum DaemonError {
     /// The configured domain is not a DNS name.
     #[error("invalid domain: {0}")]
     Domain(#[from] hickory_proto::ProtoError),
-    /// The configured source is not available in this build.
-    #[error("{0}")]
-    Unsupported(String),
+    /// The configured state source could not be set up (unreadable certificate, bad URL).
+    #[error("cannot set up the state source: {0}")]
+    Source(#[from] source::SourceError),
     /// No upstream resolvers could be determined.
     #[error(transparent)]
     Upstreams(#[from] resolv::ResolvError),
@@ -115,21 +114,13 @@ pub async fn start(
     let mut tasks = JoinSet::new();
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(ArcSwapOption::empty());
-    let settings = RecordSettings::from_config(&config, netif::listener_addresses(config.listener));
-    let persist = if config.demo {
-        None
-    } else {
-        config.persist_file.clone()
-    };
-    let publisher = Arc::new(Publisher::new(
-        settings,
+    let publisher = Arc::new(Publisher::from_config(
+        &config,
         store.clone(),
         metrics.clone(),
-        persist,
     ));
 
-    let mut source =
-        source::from_config(&config).map_err(|e| DaemonError::Unsupported(e.to_string()))?;
+    let mut source = source::from_config(&config)?;
     if let (Some(doc), false) = (&seed, config.demo) {
         if let Err(e) = publisher.publish(doc.clone()).await {
             warn!(error = %e, "previous state not reusable after the reload");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use hickory_proto::rr::Name;
-use mesos_dns_sidecar::config::Config;
+use mesos_dns_sidecar::config::{self, Config};
 use mesos_dns_sidecar::sockets::Sockets;
 use mesos_dns_sidecar::{daemon, guard, resolvconf};
 use tracing::{error, info, warn};
@@ -62,14 +62,10 @@ enum Command {
         #[command(subcommand)]
         action: ResolvconfAction,
         /// The resolv.conf to manage.
-        #[arg(long, default_value = "/etc/resolv.conf", global = true)]
+        #[arg(long, default_value = config::RESOLV_CONF, global = true)]
         resolv_conf: PathBuf,
         /// Where the original is saved.
-        #[arg(
-            long,
-            default_value = "/etc/mesos-dns-sidecar/resolv.conf.orig",
-            global = true
-        )]
+        #[arg(long, default_value = config::SAVED_RESOLV_CONF, global = true)]
         saved: PathBuf,
     },
 }

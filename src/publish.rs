@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tracing::{info, warn};
 
+use crate::config::Config;
 use crate::mesos::hosts::HostResolver;
 use crate::mesos::model::{State, StateError};
 use crate::metrics::Metrics;
@@ -145,6 +146,20 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// The publisher the configuration asks for: records made by its naming keys (the name
+    /// server record from the addresses `listener` stands for), good documents saved to
+    /// `persistFile` (never the demo cluster's).
+    pub fn from_config(
+        config: &Config,
+        store: Arc<ArcSwapOption<Snapshot>>,
+        metrics: Arc<Metrics>,
+    ) -> Publisher {
+        let settings =
+            RecordSettings::from_config(config, crate::netif::listener_addresses(config.listener));
+        let persist = config.persist_file.clone().filter(|_| !config.demo);
+        Publisher::new(settings, store, metrics, persist)
+    }
+
     /// A publisher writing into `store`, and saving good documents to `persist_to`.
     pub fn new(
         settings: RecordSettings,
@@ -481,7 +496,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     #[test]
     fn stale_temporaries_are_removed_at_start() {

@@ -322,7 +322,7 @@ async fn config(State(api): State<Api>, headers: HeaderMap) -> Response {
         "Masters": c.masters,
         "Resolvers": c.resolvers,
         "IPSources": c.ip_sources.iter().map(|s| format!("{s:?}").to_lowercase()).collect::<Vec<_>>(),
-        "Zk": c.zk,
+        "Zk": c.zk.as_ref().map_or("", |z| z.as_str()),
         "Domain": c.domain,
         "Listener": c.listener.to_string(),
         "HTTPListener": c.http_listener.to_string(),

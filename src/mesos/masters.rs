@@ -35,21 +35,13 @@ pub struct Masters {
 }
 
 impl Masters {
-    /// The source for `masters` and `zk` (the URL is checked by validation; one that does not
-    /// parse is reported here), with the client from the masters' TLS and credential keys,
+    /// The source for `masters` and `zk`, with the client from the masters' TLS and credential keys,
     /// polling every `refreshSeconds`, streaming unless `stream` is false.
     pub fn from_config(config: &Config) -> Result<Masters, SourceError> {
-        let zk = if config.zk.is_empty() {
-            None
-        } else {
-            Some(ZkUrl::parse(&config.zk).ok_or_else(|| {
-                master::FetchError::Setup(format!("invalid zk URL {}", config.zk))
-            })?)
-        };
         Ok(Masters {
             client: MasterClient::new(config)?,
             masters: config.masters.clone(),
-            zk,
+            zk: config.zk.clone(),
             zk_detection_timeout: Duration::from_secs(config.zk_detection_timeout),
             refresh: Duration::from_secs(config.refresh_seconds),
             stream: config.stream,

@@ -24,9 +24,16 @@ pub struct ZkUrl {
     pub path: String,
     /// `user:password` for digest authentication, if the URL has one.
     pub auth: Option<String>,
+    /// The URL as written.
+    text: String,
 }
 
 impl ZkUrl {
+    /// The URL as written in the configuration (what `/v1/config` shows).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
     /// Parses `zk://[user:pass@]host1:port1,host2:port2/path`.
     pub fn parse(url: &str) -> Option<ZkUrl> {
         let rest = url.strip_prefix("zk://")?;
@@ -43,6 +50,7 @@ impl ZkUrl {
         }
         let path = path.trim_end_matches('/');
         Some(ZkUrl {
+            text: url.to_string(),
             servers: servers.to_string(),
             path: if path.is_empty() { "/" } else { path }.to_string(),
             auth,
@@ -208,6 +216,8 @@ mod tests {
         );
         assert_eq!(ZkUrl::parse("zk://h:1").unwrap().path, "/");
         assert!(ZkUrl::parse("http://h:1/mesos").is_none());
+        assert!(ZkUrl::parse("zk:///mesos").is_none(), "no servers");
+        assert_eq!(u.as_str(), "zk://jdoe:secret@zk1:2181/mesos/");
     }
 
     #[test]
