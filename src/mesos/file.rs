@@ -3,7 +3,7 @@
 //! Useful for air-gapped hosts, for tests, and for feeding a snapshot produced elsewhere. The
 //! file's modification time, size and inode are polled; polling needs no inotify support, works
 //! on network filesystems and notices a file replaced by rename, which is how careful writers
-//! update it.
+//! update it. Like every source, a file larger than `maxStateBytes` is refused.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -34,9 +34,22 @@ fn stamp(path: &Path) -> std::io::Result<Stamp> {
     })
 }
 
+/// The file's bytes, or `None` when it holds more than `max_bytes` (checked while reading, so
+/// a file that grows after its size was taken is refused too).
+async fn read_capped(path: &Path, max_bytes: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await?;
+    Ok((bytes.len() as u64 <= max_bytes).then_some(bytes))
+}
+
 /// Follows one state file: publishes each new version, keeps the last good one otherwise.
 pub struct Watcher {
     path: PathBuf,
+    max_bytes: u64,
     last: Option<Stamp>,
     missing_logged: bool,
     /// Whether the version at `last` is the one being served (it was accepted).
@@ -44,10 +57,12 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher of `path` that has published nothing yet.
-    pub fn new(path: PathBuf) -> Watcher {
+    /// A watcher of `path`, refusing versions over `max_bytes`, that has published nothing
+    /// yet.
+    pub fn new(path: PathBuf, max_bytes: u64) -> Watcher {
         Watcher {
             path,
+            max_bytes,
             last: None,
             missing_logged: false,
             served: false,
@@ -68,8 +83,13 @@ impl Watcher {
             Ok(st) if self.last.as_ref() != Some(&st) => {
                 self.missing_logged = false;
                 self.served = false;
-                match tokio::fs::read(path).await {
-                    Ok(bytes) => match publisher.publish(bytes).await {
+                match read_capped(path, self.max_bytes).await {
+                    Ok(None) => {
+                        let error = format!("state file larger than {} bytes", self.max_bytes);
+                        warn!(path = %path.display(), %error, "state file refused (maxStateBytes); keeping the last snapshot");
+                        publisher.fetch_failed(&error);
+                    }
+                    Ok(Some(bytes)) => match publisher.publish(bytes).await {
                         Ok(_) => self.served = true,
                         Err(e) => {
                             warn!(path = %path.display(), error = %e, "state file rejected; keeping the last snapshot")
@@ -98,5 +118,43 @@ impl Watcher {
             self.check(&publisher).await;
             tokio::time::sleep(POLL).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::metrics::Metrics;
+    use crate::records::RecordSettings;
+
+    const DOC: &[u8] = br#"{"leader":"master@10.0.0.1:5050","frameworks":[],"slaves":[]}"#;
+
+    fn publisher() -> Publisher {
+        Publisher::new(
+            RecordSettings::from_config(&Config::default(), vec![]),
+            Arc::new(arc_swap::ArcSwapOption::empty()),
+            Arc::new(Metrics::default()),
+            None,
+        )
+    }
+
+    /// Like every source, the file source refuses a document over `maxStateBytes`, and
+    /// serves the file once it fits.
+    #[tokio::test]
+    async fn a_file_over_max_state_bytes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, DOC).unwrap();
+        let p = publisher();
+        let mut small = Watcher::new(path.clone(), DOC.len() as u64 - 1);
+        small.check(&p).await;
+        assert!(p.snapshot().is_none());
+        assert!(p.last_error().unwrap().contains("larger than"));
+
+        let mut fits = Watcher::new(path, DOC.len() as u64);
+        fits.check(&p).await;
+        assert!(p.snapshot().is_some());
+        assert!(p.last_error().is_none());
     }
 }

@@ -46,7 +46,7 @@ pub fn from_config(config: &Config) -> Result<Source, SourceError> {
     Ok(if config.demo {
         Source::Demo
     } else if let Some(path) = &config.state_file {
-        Source::File(file::Watcher::new(path.clone()))
+        Source::File(file::Watcher::new(path.clone(), config.max_state_bytes))
     } else if config.mesos_dns.is_some() {
         Source::MesosDns(mesos_dns::MesosDns::from_config(config)?)
     } else if config.relay.is_some() {
