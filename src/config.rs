@@ -44,6 +44,44 @@ impl IpSource {
     }
 }
 
+/// An upstream resolver address, parsed when the configuration is read: `ip` (port 53) or
+/// `ip:port`. Shown (in `/v1/config`) as written, as Mesos-DNS shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The address queries go to.
+    pub addr: SocketAddr,
+    text: String,
+}
+
+impl std::str::FromStr for Upstream {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Upstream, String> {
+        let addr = match text.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, 53),
+            Err(_) => text
+                .parse()
+                .map_err(|_| format!("`{text}` is not an ip or ip:port"))?,
+        };
+        Ok(Upstream {
+            addr,
+            text: text.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl serde::Serialize for Upstream {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
 /// HTTP basic credentials for the Mesos master (`mesosCredentials`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
@@ -93,7 +131,7 @@ pub struct Config {
     /// Static Mesos masters, `ip:port` (`masters`).
     pub masters: Vec<String>,
     /// Upstream resolvers, `ip` or `ip:port` (`resolvers`); empty means the host's own.
-    pub resolvers: Vec<String>,
+    pub resolvers: Vec<Upstream>,
     /// Task address sources in priority order (`IPSources`).
     pub ip_sources: Vec<IpSource>,
     /// ZooKeeper URL for master detection (`zk`), parsed; `None` when unused.
@@ -134,7 +172,7 @@ pub struct Config {
     /// Weight of generated SRV records (`SRVRecordDefaultWeight`, default 1).
     pub srv_record_default_weight: u16,
     /// Per-zone resolvers (`ZoneResolvers`): zone -> upstreams.
-    pub zone_resolvers: BTreeMap<String, Vec<String>>,
+    pub zone_resolvers: BTreeMap<String, Vec<Upstream>>,
     /// Our key `stateFile`: serve the state document at this path, re-read when it changes.
     pub state_file: Option<PathBuf>,
     /// Our key `savedResolvConf`: the host's original resolv.conf, saved at install; its
@@ -603,7 +641,7 @@ impl Config {
             Key::SoaMname => self.soa_mname = string(key, v)?,
             Key::SoaRname => self.soa_rname = string(key, v)?,
             Key::Masters => self.masters = strings(key, v)?,
-            Key::Resolvers => self.resolvers = strings(key, v)?,
+            Key::Resolvers => self.resolvers = upstreams(key, v)?,
             Key::IpSources => self.ip_sources = ip_sources(key, v)?,
             Key::Zk => self.zk = zk_url(key, v)?,
             Key::Domain => self.domain = string(key, v)?,
@@ -724,22 +762,6 @@ impl Config {
             }
             seen.push(m);
         }
-        for r in &self.resolvers {
-            if !is_resolver_address(r) {
-                return Err(key_err(
-                    "resolvers",
-                    format!("`{r}` is not an ip or ip:port"),
-                ));
-            }
-        }
-        for (zone, resolvers) in &self.zone_resolvers {
-            if let Some(r) = resolvers.iter().find(|r| !is_resolver_address(r)) {
-                return Err(key_err(
-                    "ZoneResolvers",
-                    format!("zone `{zone}`: `{r}` is not an ip or ip:port"),
-                ));
-            }
-        }
         if self.cache_max_entries == 0 || self.cache_max_bytes == 0 {
             return Err(key_err("cacheMaxEntries", "cache bounds must be positive"));
         }
@@ -856,9 +878,12 @@ fn is_valid_name(name: &str) -> bool {
     Name::from_ascii(name).is_ok() && !name.trim_end_matches('.').is_empty()
 }
 
-fn is_resolver_address(text: &str) -> bool {
-    text.parse::<IpAddr>().is_ok()
-        || split_host_port(text).is_some_and(|(h, _)| h.parse::<IpAddr>().is_ok())
+/// Upstream resolver addresses, parsed once here.
+fn upstreams(key: &str, v: &Value) -> Result<Vec<Upstream>, ConfigError> {
+    strings(key, v)?
+        .iter()
+        .map(|s| s.parse().map_err(|e: String| key_err(key, e)))
+        .collect()
 }
 
 fn uint<T: TryFrom<u64>>(key: &str, v: &Value) -> Result<T, ConfigError> {
@@ -969,12 +994,21 @@ fn credentials(key: &str, v: &Value) -> Result<Option<Credentials>, ConfigError>
     }
 }
 
-fn zone_resolvers(key: &str, v: &Value) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
+fn zone_resolvers(key: &str, v: &Value) -> Result<BTreeMap<String, Vec<Upstream>>, ConfigError> {
     match v {
         Value::Null => Ok(BTreeMap::new()),
         Value::Object(m) => m
             .iter()
-            .map(|(zone, r)| Ok((zone.to_ascii_lowercase(), strings(key, r)?)))
+            .map(|(zone, r)| {
+                let resolvers = strings(key, r)?
+                    .iter()
+                    .map(|s| {
+                        s.parse()
+                            .map_err(|e: String| key_err(key, format!("zone `{zone}`: {e}")))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok((zone.to_ascii_lowercase(), resolvers))
+            })
             .collect(),
         _ => Err(key_err(key, "expected an object of zone -> resolver list")),
     }
@@ -1012,7 +1046,9 @@ mod tests {
         assert_eq!(c.port, 8053);
         assert_eq!(c.http_port, 8124);
         assert_eq!(c.timeout, 4);
-        assert_eq!(c.resolvers, vec!["192.0.2.53", "192.0.2.54"]);
+        let resolvers: Vec<String> = c.resolvers.iter().map(|r| r.to_string()).collect();
+        assert_eq!(resolvers, ["192.0.2.53", "192.0.2.54"]);
+        assert_eq!(c.resolvers[0].addr, "192.0.2.53:53".parse().unwrap());
         assert_eq!(c.soa_mname, "ns1.mesos.");
         assert_eq!(c.soa_rname, "root.ns1.mesos.");
         assert_eq!(
@@ -1085,6 +1121,11 @@ mod tests {
             (json!({"rateLimit": -5}), "rateLimit"),
             (json!({"zk": "http://10.0.0.1:2181/mesos"}), "zk"),
             (json!({"zk": "zk:///mesos"}), "zk"),
+            (json!({"resolvers": ["dns.google"]}), "resolvers"),
+            (
+                json!({"ZoneResolvers": {"corp": ["10.0.0.1", "dns.corp"]}}),
+                "ZoneResolvers",
+            ),
         ];
         for (doc, key) in cases {
             let err = Config::from_json(&doc).unwrap_err().to_string();
@@ -1101,7 +1142,6 @@ mod tests {
         };
         assert!(with(json!({"masters": ["nohost"]})).contains("`masters`"));
         assert!(with(json!({"masters": ["1.2.3.4:5050", "1.2.3.4:5050"]})).contains("twice"));
-        assert!(with(json!({"resolvers": ["dns.google"]})).contains("`resolvers`"));
         assert!(with(json!({"dnson": false, "httpon": false})).contains("`dnson`"));
         assert!(with(json!({"domain": "bad..name"})).contains("`domain`"));
         assert!(with(json!({"stateTimeoutSeconds": 0})).contains("`stateTimeoutSeconds`"));

@@ -14,7 +14,7 @@ use tracing::warn;
 use crate::config::Config;
 use crate::dns::access::{self, ClientAcl, ClientGuard, RateLimit};
 use crate::dns::cache::CachePolicy;
-use crate::dns::forward::{parse_upstream, ForwardSettings};
+use crate::dns::forward::ForwardSettings;
 use crate::dns::server::InFlight;
 use crate::dns::upstream::UpstreamSet;
 use crate::dns::{Forwarder, Handlers, Listeners, Responder, ServerLimits};
@@ -401,7 +401,7 @@ fn build_forwarder(
             let name = Name::from_ascii(format!("{}.", zone.trim_end_matches('.'))).ok()?;
             let addrs: Vec<SocketAddr> = resolvers
                 .iter()
-                .filter_map(|r| parse_upstream(r))
+                .map(|r| r.addr)
                 .filter(|a| !resolv::is_self(*a, listens, &[]))
                 .collect();
             Some((name, UpstreamSet::new(&addrs, false)))

@@ -46,7 +46,7 @@ struct Cli {
     state_file: Option<PathBuf>,
     /// Upstream resolvers, comma-separated `ip` or `ip:port` (overrides `resolvers`).
     #[arg(long, value_delimiter = ',', value_name = "ADDRS")]
-    resolvers: Option<Vec<String>>,
+    resolvers: Option<Vec<config::Upstream>>,
     /// Don't forward names outside the cluster domain: refuse them (as `externalon: false`).
     #[arg(long)]
     no_forward: bool,

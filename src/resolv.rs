@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::dns::forward::parse_upstream;
 
 /// The upstreams chosen for forwarding, and where they came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,11 +131,7 @@ pub fn plan(
     local_ips: &[IpAddr],
 ) -> Result<UpstreamPlan, ResolvError> {
     let (addrs, source, rotate, attempt_timeout, attempts) = if !config.resolvers.is_empty() {
-        let addrs = config
-            .resolvers
-            .iter()
-            .filter_map(|r| parse_upstream(r))
-            .collect();
+        let addrs = config.resolvers.iter().map(|r| r.addr).collect();
         (
             addrs,
             "config key resolvers".to_string(),
@@ -237,7 +232,10 @@ mod tests {
             Some("nameserver 10.0.0.1\n"),
             "nameserver 10.0.0.2\n",
         );
-        c.resolvers = vec!["192.0.2.1".into(), "192.0.2.2:5353".into()];
+        c.resolvers = vec![
+            "192.0.2.1".parse().unwrap(),
+            "192.0.2.2:5353".parse().unwrap(),
+        ];
         let p = plan(&c, &[sa("127.0.0.1:53")], &[]).unwrap();
         assert_eq!(p.addrs, [sa("192.0.2.1:53"), sa("192.0.2.2:5353")]);
     }
