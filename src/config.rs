@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::Name;
+use reqwest::Url;
 use serde_json::{Map, Value};
 
 use crate::dns::access::{ClientRule, RuleError};
@@ -209,13 +210,13 @@ pub struct Config {
     pub persist_file: Option<PathBuf>,
     /// Our key `mesosDns`: copy the zone of an existing Mesos-DNS server from its `/v1/axfr`
     /// at this base URL (`http://mesos-dns:8123`).
-    pub mesos_dns: Option<String>,
+    pub mesos_dns: Option<Url>,
     /// Our key `stream`: follow the master's v1 event stream when it has one (default true);
     /// false polls every `refreshSeconds`.
     pub stream: bool,
     /// Our key `relay`: follow another daemon's `/v1/snapshot` at this base URL
     /// (`http://relay:8123`) instead of polling the masters.
-    pub relay: Option<String>,
+    pub relay: Option<Url>,
     /// Our key `tcpMaxConnections`: DNS-over-TCP connections served at once.
     pub tcp_max_connections: usize,
     /// Our key `tcpIdleTimeoutSeconds`: a TCP connection idle this long is closed.
@@ -698,14 +699,8 @@ impl Config {
             }
             Key::HttpMaxConnections => self.http_max_connections = uint(key, v)?,
             Key::HttpHeaderTimeoutSeconds => self.http_header_timeout_seconds = uint(key, v)?,
-            Key::MesosDnsSource => {
-                let s = string(key, v)?;
-                self.mesos_dns = (!s.is_empty()).then_some(s);
-            }
-            Key::Relay => {
-                let s = string(key, v)?;
-                self.relay = (!s.is_empty()).then_some(s);
-            }
+            Key::MesosDnsSource => self.mesos_dns = http_url(key, v)?,
+            Key::Relay => self.relay = http_url(key, v)?,
         }
         Ok(true)
     }
@@ -808,13 +803,6 @@ impl Config {
                 ))
             }
         }
-        for (key, url) in [("relay", &self.relay), ("mesosDns", &self.mesos_dns)] {
-            if let Some(r) = url {
-                if !(r.starts_with("http://") || r.starts_with("https://")) {
-                    return Err(key_err(key, format!("`{r}` is not an http(s) URL")));
-                }
-            }
-        }
         if self.http_on && self.http_max_connections == 0 {
             return Err(key_err("httpMaxConnections", "must be positive"));
         }
@@ -876,6 +864,18 @@ fn fqdn(name: &str) -> String {
 
 fn is_valid_name(name: &str) -> bool {
     Name::from_ascii(name).is_ok() && !name.trim_end_matches('.').is_empty()
+}
+
+/// An `http://` or `https://` base URL with a host, parsed once here; empty means unset.
+fn http_url(key: &str, v: &Value) -> Result<Option<Url>, ConfigError> {
+    let s = string(key, v)?;
+    if s.is_empty() {
+        return Ok(None);
+    }
+    match Url::parse(&s) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(Some(url)),
+        _ => Err(key_err(key, format!("`{s}` is not an http(s) URL"))),
+    }
 }
 
 /// Upstream resolver addresses, parsed once here.
@@ -1122,6 +1122,9 @@ mod tests {
             (json!({"zk": "http://10.0.0.1:2181/mesos"}), "zk"),
             (json!({"zk": "zk:///mesos"}), "zk"),
             (json!({"resolvers": ["dns.google"]}), "resolvers"),
+            (json!({"relay": "relay:8123"}), "relay"),
+            (json!({"mesosDns": "ftp://mesos-dns"}), "mesosDns"),
+            (json!({"mesosDns": "http://"}), "mesosDns"),
             (
                 json!({"ZoneResolvers": {"corp": ["10.0.0.1", "dns.corp"]}}),
                 "ZoneResolvers",

@@ -10,7 +10,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Client;
+use reqwest::{Client, Url};
 use serde::Deserialize;
 use tracing::{info, warn};
 
@@ -110,17 +110,17 @@ pub struct MesosDns {
 }
 
 impl MesosDns {
-    /// The source for `mesosDns` (e.g. `http://mesos-dns:8123`), polled every
+    /// The source for the Mesos-DNS at `base` (the `mesosDns` key, e.g.
+    /// `http://mesos-dns:8123`), polled every
     /// `refreshSeconds`, each request limited by `stateTimeoutSeconds` (at most a minute) and
     /// each document by `maxStateBytes`.
-    pub fn from_config(config: &Config) -> Result<MesosDns, reqwest::Error> {
-        let base = config.mesos_dns.clone().unwrap_or_default();
-        let client = super::http_client::builder(base.starts_with("https://"), &[])
+    pub fn from_config(base: &Url, config: &Config) -> Result<MesosDns, reqwest::Error> {
+        let client = super::http_client::builder(base.scheme() == "https", &[])
             .timeout(source::request_timeout(config))
             .build()?;
         Ok(MesosDns {
-            url: format!("{}/v1/axfr", base.trim_end_matches('/')),
-            base,
+            url: format!("{}/v1/axfr", base.as_str().trim_end_matches('/')),
+            base: base.to_string(),
             client,
             refresh: Duration::from_secs(config.refresh_seconds),
             max_bytes: config.max_state_bytes,

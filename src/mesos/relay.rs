@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use reqwest::Client as HttpClient;
+use reqwest::{Client as HttpClient, Url};
 use serde::Deserialize;
 use tokio::time::Instant;
 use tracing::{info, warn};
@@ -275,21 +275,21 @@ pub struct Client {
 }
 
 impl Client {
-    /// The client for `relay` (e.g. `http://10.0.0.5:8123`), sending `httpToken` as a bearer
+    /// The client for the relay at `base` (the `relay` key, e.g. `http://10.0.0.5:8123`),
+    /// sending `httpToken` as a bearer
     /// token when set; each request may take the long-poll plus `stateTimeoutSeconds` (at
     /// most a minute), each document at most `maxStateBytes`.
-    pub fn from_config(config: &Config) -> Result<Client, reqwest::Error> {
-        let base = config.relay.clone().unwrap_or_default();
-        let client = super::http_client::builder(base.starts_with("https://"), &[])
+    pub fn from_config(base: &Url, config: &Config) -> Result<Client, reqwest::Error> {
+        let client = super::http_client::builder(base.scheme() == "https", &[])
             .timeout(LONG_POLL + source::request_timeout(config))
             .build()?;
         Ok(Client {
             url: format!(
                 "{}/v1/snapshot?wait={}",
-                base.trim_end_matches('/'),
+                base.as_str().trim_end_matches('/'),
                 LONG_POLL.as_secs()
             ),
-            base,
+            base: base.to_string(),
             client,
             token: config.http_token.clone(),
             max_bytes: config.max_state_bytes,

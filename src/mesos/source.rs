@@ -47,10 +47,10 @@ pub fn from_config(config: &Config) -> Result<Source, SourceError> {
         Source::Demo
     } else if let Some(path) = &config.state_file {
         Source::File(file::Watcher::new(path.clone(), config.max_state_bytes))
-    } else if config.mesos_dns.is_some() {
-        Source::MesosDns(mesos_dns::MesosDns::from_config(config)?)
-    } else if config.relay.is_some() {
-        Source::Relay(relay::Client::from_config(config)?)
+    } else if let Some(base) = &config.mesos_dns {
+        Source::MesosDns(mesos_dns::MesosDns::from_config(base, config)?)
+    } else if let Some(base) = &config.relay {
+        Source::Relay(relay::Client::from_config(base, config)?)
     } else {
         Source::Masters(masters::Masters::from_config(config)?)
     })
