@@ -81,7 +81,7 @@ impl Masters {
         };
         let mut reach = Reachability::new("the masters", servers);
         let mut stream_supported = self.stream;
-        let mut stream_backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut stream_backoff = Backoff::default();
         loop {
             if let Some(zk) = &zk_leader {
                 if let Some(l) = zk.borrow().clone() {

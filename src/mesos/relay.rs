@@ -300,7 +300,7 @@ impl Client {
     pub async fn run(self, publisher: Arc<Publisher>) {
         info!(relay = %self.base, "following the relay");
         let mut etag: Option<String> = None;
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        let mut backoff = Backoff::default();
         let mut reach = Reachability::new("the relay", self.base.clone());
         loop {
             match self.next(&publisher, etag.as_deref()).await {

@@ -139,6 +139,13 @@ pub struct Backoff {
     next: Duration,
 }
 
+impl Default for Backoff {
+    /// The sources' retry delay: from half a second, doubling up to 30 seconds.
+    fn default() -> Backoff {
+        Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
+    }
+}
+
 impl Backoff {
     /// Delays from `first`, doubling up to `max`.
     pub fn new(first: Duration, max: Duration) -> Backoff {
@@ -222,6 +229,29 @@ mod tests {
         assert_eq!(delays, [500, 1000, 2000, 3000, 3000]);
         b.reset();
         assert_eq!(b.next_delay(), Duration::from_millis(500));
+        let mut sources = Backoff::default();
+        assert_eq!(sources.next_delay(), Duration::from_millis(500));
+        assert_eq!(
+            (0..10).map(|_| sources.next_delay()).max(),
+            Some(Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn every_failure_reaches_the_publisher_and_recovery_is_noted() {
+        let publisher = Publisher::new(
+            crate::records::RecordSettings::from_config(&Config::default(), vec![]),
+            Arc::new(arc_swap::ArcSwapOption::empty()),
+            Arc::new(crate::metrics::Metrics::default()),
+            None,
+        );
+        let mut reach = Reachability::new("the relay", "http://relay:8123");
+        reach.failed(&publisher, &"connection refused");
+        reach.failed(&publisher, &"HTTP status 502");
+        assert!(reach.failing());
+        assert_eq!(publisher.last_error().as_deref(), Some("HTTP status 502"));
+        reach.reached();
+        assert!(!reach.failing());
     }
 
     /// Serves `body` once per connection, announcing its length only when `announce`.
