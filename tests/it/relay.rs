@@ -134,3 +134,31 @@ fn snapshot_endpoint_speaks_http_caching() {
 fn body_of(d: &Daemon) -> Vec<u8> {
     get(d.http, "/v1/snapshot", &[]).2
 }
+
+/// Like every source, a relay's document over `maxStateBytes` is refused: the agent serves
+/// nothing and counts each refusal.
+#[test]
+fn a_relay_document_over_max_state_bytes_is_refused() {
+    let relay = start(&["--state-file", fixture(CLUSTER).to_str().unwrap()]);
+    let size = body_of(&relay).len();
+    let (agent, _a) = start_with_config_unready(
+        json!({"relay": format!("http://{}", relay.http), "stateFile": "", "externalon": false,
+            "maxStateBytes": size - 1}),
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(agent.http).is_err() {
+        assert!(Instant::now() < deadline, "no HTTP API");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while metric(&agent, "mesos_dns_sidecar_state_load_errors_total") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the oversized document was never refused"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let m = agent.udp("nginx.marathon.mesos.", RecordType::A, None);
+    assert!(m.answers.is_empty(), "{m:?}");
+    assert_eq!(metric(&agent, "mesos_dns_sidecar_state_loads_total"), 0.0);
+}
