@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use super::master::{self, MasterClient};
 use super::source::{Backoff, Reachability, SourceError};
-use super::stream::{self, StreamEnd};
+use super::stream::{self, StreamEnd, StreamState};
 use super::zk::{self, ZkUrl};
 use crate::config::Config;
 use crate::publish::Publisher;
@@ -103,22 +103,27 @@ impl Masters {
                         info!(leader = %new_leader, "following the leading master");
                         leader = Some(new_leader.clone());
                     }
+                    // The stream's events lack framework PIDs: taken from this state now,
+                    // rather than parsed back from the served document later.
+                    let stream_state =
+                        stream_supported.then(|| StreamState::new(&new_leader, Some(&state)));
                     if let Err(e) = publisher.publish_state(state).await {
                         warn!(error = %e, "master state rejected; keeping the last snapshot");
                     }
-                    fetched = Some(new_leader);
+                    fetched = stream_state.map(|s| (new_leader, s));
                 }
                 Err(e) => {
                     reach.failed(&publisher, &e);
                     leader = None;
                 }
             }
-            if let (Some(l), true) = (fetched, stream_supported) {
+            if let Some((l, stream_state)) = fetched {
                 let subscribed_at = Instant::now();
                 let end = match self.client.subscribe(&l).await {
                     Ok(Some(resp)) => {
                         let max = self.client.max_bytes() as usize;
-                        Some(stream::follow(resp, &l, &publisher, zk_leader.clone(), max).await)
+                        let zk = zk_leader.clone();
+                        Some(stream::follow(resp, &l, stream_state, &publisher, zk, max).await)
                     }
                     Ok(None) => None,
                     Err(e) => Some(StreamEnd::Broken(e.to_string())),

@@ -577,20 +577,18 @@ pub enum StreamEnd {
     Broken(String),
 }
 
-/// Applies the events of `resp` (the answer to a subscription to `leader`, `ip:port`) until
-/// the stream ends, goes silent, or ZooKeeper names another leader; records over `max_record`
-/// bytes break the stream.
+/// Applies the events of `resp` (the answer to a subscription to `leader`, `ip:port`) to
+/// `state` (made by [`StreamState::new`] for that leader, with the framework PIDs of the state
+/// just fetched) until the stream ends, goes silent, or ZooKeeper names another leader;
+/// records over `max_record` bytes break the stream.
 pub async fn follow(
     mut resp: reqwest::Response,
     leader: &str,
+    mut state: StreamState,
     publisher: &Publisher,
     mut zk: Option<watch::Receiver<Option<String>>>,
     max_record: usize,
 ) -> StreamEnd {
-    // Only framework PIDs are taken from the served state; the parsed copy is freed at once.
-    let known = publisher.current().and_then(|c| c.state().ok());
-    let mut state = StreamState::new(leader, known.as_ref());
-    drop(known);
     let mut records = RecordIo::new(max_record);
     let mut heartbeat = DEFAULT_HEARTBEAT;
     let mut publish_at: Option<Instant> = None;
