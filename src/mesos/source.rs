@@ -175,8 +175,8 @@ impl Backoff {
 }
 
 /// Whether a source's server answers, logged once per change: a warning when it stops
-/// answering, a note when it answers again. Every failure is also handed to the publisher
-/// ([`Publisher::fetch_failed`]), which counts it and keeps it for `/ready`.
+/// answering, a note when it answers again. Every failure to get a state is also handed to
+/// the publisher ([`Publisher::fetch_failed`]), which counts it and keeps it for `/ready`.
 #[derive(Debug)]
 pub struct Reachability {
     what: &'static str,
@@ -203,6 +203,12 @@ impl Reachability {
     /// server last answered.
     pub fn failed(&mut self, publisher: &Publisher, error: &dyn Display) {
         publisher.fetch_failed(&error.to_string());
+        self.lost(error);
+    }
+
+    /// Records a failed attempt that brings no state (ZooKeeper's), logged if it is the first
+    /// since the server last answered.
+    pub fn lost(&mut self, error: &dyn Display) {
         if !self.failing {
             warn!(source = self.what, server = %self.server, %error, "source unreachable; keeping the last snapshot");
             self.failing = true;

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use zookeeper_client as zk;
 
 use super::model::Pid;
-use super::source::Backoff;
+use super::source::{Backoff, Reachability};
 
 /// A parsed `zk://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,11 +122,12 @@ pub fn detect(
     let (tx, rx) = watch::channel(None);
     let detector = async move {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+        let mut reach = Reachability::new("ZooKeeper", url.servers.clone());
         loop {
-            match watch_once(&url, SESSION_TIMEOUT, &tx).await {
+            match watch_once(&url, SESSION_TIMEOUT, &tx, &mut reach).await {
                 Ok(()) => backoff.reset(),
                 Err(e) => {
-                    warn!(servers = %url.servers, error = %e, "ZooKeeper detection failed; retrying");
+                    reach.lost(&e);
                     backoff.wait().await;
                 }
             }
@@ -140,6 +141,7 @@ async fn watch_once(
     url: &ZkUrl,
     session_timeout: Duration,
     tx: &watch::Sender<Option<String>>,
+    reach: &mut Reachability,
 ) -> Result<(), zk::Error> {
     let mut connector = zk::Client::connector()
         .with_session_timeout(session_timeout)
@@ -155,6 +157,7 @@ async fn watch_once(
         resolved.join(",")
     };
     let client = connector.connect(&servers).await?;
+    reach.reached();
     let mut state = client.state_watcher();
     loop {
         let (children, watcher) = match client.list_and_watch_children(&url.path).await {
