@@ -3,7 +3,9 @@
 //! Run with `cargo bench --bench snapshot_build`. Memory is measured with a counting global
 //! allocator: the heap the parsed state holds, the heap the finished snapshot holds, and the
 //! peak heap while building it. The last row is the footprint issue's shape
-//! (`synthetic::uniform_state_value`, 100,000 tasks).
+//! (`synthetic::uniform_state_value`, 100,000 tasks). Two more columns time an update from the
+//! built snapshot (`records::update`): after one task is renamed (one framework's shard
+//! rebuilt) and with nothing changed (only the inputs' digests computed).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use mesos_dns_sidecar::config::Config;
 use mesos_dns_sidecar::mesos::model::State;
 use mesos_dns_sidecar::mesos::synthetic;
-use mesos_dns_sidecar::records::{build, HostAddrs, RecordSettings};
+use mesos_dns_sidecar::records::{build, update, HostAddrs, RecordSettings};
 
 struct Counting;
 
@@ -51,7 +53,7 @@ fn main() {
         RecordSettings::from_config(&Config::default(), vec!["10.0.0.53".parse().unwrap()]);
     let hosts = HostAddrs::new();
     println!(
-        "{:>8} {:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>14}",
+        "{:>8} {:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>14} {:>10} {:>10}",
         "tasks",
         "shape",
         "json MiB",
@@ -60,7 +62,9 @@ fn main() {
         "build ms",
         "names",
         "snap MiB",
-        "build peak MiB"
+        "build peak MiB",
+        "update ms",
+        "same ms"
     );
     let cases = [
         (1_000usize, "mixed"),
@@ -110,8 +114,30 @@ fn main() {
             names = snap.stats.names;
             drop(snap);
         }
+
+        let built = build(&state, &settings, &hosts, 1).expect("build");
+        let mut renamed = state.clone();
+        if let Some(task) = renamed
+            .frameworks
+            .iter_mut()
+            .find_map(|f| f.tasks.first_mut())
+        {
+            task.name = "renamed-again".into();
+            task.discovery = None;
+        }
+        let (mut updates, mut same) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let t = Instant::now();
+            let next = update(Some(&built), &renamed, &settings, &hosts, 2).expect("update");
+            drop(next.finish());
+            updates.push(t.elapsed());
+            let t = Instant::now();
+            let next = update(Some(&built), &state, &settings, &hosts, 2).expect("update");
+            drop(next.finish());
+            same.push(t.elapsed());
+        }
         println!(
-            "{:>8} {:>8} {:>10.1} {:>10.1} {:>12.1} {:>10.1} {:>10} {:>12.1} {:>14.1}",
+            "{:>8} {:>8} {:>10.1} {:>10.1} {:>12.1} {:>10.1} {:>10} {:>12.1} {:>14.1} {:>10.1} {:>10.1}",
             tasks,
             shape,
             mib(doc.len()),
@@ -120,7 +146,9 @@ fn main() {
             median(times).as_secs_f64() * 1e3,
             names,
             mib(snap_bytes),
-            mib(peak)
+            mib(peak),
+            median(updates).as_secs_f64() * 1e3,
+            median(same).as_secs_f64() * 1e3
         );
     }
 }

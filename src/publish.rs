@@ -25,9 +25,7 @@ use crate::mesos::hosts::HostResolver;
 use crate::mesos::model::{State, StateError};
 use crate::metrics::Metrics;
 use crate::records::snapshot::{Enumeration, Stats};
-use crate::records::{
-    enumerate, generate_records, BuildError, HostAddrs, RecordSettings, Snapshot,
-};
+use crate::records::{enumerate, update, BuildError, HostAddrs, RecordSettings, Snapshot};
 
 /// Why a document did not become a snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -387,10 +385,13 @@ impl Publisher {
         let hosts = self.hosts.resolve(&state).await;
         let settings = self.settings.clone();
         let serial = self.next_serial();
+        let previous = self.snapshot();
         let (snapshot, document, hosts) = self
             .builder
             .run(move || -> Result<_, PublishError> {
-                let generated = generate_records(&state, &settings, &hosts, serial)?;
+                // Only the shards whose inputs changed are rebuilt (see records::shards).
+                let generated = update(previous.as_deref(), &state, &settings, &hosts, serial)?;
+                drop(previous);
                 let document = serde_json::to_vec(&state).map_err(StateError::from)?;
                 // Freed before the snapshot's long-lived parts are allocated (see Generated).
                 drop(state);

@@ -400,7 +400,7 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
     if want(RecordType::SRV) {
         let mut targets_seen: Vec<u32> = Vec::new();
         for srv in entry.srv {
-            let target = snap.target(srv.target);
+            let target = entry.target(srv);
             answers.push(Record::from_rdata(
                 qname.clone(),
                 ttl,
@@ -409,7 +409,7 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
             if let Some(t) = target.entry {
                 if !targets_seen.contains(&t) {
                     targets_seen.push(t);
-                    push_addresses(&target.name, snap.entry(t), ttl, &mut additionals);
+                    push_addresses(&target.name, entry.target_entry(t), ttl, &mut additionals);
                 }
             }
         }
@@ -490,7 +490,7 @@ mod tests {
     use crate::config::Config;
     use crate::mesos::demo::DEMO_STATE;
     use crate::mesos::model::State;
-    use crate::records::generator::{build, HostAddrs, RecordSettings};
+    use crate::records::{build, HostAddrs, RecordSettings};
 
     fn responder(state: &[u8]) -> Responder {
         let state = State::from_json(state).unwrap();

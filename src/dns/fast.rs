@@ -146,7 +146,7 @@ fn srv(
     let mut n_targets = 0;
     for &i in &order[..records.len()] {
         let rec = records[i as usize];
-        let target = snap.target(rec.target);
+        let target = entry.target(&rec);
         let name_at = w.srv(snap.ttl, snap.srv_weight, rec.port, &target.name)?;
         if let Some(e) = target.entry {
             if !targets[..n_targets].iter().any(|&(t, _)| t == e) {
@@ -158,7 +158,7 @@ fn srv(
     w.answers_end = w.out.len();
     let mut additional = 0;
     for &(e, name_at) in &targets[..n_targets] {
-        let t = snap.entry(e);
+        let t = entry.target_entry(e);
         let pointer = 0xc000 | name_at;
         for &ip in t.a {
             w.address(pointer, snap.ttl, ip);

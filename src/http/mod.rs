@@ -380,10 +380,10 @@ async fn services(State(api): State<Api>, Path(service): Path<String>) -> Json<V
     if let Some(snap) = api.publisher.snapshot() {
         if let Some(e) = snap.lookup(&key) {
             for r in e.srv {
-                let t = snap.target(r.target);
+                let t = e.target(r);
                 let ip = t
                     .entry
-                    .map(|i| snap.entry(i))
+                    .map(|i| e.target_entry(i))
                     .and_then(|te| first_address(&te))
                     .unwrap_or_default();
                 out.push(json!({"service": service, "host": t.name.to_ascii(), "ip": ip, "port": r.port.to_string()}));
@@ -461,7 +461,7 @@ fn axfr_document(snap: &crate::records::Snapshot, config: &Config) -> Vec<u8> {
             let v: Vec<String> = e
                 .srv
                 .iter()
-                .map(|r| format!("{}:{}", snap.target(r.target).name.to_ascii(), r.port))
+                .map(|r| format!("{}:{}", e.target(r).name.to_ascii(), r.port))
                 .collect();
             srv.insert(name.into(), v.into());
         }

@@ -36,7 +36,7 @@ pub struct State {
 }
 
 /// A framework (scheduler), e.g. Marathon.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct Framework {
     /// Framework ID.
@@ -72,7 +72,7 @@ impl Framework {
 }
 
 /// An agent.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct Slave {
     /// Agent ID; its last dash-separated part appears in task unique names.
@@ -91,7 +91,7 @@ pub struct Slave {
 }
 
 /// A task as the master reports it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct Task {
     /// Task ID; hashed into the task's unique name.
@@ -164,8 +164,25 @@ pub struct Status {
     pub container_status: ContainerStatus,
 }
 
+/// By every field, the timestamp by its bits: change detection between two states
+/// ([`crate::records::shards`]) needs equal statuses to hash equally, nothing more.
+impl std::hash::Hash for Status {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let Status {
+            state,
+            timestamp,
+            labels,
+            container_status,
+        } = self;
+        state.hash(h);
+        timestamp.to_bits().hash(h);
+        labels.hash(h);
+        container_status.hash(h);
+    }
+}
+
 /// A key/value label.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct Label {
     /// Label key.
@@ -177,7 +194,7 @@ pub struct Label {
 }
 
 /// Container status of a task.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct ContainerStatus {
     /// The container's network interfaces.
@@ -186,7 +203,7 @@ pub struct ContainerStatus {
 }
 
 /// A container network interface and its addresses.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct NetworkInfo {
     /// Addresses (Mesos >= 0.26).
@@ -219,7 +236,7 @@ impl NetworkInfo {
 }
 
 /// One entry of `ip_addresses`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct IpAddressEntry {
     /// The address as text.
@@ -228,7 +245,7 @@ pub struct IpAddressEntry {
 }
 
 /// Task resources; Mesos-DNS reads only the `ports` ranges.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct Resources {
     /// Port ranges as the master prints them, e.g. `[31000-31001, 31005-31005]`.
@@ -270,7 +287,7 @@ pub fn parse_port_ranges(text: &str) -> Vec<u16> {
 }
 
 /// DiscoveryInfo set by the framework (Marathon sets it from the app's port definitions).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct DiscoveryInfo {
     /// Service name; replaces the task name in records when set.
@@ -282,7 +299,7 @@ pub struct DiscoveryInfo {
 }
 
 /// Wrapper object around the discovery port list, as in the state document.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct DiscoveryPorts {
     /// The ports.
@@ -291,7 +308,7 @@ pub struct DiscoveryPorts {
 }
 
 /// A named service port of a task.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct DiscoveryPort {
     /// Port number; values above 65535 are ignored when building records.
@@ -306,7 +323,7 @@ pub struct DiscoveryPort {
 }
 
 /// A libprocess PID: `id@host:port`, where host is an address or a hostname.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pid {
     /// The process id part before `@`.
     pub id: String,

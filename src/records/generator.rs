@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::SystemTime;
 
 use hickory_proto::rr::Name;
 
@@ -22,11 +21,11 @@ use super::hash::task_hash;
 use super::labels::LabelSpec;
 use super::names::NameTable;
 use super::snapshot::{
-    EnumFramework, EnumRecord, EnumTask, Enumeration, Snapshot, Soa, Span, Spans, SrvRecord,
+    EnumFramework, EnumRecord, EnumTask, Enumeration, Shard, Snapshot, Soa, Span, Spans, SrvRecord,
     SrvTarget, Stats,
 };
 use crate::config::{Config, IpSource};
-use crate::mesos::model::{split_host_port, State, Task};
+use crate::mesos::model::{split_host_port, Framework, State, Task};
 
 /// Status label holding a Docker container's address.
 pub const DOCKER_IP_LABEL: &str = "Docker.NetworkSettings.IPAddress";
@@ -202,8 +201,8 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn framework_records(&mut self, state: &State, hosts: &HostAddrs) {
-        for f in &state.frameworks {
+    fn framework_records(&mut self, frameworks: &[&Framework], hosts: &HostAddrs) {
+        for f in frameworks {
             let (host, port) = f.host_port();
             let ips = host_to_ips(host, hosts);
             if ips.is_empty() {
@@ -219,31 +218,21 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn slave_records<'s>(
-        &mut self,
-        state: &'s State,
-        hosts: &HostAddrs,
-    ) -> HashMap<&'s str, Vec<IpAddr>> {
+    fn slave_records(&mut self, state: &State, slave_ips: &AgentIps<'_>) {
         let a = format!("slave{}", self.tail);
         let srv = format!("_slave._tcp{}", self.tail);
-        let mut slave_ips = HashMap::new();
         for slave in &state.slaves {
-            let ips = match &slave.pid {
-                Some(pid) => {
-                    let ips = host_to_ips(&pid.host, hosts);
-                    for &ip in &ips {
-                        self.insert_ip(&a, ip);
-                    }
-                    if !ips.is_empty() {
-                        self.insert_srv(&srv, &a, pid.port);
-                    }
-                    ips
-                }
-                None => Vec::new(),
+            let Some(pid) = &slave.pid else {
+                continue;
             };
-            slave_ips.insert(slave.id.as_str(), ips);
+            let ips = slave_ips.get(slave.id.as_str()).map_or(&[][..], |v| v);
+            for &ip in ips {
+                self.insert_ip(&a, ip);
+            }
+            if !ips.is_empty() {
+                self.insert_srv(&srv, &a, pid.port);
+            }
         }
-        slave_ips
     }
 
     fn listener_records(&mut self) {
@@ -296,12 +285,12 @@ impl<'a> Builder<'a> {
 
     fn task_records(
         &mut self,
-        state: &State,
-        slave_ips: &HashMap<&str, Vec<IpAddr>>,
+        frameworks: &[&Framework],
+        slave_ips: &AgentIps<'_>,
     ) -> (Enumeration, usize) {
         let mut enumeration = Enumeration::default();
         let mut count = 0;
-        for f in &state.frameworks {
+        for f in frameworks {
             let mut ef = EnumFramework {
                 tasks: Vec::new(),
                 name: f.name.clone(),
@@ -425,6 +414,25 @@ struct TaskContext<'t> {
     slave_ips: &'t [IpAddr],
 }
 
+/// Each agent's addresses by agent ID (none for an agent without a PID).
+pub(crate) type AgentIps<'s> = HashMap<&'s str, Vec<IpAddr>>;
+
+/// The addresses of every agent in `state`, which its tasks' `.slave` names carry.
+pub(crate) fn agent_ips<'s>(state: &'s State, hosts: &HostAddrs) -> AgentIps<'s> {
+    state
+        .slaves
+        .iter()
+        .map(|slave| {
+            let ips = slave
+                .pid
+                .as_ref()
+                .map(|pid| host_to_ips(&pid.host, hosts))
+                .unwrap_or_default();
+            (slave.id.as_str(), ips)
+        })
+        .collect()
+}
+
 /// The last dash-separated part of an agent ID, lowercase (`...-S3` -> `s3`).
 fn slave_id_tail(id: &str) -> String {
     id.rsplit('-').next().unwrap_or("").to_ascii_lowercase()
@@ -501,7 +509,10 @@ fn parse_name(text: &str) -> Result<Name, BuildError> {
 }
 
 /// The domain name and SOA of the zone `settings` describe.
-fn zone_names(settings: &RecordSettings, serial: u32) -> Result<(Name, Soa), BuildError> {
+pub(crate) fn zone_names(
+    settings: &RecordSettings,
+    serial: u32,
+) -> Result<(Name, Soa), BuildError> {
     let domain = parse_name(&format!("{}.", settings.domain))?;
     let soa = Soa {
         mname: parse_name(&settings.ns_name)?,
@@ -515,50 +526,79 @@ fn zone_names(settings: &RecordSettings, serial: u32) -> Result<(Name, Soa), Bui
     Ok((domain, soa))
 }
 
-/// Builds a snapshot of `state`. `hosts` holds the addresses of the hostnames in the state;
-/// `serial` is the SOA serial to publish.
-pub fn build(
-    state: &State,
-    settings: &RecordSettings,
-    hosts: &HostAddrs,
-    serial: u32,
-) -> Result<Snapshot, BuildError> {
-    Ok(generate_records(state, settings, hosts, serial)?.finish())
+/// Which ancestors of its names a shard holds as empty non-terminals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The base shard (or the only one): every ancestor up to and including the apex.
+    Base,
+    /// A group's shard: ancestors below `slave.<domain>` and below the apex; those two are
+    /// the base shard's (`slave.<domain>` implied by [`Shard::below_slave`]).
+    Group,
 }
 
-/// The records of a state, generated but not yet made a snapshot: the first half of
-/// [`build`]. It no longer refers to the state, so a caller that is done with the state can
-/// free it before [`Generated::finish`] allocates the snapshot's long-lived parts, which then
-/// reuse the state's memory instead of landing above it (where they would keep the freed
-/// state's memory from returning to the system).
-pub struct Generated<'a> {
+/// A shard's records, generated but not yet made a shard. It no longer refers to the state,
+/// so a caller done with the state can free it before [`Unfinished::finish`] allocates the
+/// shard's long-lived parts, which then reuse the state's memory instead of landing above it
+/// (where they would keep the freed state's memory from returning to the system).
+pub(crate) struct Unfinished<'a> {
     builder: Builder<'a>,
     tasks: usize,
-    domain: Name,
-    soa: Soa,
+    part: Part,
 }
 
-/// Generates the records of `state` (see [`build`]).
-pub fn generate_records<'a>(
+impl Unfinished<'_> {
+    /// The shard, tagged with the digest of its inputs.
+    pub(crate) fn finish(self, fingerprint: u64) -> Shard {
+        finish(self.builder, self.tasks, self.part, fingerprint)
+    }
+}
+
+/// Every record of `state` in Mesos-DNS's generator order, for a single shard.
+pub(crate) fn generate_all<'a>(
     state: &State,
     settings: &'a RecordSettings,
     hosts: &HostAddrs,
-    serial: u32,
-) -> Result<Generated<'a>, BuildError> {
-    let (domain, soa) = zone_names(settings, serial)?;
+) -> Unfinished<'a> {
     let (builder, tasks, _) = generate(state, settings, hosts, false);
-    Ok(Generated {
+    Unfinished {
         builder,
         tasks,
-        domain,
-        soa,
-    })
+        part: Part::Base,
+    }
 }
 
-impl Generated<'_> {
-    /// The snapshot of the generated records.
-    pub fn finish(self) -> Snapshot {
-        finish(self.builder, self.domain, self.soa, self.tasks)
+/// The base shard's records: agents, the name server, masters.
+pub(crate) fn generate_base<'a>(
+    state: &State,
+    settings: &'a RecordSettings,
+    slave_ips: &AgentIps<'_>,
+) -> Unfinished<'a> {
+    let mut b = Builder::new(settings, false);
+    b.slave_records(state, slave_ips);
+    b.listener_records();
+    b.master_records(&state.leader);
+    Unfinished {
+        builder: b,
+        tasks: 0,
+        part: Part::Base,
+    }
+}
+
+/// One group's records: its frameworks' own records, then their tasks'.
+pub(crate) fn generate_group<'a>(
+    frameworks: &[&Framework],
+    settings: &'a RecordSettings,
+    hosts: &HostAddrs,
+    slave_ips: &AgentIps<'_>,
+) -> Unfinished<'a> {
+    let mut b = Builder::new(settings, false);
+    b.framework_records(frameworks, hosts);
+    b.defer_duplicates();
+    let (_, tasks) = b.task_records(frameworks, slave_ips);
+    Unfinished {
+        builder: b,
+        tasks,
+        part: Part::Group,
     }
 }
 
@@ -574,13 +614,15 @@ fn generate<'a>(
     hosts: &HostAddrs,
     enumerate: bool,
 ) -> (Builder<'a>, usize, Enumeration) {
+    let frameworks: Vec<&Framework> = state.frameworks.iter().collect();
+    let slave_ips = agent_ips(state, hosts);
     let mut b = Builder::new(settings, enumerate);
-    b.framework_records(state, hosts);
-    let slave_ips = b.slave_records(state, hosts);
+    b.framework_records(&frameworks, hosts);
+    b.slave_records(state, &slave_ips);
     b.listener_records();
     b.master_records(&state.leader);
     b.defer_duplicates();
-    let (enumeration, tasks) = b.task_records(state, &slave_ips);
+    let (enumeration, tasks) = b.task_records(&frameworks, &slave_ips);
     (b, tasks, enumeration)
 }
 
@@ -612,7 +654,14 @@ pub fn build_from_records(
             ListedRecord::Srv(n, t, port) => b.insert_srv(n, t, *port),
         };
     }
-    Ok(finish(b, domain, soa, 0))
+    let shard = finish(b, 0, Part::Base, 0);
+    Ok(super::shards::compose(
+        settings,
+        domain,
+        soa,
+        std::sync::Arc::new(shard),
+        Default::default(),
+    ))
 }
 
 /// The parent of a fully qualified name given as text (`a.b.` -> `b.`).
@@ -645,7 +694,7 @@ fn dedup_group(group: &[(u32, Value)], out: &mut Vec<Value>) {
     }
 }
 
-fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
+fn finish(b: Builder<'_>, tasks: usize, part: Part, fingerprint: u64) -> Shard {
     let Builder {
         s: settings,
         names,
@@ -654,6 +703,7 @@ fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
         ..
     } = b;
     let apex = format!("{}.", settings.domain);
+    let slave = format!("slave{tail}");
     let in_zone = |n: &str| n == apex || n.ends_with(&tail);
     let mut stats = Stats {
         tasks,
@@ -723,9 +773,15 @@ fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
     drop(records);
 
     // Empty non-terminals: every ancestor of a name, up to and including the apex, exists.
+    // A group's shard leaves `slave.<domain>` and the apex to the base shard.
+    let mut below_slave = false;
     for &n in &owners {
         let mut cur = parent(names.get(n));
         while let Some(p) = cur.filter(|p| in_zone(p)) {
+            if part == Part::Group && (p == apex || p == slave) {
+                below_slave |= p == slave;
+                break;
+            }
             if index.find(p).is_some() {
                 break;
             }
@@ -734,7 +790,7 @@ fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
             cur = parent(p);
         }
     }
-    if index.find(&apex).is_none() {
+    if part == Part::Base && index.find(&apex).is_none() {
         index.intern(&apex);
         spans.push(Spans::default());
     }
@@ -746,19 +802,15 @@ fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
     srv.shrink_to_fit();
     targets.shrink_to_fit();
 
-    Snapshot {
-        ns: soa.mname.clone(),
-        domain,
-        ttl: settings.ttl,
-        srv_weight: settings.srv_weight,
-        soa,
-        built_at: SystemTime::now(),
-        stats,
+    Shard {
         names: index,
         spans,
         a,
         aaaa,
         srv,
         targets,
+        stats,
+        below_slave,
+        fingerprint,
     }
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::generator::{build, enumerate, HostAddrs, RecordSettings};
 use super::labels::LabelSpec;
 use super::snapshot::Snapshot;
+use super::{build, enumerate, HostAddrs, RecordSettings};
 use crate::config::{Config, IpSource};
 use crate::mesos::model::State;
 
@@ -66,7 +66,7 @@ fn srv(s: &Snapshot, name: &str) -> BTreeSet<String> {
         .map(|e| {
             e.srv
                 .iter()
-                .map(|r| format!("{}:{}", s.target(r.target).name.to_ascii(), r.port))
+                .map(|r| format!("{}:{}", e.target(r).name.to_ascii(), r.port))
                 .collect()
         })
         .unwrap_or_default()
@@ -488,8 +488,8 @@ fn srv_targets_link_to_their_addresses() {
     let s = mesos_dns_test_snapshot(ALL);
     let e = s.lookup("_ledger-store._tcp.marathon.mesos.").unwrap();
     for r in e.srv {
-        let t = s.target(r.target);
-        let by_index = s.entry(t.entry.expect("target entry"));
+        let t = e.target(r);
+        let by_index = e.target_entry(t.entry.expect("target entry"));
         let by_name = s.lookup(&t.name.to_ascii()).unwrap();
         assert_eq!(by_index.a, by_name.a);
         assert!(!by_index.a.is_empty());

@@ -4,13 +4,14 @@ pub mod generator;
 pub mod hash;
 pub mod labels;
 pub mod names;
+pub mod shards;
 pub mod snapshot;
 
 #[cfg(test)]
 mod generator_tests;
 
 pub use generator::{
-    build, build_from_records, enumerate, generate_records, BuildError, Generated, HostAddrs,
-    ListedRecord, RecordSettings,
+    build_from_records, enumerate, BuildError, HostAddrs, ListedRecord, RecordSettings,
 };
+pub use shards::{build, generate_records, update, Generated};
 pub use snapshot::Snapshot;

@@ -4,7 +4,9 @@
 //! API share it through an atomic pointer swap, so a query never waits on a rebuild and never
 //! sees half of one. Lookups are one hash probe on the lowercase name.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hickory_proto::rr::Name;
@@ -43,16 +45,29 @@ pub struct Entry<'a> {
     pub aaaa: &'a [Ipv6Addr],
     /// SRV records.
     pub srv: &'a [SrvRecord],
+    /// The part of the snapshot the entry lies in, which its SRV records' targets index.
+    shard: &'a Shard,
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
     /// Whether the name holds no records (an empty non-terminal).
     pub fn is_empty(&self) -> bool {
         self.a.is_empty() && self.aaaa.is_empty() && self.srv.is_empty()
     }
+
+    /// The target of one of this entry's SRV records.
+    pub fn target(&self, record: &SrvRecord) -> &'a SrvTarget {
+        &self.shard.targets[record.target as usize]
+    }
+
+    /// The entry of an SRV target of this entry (`SrvTarget::entry`), for the addresses that
+    /// go in the additional section.
+    pub fn target_entry(&self, index: u32) -> Entry<'a> {
+        self.shard.entry(index)
+    }
 }
 
-/// One SRV record: a target (index into the snapshot's targets) and a port.
+/// One SRV record: a target (index into its shard's targets, see [`Entry::target`]) and a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SrvRecord {
     /// Index of the target in `Snapshot::target`.
@@ -66,7 +81,8 @@ pub struct SrvRecord {
 pub struct SrvTarget {
     /// Target host name, lowercase and fully qualified.
     pub name: Name,
-    /// Index of the target's own entry, for its addresses in the additional section.
+    /// Index of the target's own entry (see [`Entry::target_entry`]), for its addresses in
+    /// the additional section.
     pub entry: Option<u32>,
 }
 
@@ -144,18 +160,81 @@ pub struct Stats {
     pub dropped_names: usize,
 }
 
-/// The cluster's names and records at one point in time.
+/// One part of a snapshot's names: the records one group of frameworks produced, or everything
+/// else (agents, masters, the name server).
 ///
 /// Owner names live end to end in one buffer ([`NameTable`], numbered like the spans) and
-/// records in flat arrays indexed by spans, so a snapshot of a large cluster is a handful of
-/// allocations rather than several per name.
+/// records in flat arrays indexed by spans, so a shard of a large cluster is a handful of
+/// allocations rather than several per name. Shards are shared between successive snapshots:
+/// an update rebuilds only the shards whose inputs changed.
+#[derive(Debug, Default)]
+pub struct Shard {
+    /// Owner names; name number `i` has the records of `spans[i]`.
+    pub(crate) names: NameTable,
+    pub(crate) spans: Vec<Spans>,
+    pub(crate) a: Vec<Ipv4Addr>,
+    pub(crate) aaaa: Vec<Ipv6Addr>,
+    pub(crate) srv: Vec<SrvRecord>,
+    pub(crate) targets: Vec<SrvTarget>,
+    /// Counts of this shard alone.
+    pub(crate) stats: Stats,
+    /// Whether names lie below `slave.<domain>`, which then exists in the zone even when no
+    /// shard stores it.
+    pub(crate) below_slave: bool,
+    /// Digest of the inputs the shard was built from; equal digests, equal shards.
+    pub(crate) fingerprint: u64,
+}
+
+impl Shard {
+    /// Finds a name given as lowercase text with trailing dot.
+    pub(crate) fn find(&self, key: &str) -> Option<Entry<'_>> {
+        self.names.find(key).map(|i| self.entry(i))
+    }
+
+    fn entry(&self, index: u32) -> Entry<'_> {
+        let s = &self.spans[index as usize];
+        Entry {
+            a: s.a.of(&self.a),
+            aaaa: s.aaaa.of(&self.aaaa),
+            srv: s.srv.of(&self.srv),
+            shard: self,
+        }
+    }
+
+    /// Every owner name with its records.
+    pub(crate) fn names(&self) -> impl Iterator<Item = (&str, Entry<'_>)> {
+        self.names.iter().map(|(i, name)| (name, self.entry(i)))
+    }
+
+    /// An entry with no records: an empty non-terminal that no shard stores.
+    fn empty(&self) -> Entry<'_> {
+        Entry {
+            a: &[],
+            aaaa: &[],
+            srv: &[],
+            shard: self,
+        }
+    }
+}
+
+/// Shards of framework records by group key (see [`group_keys`]).
+pub(crate) type Groups = HashMap<Box<str>, Arc<Shard>, ahash::RandomState>;
+
+/// The cluster's names and records at one point in time.
+///
+/// The names are split into shards ([`Shard`]): one for the names of each group of frameworks
+/// sharing the label just below the domain (`marathon` for `web.marathon.mesos` and
+/// `web.marathon.slave.mesos`), and a base shard with everything else. A query looks in the
+/// base shard and in the shards its name's labels point at ([`group_keys`]); the builder
+/// guarantees that a name lives in exactly one shard and that this lookup finds it, and falls
+/// back to a single base shard holding everything when a state breaks that rule.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The cluster domain, lowercase, fully qualified.
     pub domain: Name,
     /// TTL of every record.
     pub ttl: u32,
-    /// Weight of SRV records.
+    /// SRV weight.
     pub srv_weight: u16,
     /// The domain's SOA.
     pub soa: Soa,
@@ -165,39 +244,64 @@ pub struct Snapshot {
     pub built_at: SystemTime,
     /// Counts.
     pub stats: Stats,
-    /// Owner names; name number `i` has the records of `spans[i]`.
-    pub(crate) names: NameTable,
-    pub(crate) spans: Vec<Spans>,
-    pub(crate) a: Vec<Ipv4Addr>,
-    pub(crate) aaaa: Vec<Ipv6Addr>,
-    pub(crate) srv: Vec<SrvRecord>,
-    pub(crate) targets: Vec<SrvTarget>,
+    /// `.<domain>.`, the suffix of every name below the apex.
+    pub(crate) tail: Box<str>,
+    /// Agents, masters, the name server; everything when `groups` is empty.
+    pub(crate) base: Arc<Shard>,
+    pub(crate) groups: Groups,
+    /// Whether `slave.<domain>.` exists because a group has names below it.
+    pub(crate) below_slave: bool,
+    /// `slave.<domain>.`.
+    pub(crate) slave_name: Box<str>,
+    /// Whether the names are split into group shards (else the base shard holds them all).
+    pub(crate) sharded: bool,
+}
+
+/// The group keys a name below the domain may be stored under, given the name without the
+/// domain (`web.marathon.slave` for `web.marathon.slave.mesos.`): its last label, and for names
+/// below `slave.<domain>` the label before `slave`.
+pub(crate) fn group_keys(rest: &str) -> (&str, Option<&str>) {
+    let last = rest.rsplit('.').next().unwrap_or(rest);
+    let under_slave = rest
+        .strip_suffix(".slave")
+        .map(|r| r.rsplit('.').next().unwrap_or(r));
+    (last, under_slave)
 }
 
 impl Snapshot {
     /// Finds a name given as lowercase text with trailing dot (`web.marathon.mesos.`).
     pub fn lookup(&self, key: &str) -> Option<Entry<'_>> {
-        self.names.find(key).map(|i| self.entry(i))
-    }
-
-    /// The entry at an index taken from an `SrvTarget`.
-    pub fn entry(&self, index: u32) -> Entry<'_> {
-        let s = &self.spans[index as usize];
-        Entry {
-            a: s.a.of(&self.a),
-            aaaa: s.aaaa.of(&self.aaaa),
-            srv: s.srv.of(&self.srv),
+        if let Some(e) = self.base.find(key) {
+            return Some(e);
         }
+        if self.groups.is_empty() {
+            return None;
+        }
+        let rest = key.strip_suffix(&*self.tail)?;
+        let (last, under_slave) = group_keys(rest);
+        if let Some(e) = self.groups.get(last).and_then(|g| g.find(key)) {
+            return Some(e);
+        }
+        if let Some(e) = under_slave
+            .and_then(|k| self.groups.get(k))
+            .and_then(|g| g.find(key))
+        {
+            return Some(e);
+        }
+        (self.below_slave && rest == "slave").then(|| self.base.empty())
     }
 
-    /// The SRV target an `SrvRecord` points at.
-    pub fn target(&self, index: u32) -> &SrvTarget {
-        &self.targets[index as usize]
+    /// Every shard: the base first, then the groups.
+    pub(crate) fn shards(&self) -> impl Iterator<Item = &Shard> {
+        std::iter::once(&*self.base).chain(self.groups.values().map(|g| &**g))
     }
 
     /// Every owner name (lowercase, trailing dot) with its records, in no particular order.
     pub fn names(&self) -> impl Iterator<Item = (&str, Entry<'_>)> {
-        self.names.iter().map(|(i, name)| (name, self.entry(i)))
+        let slave = &*self.slave_name;
+        let implied = (self.below_slave && self.base.find(slave).is_none())
+            .then(|| (slave, self.base.empty()));
+        self.shards().flat_map(|s| s.names()).chain(implied)
     }
 
     /// Whether `name` is the domain apex.
@@ -212,13 +316,11 @@ impl Snapshot {
         for (n, e) in self.names() {
             lines.extend(e.a.iter().map(|ip| format!("{n} A {ip}")));
             lines.extend(e.aaaa.iter().map(|ip| format!("{n} AAAA {ip}")));
-            lines.extend(e.srv.iter().map(|r| {
-                format!(
-                    "{n} SRV {}:{}",
-                    self.target(r.target).name.to_ascii(),
-                    r.port
-                )
-            }));
+            lines.extend(
+                e.srv
+                    .iter()
+                    .map(|r| format!("{n} SRV {}:{}", e.target(r).name.to_ascii(), r.port)),
+            );
             if e.is_empty() {
                 lines.push(format!("{n} (empty non-terminal)"));
             }
