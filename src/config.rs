@@ -183,6 +183,9 @@ pub struct Config {
     /// Our key `maxUdpAnswers`: over UDP, an A or AAAA answer set larger than this is answered
     /// with a random subset of this size; TCP gets the whole set (0, the default, never caps).
     pub max_udp_answers: usize,
+    /// Our key `omitUnhealthy`: leave out of answers the task instances whose latest status
+    /// says `healthy: false`, unless that would leave the name's answer empty (default false).
+    pub omit_unhealthy: bool,
     /// Our key `maxStateBytes`: state documents larger than this are rejected.
     pub max_state_bytes: u64,
     /// Our key `allowClients`: DNS and HTTP clients answered, besides loopback (default `["local"]`: every
@@ -269,6 +272,7 @@ impl Default for Config {
             ready_after_seconds: 30,
             stale_after_seconds: 0,
             max_udp_answers: 0,
+            omit_unhealthy: false,
             tcp_max_connections: 512,
             tcp_idle_timeout_seconds: 10,
             allow_clients: vec![ClientRule::LocalSubnets],
@@ -491,6 +495,8 @@ config_keys! {
     StaleAfterSeconds = "staleAfterSeconds", Origin::Ours;
     /// Largest A/AAAA answer set sent over UDP.
     MaxUdpAnswers = "maxUdpAnswers", Origin::Ours;
+    /// Leave unhealthy task instances out of answers.
+    OmitUnhealthy = "omitUnhealthy", Origin::Ours;
     /// Open TCP connection cap.
     TcpMaxConnections = "tcpMaxConnections", Origin::Ours;
     /// Idle TCP connection timeout.
@@ -638,6 +644,7 @@ impl Config {
             Key::ReadyAfterSeconds => self.ready_after_seconds = uint(key, v)?,
             Key::StaleAfterSeconds => self.stale_after_seconds = uint(key, v)?,
             Key::MaxUdpAnswers => self.max_udp_answers = uint(key, v)?,
+            Key::OmitUnhealthy => self.omit_unhealthy = boolean(key, v)?,
             Key::TcpMaxConnections => self.tcp_max_connections = uint(key, v)?,
             Key::TcpIdleTimeoutSeconds => self.tcp_idle_timeout_seconds = uint(key, v)?,
             Key::Stream => self.stream = boolean(key, v)?,

@@ -144,6 +144,13 @@ impl Task {
         }
         best
     }
+
+    /// Whether the task's latest running status reports a failing health check
+    /// (`healthy: false`); tasks without health checks are never unhealthy.
+    pub fn is_unhealthy(&self) -> bool {
+        self.latest_running_status()
+            .is_some_and(|s| s.healthy == Some(false))
+    }
 }
 
 /// One status update of a task.
@@ -162,6 +169,9 @@ pub struct Status {
     /// Container status with network information (Mesos >= 0.25).
     #[serde(deserialize_with = "nullable")]
     pub container_status: ContainerStatus,
+    /// The latest health check's verdict, when the task has health checks (Mesos >= 0.23).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
 }
 
 /// A key/value label.

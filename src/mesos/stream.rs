@@ -117,6 +117,8 @@ struct V1Status {
     labels: V1Labels,
     #[serde(default)]
     container_status: ContainerStatus,
+    #[serde(default)]
+    healthy: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -197,6 +199,7 @@ fn status_from(s: V1Status) -> Status {
         timestamp: s.timestamp,
         labels: s.labels.labels,
         container_status: s.container_status,
+        healthy: s.healthy,
     }
 }
 
@@ -543,6 +546,31 @@ mod tests {
             RecordIo::new(10).push(&[b'1'; 30]),
             Err(RecordIoError::BadLength)
         );
+    }
+
+    /// A status update's health verdict reaches the model, so health-aware answers work on the
+    /// stream path too.
+    #[test]
+    fn health_reaches_the_model() {
+        let mut s = StreamState::new("10.0.0.1:5050", None);
+        s.apply(SUBSCRIBED.as_bytes()).unwrap();
+        let added = r#"{"type":"TASK_ADDED","task_added":{"task":{"name":"api","task_id":{"value":"api.1"},
+            "framework_id":{"value":"fw1"},"agent_id":{"value":"a1"},"state":"TASK_RUNNING"}}}"#;
+        s.apply(added.as_bytes()).unwrap();
+        let sick = r#"{"type":"TASK_UPDATED","task_updated":{"framework_id":{"value":"fw1"},"state":"TASK_RUNNING",
+            "status":{"task_id":{"value":"api.1"},"state":"TASK_RUNNING","timestamp":2.0,"healthy":false}}}"#;
+        assert_eq!(s.apply(sick.as_bytes()).unwrap(), Applied::Changed);
+        let state = s.to_state();
+        let api = state.frameworks[0].tasks.iter().find(|t| t.name == "api");
+        let api = api.unwrap();
+        assert!(api.is_unhealthy());
+        let well = sick.replace(
+            "\"timestamp\":2.0,\"healthy\":false",
+            "\"timestamp\":3.0,\"healthy\":true",
+        );
+        s.apply(well.as_bytes()).unwrap();
+        let state = s.to_state();
+        assert!(!state.frameworks[0].tasks.iter().any(|t| t.is_unhealthy()));
     }
 
     const SUBSCRIBED: &str = r#"{"type":"SUBSCRIBED","subscribed":{"heartbeat_interval_seconds":15,

@@ -66,6 +66,9 @@ pub struct RecordSettings {
     pub soa_expire: u32,
     /// SOA minimum.
     pub soa_minttl: u32,
+    /// `omitUnhealthy`: records of tasks whose latest status says `healthy: false` are only
+    /// served where no healthy task gives the name records of the same type.
+    pub omit_unhealthy: bool,
 }
 
 impl RecordSettings {
@@ -85,6 +88,7 @@ impl RecordSettings {
             soa_retry: c.soa_retry,
             soa_expire: c.soa_expire,
             soa_minttl: c.soa_minttl,
+            omit_unhealthy: c.omit_unhealthy,
         }
     }
 }
@@ -125,6 +129,11 @@ struct Builder<'a> {
     tail: String,
     /// Whether to record which task produced which record (only the enumeration API needs it).
     enumerate: bool,
+    /// Records of unhealthy tasks (`omitUnhealthy`), served only for a name and type that no
+    /// other record covers.
+    fallback: Vec<(u32, Value)>,
+    /// Whether inserts currently go to `fallback`.
+    to_fallback: bool,
 }
 
 fn ip_to_value(ip: IpAddr) -> Value {
@@ -155,6 +164,8 @@ impl<'a> Builder<'a> {
             eager: true,
             tail: format!(".{}.", s.domain),
             enumerate,
+            fallback: Vec::new(),
+            to_fallback: false,
         }
     }
 
@@ -166,6 +177,10 @@ impl<'a> Builder<'a> {
     /// it always says yes, and a duplicate is dropped when the snapshot is finished.
     fn insert(&mut self, name: &str, v: Value) -> bool {
         let n = self.intern(name);
+        if self.to_fallback {
+            self.fallback.push((n, v));
+            return true;
+        }
         if self.eager && !self.seen.insert((n, v)) {
             return false;
         }
@@ -320,6 +335,8 @@ impl<'a> Builder<'a> {
                     id: task.id.clone(),
                     records: Vec::new(),
                 };
+                // The enumeration lists every task's records, healthy or not.
+                self.to_fallback = self.s.omit_unhealthy && !self.enumerate && task.is_unhealthy();
                 let ctx = TaskContext {
                     task,
                     fname: &fname,
@@ -342,6 +359,7 @@ impl<'a> Builder<'a> {
                         self.task_context_records(&ctx, &label, &mut et.records);
                     }
                 }
+                self.to_fallback = false;
                 ef.tasks.push(et);
             }
             enumeration.frameworks.push(ef);
@@ -446,17 +464,7 @@ fn task_ips(task: &Task, sources: &[IpSource], slave_ips: &[IpAddr]) -> Vec<IpAd
     for src in sources {
         let ips: Vec<IpAddr> = match src {
             IpSource::Host => slave_ips.to_vec(),
-            IpSource::NetInfo => task
-                .latest_running_status()
-                .map(|s| {
-                    s.container_status
-                        .network_infos
-                        .iter()
-                        .flat_map(|n| n.addresses())
-                        .filter_map(|a| a.parse().ok())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            IpSource::NetInfo => netinfo_ips(task),
             IpSource::Docker => label_ips(task, DOCKER_IP_LABEL),
             IpSource::Mesos => label_ips(task, MESOS_IP_LABEL),
         };
@@ -465,6 +473,20 @@ fn task_ips(task: &Task, sources: &[IpSource], slave_ips: &[IpAddr]) -> Vec<IpAd
         }
     }
     Vec::new()
+}
+
+/// The container addresses of the task's latest running status.
+fn netinfo_ips(task: &Task) -> Vec<IpAddr> {
+    task.latest_running_status()
+        .map(|s| {
+            s.container_status
+                .network_infos
+                .iter()
+                .flat_map(|n| n.addresses())
+                .filter_map(|a| a.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn label_ips(task: &Task, key: &str) -> Vec<IpAddr> {
@@ -645,14 +667,39 @@ fn dedup_group(group: &[(u32, Value)], out: &mut Vec<Value>) {
     }
 }
 
+/// Which of a name's record sets a value belongs to.
+fn kind(v: &Value) -> u8 {
+    match v {
+        Value::A(_) => 0,
+        Value::Aaaa(_) => 1,
+        Value::Srv(..) => 2,
+    }
+}
+
+/// Adds the records of unhealthy tasks for every name and type that healthy tasks (and the
+/// rest of the cluster) left empty: health never empties an answer, it only narrows one.
+fn merge_fallback(records: &mut Vec<(u32, Value)>, fallback: Vec<(u32, Value)>) {
+    if fallback.is_empty() {
+        return;
+    }
+    let covered: FastSet<(u32, u8)> = records.iter().map(|(n, v)| (*n, kind(v))).collect();
+    records.extend(
+        fallback
+            .into_iter()
+            .filter(|(n, v)| !covered.contains(&(*n, kind(v)))),
+    );
+}
+
 fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
     let Builder {
         s: settings,
         names,
         mut records,
         tail,
+        fallback,
         ..
     } = b;
+    merge_fallback(&mut records, fallback);
     let apex = format!("{}.", settings.domain);
     let in_zone = |n: &str| n == apex || n.ends_with(&tail);
     let mut stats = Stats {

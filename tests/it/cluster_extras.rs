@@ -1,0 +1,160 @@
+//! The answers Mesos-DNS users asked for and never got, through real DNS queries: health-aware
+//! answers (on a state file and on the event stream).
+
+use crate::common::stream_master::StreamingMaster;
+use crate::common::*;
+use hickory_proto::rr::RecordType;
+use serde_json::{json, Value};
+
+/// A running task of `marathon` on agent `S<agent>`, with a status as given (`extra` merged
+/// into the latest running status) and `container` settings.
+fn task(id: &str, name: &str, agent: u8, status: Value, container: Value) -> Value {
+    let mut st = json!({"state": "TASK_RUNNING", "timestamp": 2.0});
+    for (k, v) in status.as_object().unwrap() {
+        st[k] = v.clone();
+    }
+    let mut t = json!({"id": id, "name": name, "slave_id": format!("agent-S{agent}"),
+        "state": "TASK_RUNNING", "resources": {"ports": "[31000-31000]"},
+        "statuses": [{"state": "TASK_STAGING", "timestamp": 1.0}, st]});
+    if !container.is_null() {
+        t["container"] = container;
+    }
+    t
+}
+
+/// Container addresses of a status.
+fn netinfo(ip: &str) -> Value {
+    json!({"network_infos": [{"ip_addresses": [{"ip_address": ip}]}]})
+}
+
+/// Two agents (10.0.1.1 `agent1.example.internal`, 10.0.1.2 `agent2`) and these tasks.
+fn cluster(tasks: Vec<Value>) -> Value {
+    json!({"leader": "master@10.0.0.1:5050",
+        "frameworks": [{"id": "fw-1", "name": "marathon", "pid": "scheduler(1)@10.0.0.1:8080", "tasks": tasks}],
+        "slaves": [
+            {"id": "agent-S1", "hostname": "agent1.example.internal", "pid": "slave(1)@10.0.1.1:5051"},
+            {"id": "agent-S2", "hostname": "agent2", "pid": "slave(1)@10.0.1.2:5051"}]})
+}
+
+/// Starts the daemon on `state` with `config` merged over the test defaults.
+fn daemon(state: &Value, config: Value) -> (Daemon, [tempfile::TempDir; 2]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    std::fs::write(&path, serde_json::to_vec(state).unwrap()).unwrap();
+    let mut c = json!({"stateFile": path.to_str().unwrap(), "externalon": false});
+    for (k, v) in config.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    let (d, cfg_dir) = start_with_config(c, &[]);
+    (d, [dir, cfg_dir])
+}
+
+fn a(d: &Daemon, name: &str) -> Vec<String> {
+    answers(&d.udp(name, RecordType::A, None))
+}
+
+/// Web has a healthy and an unhealthy instance, solo only an unhealthy one, plain has no
+/// health checks.
+fn health_cluster() -> Value {
+    cluster(vec![
+        task(
+            "web.1",
+            "web",
+            1,
+            json!({"healthy": true, "container_status": netinfo("10.9.0.1")}),
+            Value::Null,
+        ),
+        task(
+            "web.2",
+            "web",
+            2,
+            json!({"healthy": false, "container_status": netinfo("10.9.0.2")}),
+            Value::Null,
+        ),
+        task(
+            "solo.1",
+            "solo",
+            1,
+            json!({"healthy": false, "container_status": netinfo("10.9.0.3")}),
+            Value::Null,
+        ),
+        task(
+            "plain.1",
+            "plain",
+            2,
+            json!({"container_status": netinfo("10.9.0.4")}),
+            Value::Null,
+        ),
+    ])
+}
+
+#[test]
+fn unhealthy_instances_are_left_out_unless_that_empties_the_answer() {
+    let state = health_cluster();
+    let (d, _dir) = daemon(&state, json!({"omitUnhealthy": true}));
+    assert_eq!(a(&d, "web.marathon.mesos."), ["A 10.9.0.1"]);
+    assert_eq!(a(&d, "web.marathon.slave.mesos."), ["A 10.0.1.1"]);
+    // Only unhealthy instances: all of them, rather than nothing.
+    assert_eq!(a(&d, "solo.marathon.mesos."), ["A 10.9.0.3"]);
+    assert_eq!(a(&d, "plain.marathon.mesos."), ["A 10.9.0.4"]);
+    let srv = d.udp("_web._tcp.marathon.mesos.", RecordType::SRV, None);
+    assert_eq!(srv.answers.len(), 1, "{:?}", answers(&srv));
+    assert!(answers(&srv)[0].contains("web-"));
+    // The unhealthy instance's own name still resolves.
+    let all = d.tcp("_web._tcp.marathon.slave.mesos.", RecordType::SRV);
+    assert_eq!(all.answers.len(), 1);
+
+    // Off (the default): every instance, as Mesos-DNS answers.
+    let (d, _dir) = daemon(&state, json!({}));
+    assert_eq!(a(&d, "web.marathon.mesos."), ["A 10.9.0.1", "A 10.9.0.2"]);
+    let srv = d.udp("_web._tcp.marathon.mesos.", RecordType::SRV, None);
+    assert_eq!(srv.answers.len(), 2);
+}
+
+/// A v1 task on `agent` with one port, running.
+fn v1_task(id: &str, agent: &str) -> Value {
+    json!({"name": "web", "task_id": {"value": id}, "framework_id": {"value": "fw-1"},
+           "agent_id": {"value": agent}, "state": "TASK_RUNNING",
+           "statuses": [{"task_id": {"value": id}, "state": "TASK_RUNNING", "timestamp": 1.0}]})
+}
+
+/// A health check's status update for task `id`.
+fn health_update(id: &str, healthy: bool, timestamp: f64) -> Value {
+    json!({"type": "TASK_UPDATED", "task_updated": {"framework_id": {"value": "fw-1"},
+        "state": "TASK_RUNNING", "status": {"task_id": {"value": id}, "state": "TASK_RUNNING",
+        "timestamp": timestamp, "healthy": healthy, "reason": "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"}}})
+}
+
+#[test]
+fn health_changes_on_the_event_stream_change_the_answers() {
+    let get_state = json!({
+        "get_frameworks": {"frameworks": [{"framework_info": {"id": {"value": "fw-1"}, "name": "marathon", "hostname": "m"}}]},
+        "get_agents": {"agents": [
+            {"agent_info": {"id": {"value": "agent-1"}, "hostname": "a1"}, "pid": "slave(1)@10.0.1.1:5051"},
+            {"agent_info": {"id": {"value": "agent-2"}, "hostname": "a2"}, "pid": "slave(1)@10.0.1.2:5051"}]},
+        "get_tasks": {"tasks": [v1_task("web.1", "agent-1"), v1_task("web.2", "agent-2")]}});
+    let master = StreamingMaster::start(15.0, get_state, |me| {
+        json!({"leader": format!("master@{me}"),
+            "frameworks": [{"id": "fw-1", "name": "marathon", "tasks": []}],
+            "slaves": [{"id": "agent-1", "pid": "slave(1)@10.0.1.1:5051"}, {"id": "agent-2", "pid": "slave(1)@10.0.1.2:5051"}]})
+    });
+    let (d, _dir) = start_with_config(
+        json!({"masters": [master.addr.to_string()], "stateFile": "", "externalon": false, "omitUnhealthy": true}),
+        &[],
+    );
+    let both = ["A 10.0.1.1", "A 10.0.1.2"];
+    d.wait_for("web.marathon.mesos.", RecordType::A, |m| answers(m) == both);
+
+    master.send(health_update("web.2", false, 2.0));
+    d.wait_for("web.marathon.mesos.", RecordType::A, |m| {
+        answers(m) == ["A 10.0.1.1"]
+    });
+    // Both failing: both answered, never nothing.
+    master.send(health_update("web.1", false, 3.0));
+    d.wait_for("web.marathon.mesos.", RecordType::A, |m| answers(m) == both);
+    // web.2 recovers: only it.
+    master.send(health_update("web.2", true, 4.0));
+    d.wait_for("web.marathon.mesos.", RecordType::A, |m| {
+        answers(m) == ["A 10.0.1.2"]
+    });
+}
