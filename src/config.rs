@@ -28,6 +28,9 @@ pub enum IpSource {
     Mesos,
     /// The address of the agent the task runs on.
     Host,
+    /// Ours: the container address (`netinfo`) when the task is reachable on it, else the
+    /// agent's; a Docker `BRIDGE` or port-mapped task is reachable only on the agent.
+    Routable,
 }
 
 impl IpSource {
@@ -38,6 +41,7 @@ impl IpSource {
             "docker" => Some(IpSource::Docker),
             "mesos" => Some(IpSource::Mesos),
             "host" => Some(IpSource::Host),
+            "routable" => Some(IpSource::Routable),
             _ => None,
         }
     }
@@ -926,7 +930,9 @@ fn ip_sources(key: &str, v: &Value) -> Result<Vec<IpSource>, ConfigError> {
         let src = IpSource::parse(&name).ok_or_else(|| {
             key_err(
                 key,
-                format!("unknown source `{name}` (expected netinfo, docker, mesos or host)"),
+                format!(
+                    "unknown source `{name}` (expected netinfo, docker, mesos, host or routable)"
+                ),
             )
         })?;
         if out.contains(&src) {

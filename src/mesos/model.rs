@@ -118,6 +118,10 @@ pub struct Task {
     /// Service discovery information set by the framework, if any.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub discovery: Option<DiscoveryInfo>,
+    /// How the task's container is networked, which tells whether its own address is
+    /// reachable (the `routable` IP source).
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerInfo>,
 }
 
 /// The `TASK_RUNNING` state, the only one Mesos-DNS serves.
@@ -151,6 +155,64 @@ impl Task {
         self.latest_running_status()
             .is_some_and(|s| s.healthy == Some(false))
     }
+
+    /// Whether the task's container address is only reachable through ports mapped on the
+    /// agent: a Docker `BRIDGE` network, or a container network with port mappings (the
+    /// Mesos containerizer's NAT bridge). Such addresses (172.17.x and the like) mean nothing
+    /// off the agent.
+    pub fn is_port_mapped(&self) -> bool {
+        let mapped = |infos: &[NetworkInfo]| infos.iter().any(|n| !n.port_mappings.is_empty());
+        let container = self.container.as_ref().is_some_and(|c| {
+            c.docker
+                .as_ref()
+                .is_some_and(|d| d.network.eq_ignore_ascii_case("BRIDGE"))
+                || mapped(&c.network_infos)
+        });
+        container
+            || self
+                .latest_running_status()
+                .is_some_and(|s| mapped(&s.container_status.network_infos))
+    }
+}
+
+/// A task's container settings, as much as tells how it is networked.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ContainerInfo {
+    /// `DOCKER` or `MESOS`.
+    #[serde(
+        rename = "type",
+        deserialize_with = "nullable",
+        skip_serializing_if = "is_empty"
+    )]
+    pub kind: String,
+    /// Docker settings, for Docker containers.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerInfo>,
+    /// The networks the container joins (with their port mappings).
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    pub network_infos: Vec<NetworkInfo>,
+}
+
+/// Docker settings of a container.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DockerInfo {
+    /// `HOST`, `BRIDGE`, `USER` or `NONE`.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    pub network: String,
+}
+
+/// One port of the agent mapped into a container.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PortMapping {
+    /// Port on the agent.
+    #[serde(deserialize_with = "nullable")]
+    pub host_port: u64,
+    /// Port in the container.
+    #[serde(deserialize_with = "nullable")]
+    pub container_port: u64,
 }
 
 /// One status update of a task.
@@ -208,6 +270,9 @@ pub struct NetworkInfo {
     /// Network name.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub name: String,
+    /// Ports of the agent mapped into the container on this network.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    pub port_mappings: Vec<PortMapping>,
 }
 
 impl NetworkInfo {

@@ -20,7 +20,8 @@ use super::master::{MasterClient, StreamEnd};
 use crate::publish::Publisher;
 
 use super::model::{
-    ContainerStatus, DiscoveryInfo, Framework, Label, Pid, Slave, State, Status, Task,
+    ContainerInfo, ContainerStatus, DiscoveryInfo, Framework, Label, Pid, Slave, State, Status,
+    Task,
 };
 
 /// How long after the first of a burst of events the snapshot is rebuilt.
@@ -159,6 +160,8 @@ struct V1Task {
     statuses: Vec<V1Status>,
     #[serde(default)]
     discovery: Option<DiscoveryInfo>,
+    #[serde(default)]
+    container: Option<ContainerInfo>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +233,7 @@ fn task_from(t: V1Task) -> Task {
         },
         statuses: t.statuses.into_iter().map(status_from).collect(),
         discovery: t.discovery,
+        container: t.container,
     }
 }
 
@@ -548,14 +552,15 @@ mod tests {
         );
     }
 
-    /// A status update's health verdict reaches the model, so health-aware answers work on the
-    /// stream path too.
+    /// A status update's health verdict and a task's container networking reach the model,
+    /// so health-aware answers and the `routable` IP source work on the stream path too.
     #[test]
-    fn health_reaches_the_model() {
+    fn health_and_container_networking_reach_the_model() {
         let mut s = StreamState::new("10.0.0.1:5050", None);
         s.apply(SUBSCRIBED.as_bytes()).unwrap();
         let added = r#"{"type":"TASK_ADDED","task_added":{"task":{"name":"api","task_id":{"value":"api.1"},
-            "framework_id":{"value":"fw1"},"agent_id":{"value":"a1"},"state":"TASK_RUNNING"}}}"#;
+            "framework_id":{"value":"fw1"},"agent_id":{"value":"a1"},"state":"TASK_RUNNING",
+            "container":{"type":"DOCKER","docker":{"image":"x","network":"BRIDGE"}}}}}"#;
         s.apply(added.as_bytes()).unwrap();
         let sick = r#"{"type":"TASK_UPDATED","task_updated":{"framework_id":{"value":"fw1"},"state":"TASK_RUNNING",
             "status":{"task_id":{"value":"api.1"},"state":"TASK_RUNNING","timestamp":2.0,"healthy":false}}}"#;
@@ -563,7 +568,7 @@ mod tests {
         let state = s.to_state();
         let api = state.frameworks[0].tasks.iter().find(|t| t.name == "api");
         let api = api.unwrap();
-        assert!(api.is_unhealthy());
+        assert!(api.is_unhealthy() && api.is_port_mapped());
         let well = sick.replace(
             "\"timestamp\":2.0,\"healthy\":false",
             "\"timestamp\":3.0,\"healthy\":true",

@@ -467,6 +467,18 @@ fn task_ips(task: &Task, sources: &[IpSource], slave_ips: &[IpAddr]) -> Vec<IpAd
             IpSource::NetInfo => netinfo_ips(task),
             IpSource::Docker => label_ips(task, DOCKER_IP_LABEL),
             IpSource::Mesos => label_ips(task, MESOS_IP_LABEL),
+            IpSource::Routable => {
+                let own = if task.is_port_mapped() {
+                    Vec::new()
+                } else {
+                    netinfo_ips(task)
+                };
+                if own.is_empty() {
+                    slave_ips.to_vec()
+                } else {
+                    own
+                }
+            }
         };
         if !ips.is_empty() {
             return ips;

@@ -1,5 +1,6 @@
 //! The answers Mesos-DNS users asked for and never got, through real DNS queries: health-aware
-//! answers (on a state file and on the event stream).
+//! answers (on a state file and on the event stream), the `routable` IP source, reverse
+//! lookups, agent hostname records and the static records file, and `SetTruncateBit`.
 
 use crate::common::stream_master::StreamingMaster;
 use crate::common::*;
@@ -157,4 +158,48 @@ fn health_changes_on_the_event_stream_change_the_answers() {
     d.wait_for("web.marathon.mesos.", RecordType::A, |m| {
         answers(m) == ["A 10.0.1.2"]
     });
+}
+
+#[test]
+fn the_routable_source_takes_container_addresses_only_when_reachable() {
+    let state = cluster(vec![
+        task(
+            "bridged.1",
+            "bridged",
+            2,
+            json!({"container_status": netinfo("172.17.0.5")}),
+            json!({"type": "DOCKER", "docker": {"image": "nginx", "network": "BRIDGE"}}),
+        ),
+        task(
+            "mapped.1",
+            "mapped",
+            1,
+            json!({"container_status": netinfo("172.31.0.2")}),
+            json!({"type": "MESOS", "network_infos": [{"name": "mesos-bridge",
+                "port_mappings": [{"host_port": 31000, "container_port": 80}]}]}),
+        ),
+        task(
+            "overlay.1",
+            "overlay",
+            1,
+            json!({"container_status": netinfo("9.0.0.9")}),
+            json!({"type": "DOCKER", "docker": {"image": "nginx", "network": "USER"}}),
+        ),
+        task(
+            "hostnet.1",
+            "hostnet",
+            1,
+            json!({}),
+            json!({"type": "DOCKER", "docker": {"image": "nginx", "network": "HOST"}}),
+        ),
+    ]);
+    let (d, _dir) = daemon(&state, json!({"IPSources": ["routable"]}));
+    assert_eq!(a(&d, "bridged.marathon.mesos."), ["A 10.0.1.2"]);
+    assert_eq!(a(&d, "mapped.marathon.mesos."), ["A 10.0.1.1"]);
+    assert_eq!(a(&d, "overlay.marathon.mesos."), ["A 9.0.0.9"]);
+    assert_eq!(a(&d, "hostnet.marathon.mesos."), ["A 10.0.1.1"]);
+    // Mesos-DNS's netinfo source answers the unroutable bridge address.
+    let (d, _dir) = daemon(&state, json!({"IPSources": ["netinfo", "host"]}));
+    assert_eq!(a(&d, "bridged.marathon.mesos."), ["A 172.17.0.5"]);
+    assert_eq!(a(&d, "mapped.marathon.mesos."), ["A 172.31.0.2"]);
 }
