@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::dns::access::{ClientRule, RuleError};
 use crate::mesos::model::split_host_port;
 use crate::records::labels::LabelSpec;
+use crate::records::static_records::StaticRecords;
 
 /// Where task addresses come from, in the priority order of `IPSources`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +191,15 @@ pub struct Config {
     /// Our key `omitUnhealthy`: leave out of answers the task instances whose latest status
     /// says `healthy: false`, unless that would leave the name's answer empty (default false).
     pub omit_unhealthy: bool,
+    /// Our key `reverseLookups`: answer PTR queries for task and agent addresses that map to
+    /// exactly one name (default true); every other reverse name is forwarded.
+    pub reverse_lookups: bool,
+    /// Our key `agentHostnames`: `HOSTNAME.slave.DOMAIN` A/AAAA records for every agent, from
+    /// the hostname it registered with (default false).
+    pub agent_hostnames: bool,
+    /// Our key `staticRecordsFile`: fixed records in `/etc/hosts` format served beside the
+    /// cluster's, re-read on SIGHUP.
+    pub static_records_file: Option<PathBuf>,
     /// Our key `maxStateBytes`: state documents larger than this are rejected.
     pub max_state_bytes: u64,
     /// Our key `allowClients`: DNS and HTTP clients answered, besides loopback (default `["local"]`: every
@@ -277,6 +287,9 @@ impl Default for Config {
             stale_after_seconds: 0,
             max_udp_answers: 0,
             omit_unhealthy: false,
+            reverse_lookups: true,
+            agent_hostnames: false,
+            static_records_file: None,
             tcp_max_connections: 512,
             tcp_idle_timeout_seconds: 10,
             allow_clients: vec![ClientRule::LocalSubnets],
@@ -501,6 +514,12 @@ config_keys! {
     MaxUdpAnswers = "maxUdpAnswers", Origin::Ours;
     /// Leave unhealthy task instances out of answers.
     OmitUnhealthy = "omitUnhealthy", Origin::Ours;
+    /// PTR answers for cluster addresses.
+    ReverseLookups = "reverseLookups", Origin::Ours;
+    /// Agent hostname records.
+    AgentHostnames = "agentHostnames", Origin::Ours;
+    /// Fixed records in hosts format.
+    StaticRecordsFile = "staticRecordsFile", Origin::Ours;
     /// Open TCP connection cap.
     TcpMaxConnections = "tcpMaxConnections", Origin::Ours;
     /// Idle TCP connection timeout.
@@ -555,11 +574,15 @@ impl Config {
             source,
         })?;
         let mut loaded = Config::from_json(&value)?;
-        // A relative stateFile is relative to the config file, as an operator would expect.
-        if let Some(state) = &loaded.config.state_file {
-            if state.is_relative() {
+        // A relative stateFile (or staticRecordsFile) is relative to the config file, as an
+        // operator would expect.
+        for file in [
+            &mut loaded.config.state_file,
+            &mut loaded.config.static_records_file,
+        ] {
+            if let Some(f) = file.as_ref().filter(|f| f.is_relative()) {
                 if let Some(dir) = path.parent() {
-                    loaded.config.state_file = Some(dir.join(state));
+                    *file = Some(dir.join(f));
                 }
             }
         }
@@ -649,6 +672,12 @@ impl Config {
             Key::StaleAfterSeconds => self.stale_after_seconds = uint(key, v)?,
             Key::MaxUdpAnswers => self.max_udp_answers = uint(key, v)?,
             Key::OmitUnhealthy => self.omit_unhealthy = boolean(key, v)?,
+            Key::ReverseLookups => self.reverse_lookups = boolean(key, v)?,
+            Key::AgentHostnames => self.agent_hostnames = boolean(key, v)?,
+            Key::StaticRecordsFile => {
+                let s = string(key, v)?;
+                self.static_records_file = (!s.is_empty()).then(|| PathBuf::from(s));
+            }
             Key::TcpMaxConnections => self.tcp_max_connections = uint(key, v)?,
             Key::TcpIdleTimeoutSeconds => self.tcp_idle_timeout_seconds = uint(key, v)?,
             Key::Stream => self.stream = boolean(key, v)?,
@@ -753,6 +782,9 @@ impl Config {
         }
         if self.ip_sources.is_empty() {
             return Err(key_err("IPSources", "must list at least one source"));
+        }
+        if let Some(path) = &self.static_records_file {
+            StaticRecords::load(path).map_err(|e| key_err("staticRecordsFile", e.to_string()))?;
         }
         if self.cert_file.is_empty() != self.key_file.is_empty() {
             let key = if self.cert_file.is_empty() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
 
@@ -166,7 +166,7 @@ impl Responder {
             Transport::Udp => 512,
         };
         if !wire::in_zone(&question.name_lower, &self.domain_text) {
-            if !self.forwarding {
+            if !self.forwarding || self.answers_outside_zone(&question) {
                 return None;
             }
             self.metrics.count_qtype(question.qtype);
@@ -214,6 +214,19 @@ impl Responder {
             Metrics::inc(&self.metrics.truncated_responses);
         }
         Some(Outcome::Reply(resp))
+    }
+
+    /// Whether a question outside the cluster domain is answered from the snapshot (reverse
+    /// lookups, static records) instead of forwarded: the router's one hook for such names.
+    fn answers_outside_zone(&self, question: &Question) -> bool {
+        let Ok(key) = std::str::from_utf8(&question.name_lower) else {
+            return false;
+        };
+        let qtype = RecordType::from(question.qtype);
+        self.snapshot
+            .load()
+            .as_deref()
+            .is_some_and(|s| s.answers_outside_zone(key, qtype))
     }
 
     fn handle_parsed(&self, packet: &[u8], transport: Transport) -> Outcome {
@@ -265,6 +278,17 @@ impl Responder {
         let qname = query.name();
         self.metrics.count_qtype(query.query_type().into());
         if !self.domain.zone_of(qname) {
+            let key = qname.to_lowercase().to_ascii();
+            let local = self
+                .snapshot
+                .load_full()
+                .filter(|s| s.answers_outside_zone(&key, query.query_type()));
+            if let Some(snapshot) = local.filter(|_| query.query_class() == DNSClass::IN) {
+                resp.metadata.authoritative = true;
+                resp.metadata.recursion_available = self.recursion_available;
+                answer_outside(&snapshot, qname, &key, query.query_type(), &mut resp);
+                return Outcome::Reply(self.finish(resp, ResponseCode::NoError, max_size));
+            }
             if self.forwarding {
                 if let Ok(question) = wire::question(packet) {
                     return Outcome::Forward { question, max_size };
@@ -436,6 +460,41 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
         resp.insert_additionals(additionals);
     }
     ResponseCode::NoError
+}
+
+/// Answers a name outside the cluster domain from the snapshot: the PTR of a cluster address,
+/// the addresses of a static record.
+fn answer_outside(snap: &Snapshot, qname: &Name, key: &str, qtype: RecordType, resp: &mut Message) {
+    let ttl = snap.ttl;
+    let want = |t: RecordType| qtype == t || qtype == RecordType::ANY;
+    let mut answers = Vec::new();
+    if want(RecordType::PTR) {
+        if let Some(target) = snap.ptr(key).and_then(|t| Name::from_ascii(t).ok()) {
+            answers.push(Record::from_rdata(
+                qname.clone(),
+                ttl,
+                RData::PTR(PTR(target)),
+            ));
+        }
+    }
+    if let Some(host) = snap.outside(key) {
+        if want(RecordType::A) {
+            answers.extend(
+                host.a
+                    .iter()
+                    .map(|ip| Record::from_rdata(qname.clone(), ttl, RData::A(A(*ip)))),
+            );
+        }
+        if want(RecordType::AAAA) {
+            answers.extend(
+                host.aaaa
+                    .iter()
+                    .map(|ip| Record::from_rdata(qname.clone(), ttl, RData::AAAA(AAAA(*ip)))),
+            );
+        }
+    }
+    answers.shuffle(&mut rand::rng());
+    resp.insert_answers(answers);
 }
 
 fn push_addresses(name: &Name, entry: Entry<'_>, ttl: u32, out: &mut Vec<Record>) {

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hickory_proto::rr::Name;
@@ -22,9 +23,10 @@ use super::hash::task_hash;
 use super::labels::LabelSpec;
 use super::names::NameTable;
 use super::snapshot::{
-    EnumFramework, EnumRecord, EnumTask, Enumeration, Snapshot, Soa, Span, Spans, SrvRecord,
-    SrvTarget, Stats,
+    EnumFramework, EnumRecord, EnumTask, Enumeration, OutsideHost, Snapshot, Soa, Span, Spans,
+    SrvRecord, SrvTarget, Stats,
 };
+use super::static_records::StaticRecords;
 use crate::config::{Config, IpSource};
 use crate::mesos::model::{split_host_port, State, Task};
 
@@ -69,6 +71,12 @@ pub struct RecordSettings {
     /// `omitUnhealthy`: records of tasks whose latest status says `healthy: false` are only
     /// served where no healthy task gives the name records of the same type.
     pub omit_unhealthy: bool,
+    /// `reverseLookups`: PTR answers for addresses that map to exactly one name.
+    pub reverse_lookups: bool,
+    /// `agentHostnames`: `HOSTNAME.slave.DOMAIN` records for the agents.
+    pub agent_hostnames: bool,
+    /// The records of `staticRecordsFile`, read when the settings are made (start, SIGHUP).
+    pub static_records: Arc<StaticRecords>,
 }
 
 impl RecordSettings {
@@ -89,8 +97,26 @@ impl RecordSettings {
             soa_expire: c.soa_expire,
             soa_minttl: c.soa_minttl,
             omit_unhealthy: c.omit_unhealthy,
+            reverse_lookups: c.reverse_lookups,
+            agent_hostnames: c.agent_hostnames,
+            static_records: Arc::new(load_static_records(c)),
         }
     }
+}
+
+/// The static records file's records; a file that became unreadable or invalid since the
+/// configuration was validated serves none (and says so) rather than stopping the daemon.
+fn load_static_records(c: &Config) -> StaticRecords {
+    let Some(path) = &c.static_records_file else {
+        return StaticRecords::default();
+    };
+    StaticRecords::load(path).unwrap_or_else(|e| {
+        tracing::warn!(
+            "staticRecordsFile {}: {e}; no static records served",
+            path.display()
+        );
+        StaticRecords::default()
+    })
 }
 
 /// Why no snapshot could be built.
@@ -108,7 +134,7 @@ enum Value {
     Srv(u32, u16),
 }
 
-type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+use super::snapshot::FastMap;
 type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 /// Accumulates records like Mesos-DNS's generator: name -> set of values, insertion ordered.
@@ -134,6 +160,20 @@ struct Builder<'a> {
     fallback: Vec<(u32, Value)>,
     /// Whether inserts currently go to `fallback`.
     to_fallback: bool,
+    /// Each running task's own addresses with its unique name (`reverseLookups` only).
+    task_names: Vec<(IpAddr, String)>,
+    /// Names of addresses that have exactly one (`reverseLookups`).
+    reverse: FastMap<IpAddr, Box<str>>,
+    /// Static records outside the domain.
+    outside: FastMap<Box<str>, OutsideHost>,
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is (as records store it).
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 fn ip_to_value(ip: IpAddr) -> Value {
@@ -166,6 +206,9 @@ impl<'a> Builder<'a> {
             enumerate,
             fallback: Vec::new(),
             to_fallback: false,
+            task_names: Vec::new(),
+            reverse: FastMap::default(),
+            outside: FastMap::default(),
         }
     }
 
@@ -252,6 +295,15 @@ impl<'a> Builder<'a> {
                     if !ips.is_empty() {
                         self.insert_srv(&srv, &a, pid.port);
                     }
+                    if self.s.agent_hostnames && slave.hostname.parse::<IpAddr>().is_err() {
+                        let frag = self.s.spec.domain_frag(&slave.hostname);
+                        if !frag.is_empty() {
+                            let name = format!("{frag}.slave{}", self.tail);
+                            for &ip in &ips {
+                                self.insert_ip(&name, ip);
+                            }
+                        }
+                    }
                     ips
                 }
                 None => Vec::new(),
@@ -266,6 +318,72 @@ impl<'a> Builder<'a> {
         for &ip in &self.s.ns_addrs {
             self.insert_ip(&ns, ip);
         }
+    }
+
+    /// The static records file's names: those in the domain become records of the zone, the
+    /// others are answered beside it.
+    fn static_records(&mut self) {
+        let statics = self.s.static_records.clone();
+        let apex = format!("{}.", self.s.domain);
+        for entry in &statics.entries {
+            for name in &entry.names {
+                if *name == apex || name.ends_with(&self.tail) {
+                    self.insert_ip(name, entry.addr);
+                    continue;
+                }
+                let host = self.outside.entry(name.as_str().into()).or_default();
+                match ip_to_value(entry.addr) {
+                    Value::A(v4) if !host.a.contains(&v4) => host.a.push(v4),
+                    Value::Aaaa(v6) if !host.aaaa.contains(&v6) => host.aaaa.push(v6),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The reverse-lookup names: an agent's address names the agent (its registered
+    /// hostname), a static record's address its first name, any other task address the
+    /// task's unique name; an address with more than one such name gets none (forwarded).
+    fn reverse_records(&mut self, state: &State, slave_ips: &HashMap<&str, Vec<IpAddr>>) {
+        let mut names: FastMap<IpAddr, Option<Box<str>>> = FastMap::default();
+        let mut add = |ip: IpAddr, name: &str| {
+            let ip = canonical_ip(ip);
+            names
+                .entry(ip)
+                .and_modify(|n| {
+                    if n.as_deref() != Some(name) {
+                        *n = None;
+                    }
+                })
+                .or_insert_with(|| Some(name.into()));
+        };
+        for slave in &state.slaves {
+            let host = slave.hostname.trim_end_matches('.').to_ascii_lowercase();
+            let fqdn = format!("{host}.");
+            if host.parse::<IpAddr>().is_ok() || !is_servable(&fqdn) {
+                continue;
+            }
+            for &ip in slave_ips.get(slave.id.as_str()).into_iter().flatten() {
+                add(ip, &fqdn);
+            }
+        }
+        for entry in &self.s.static_records.entries {
+            add(entry.addr, &entry.names[0]);
+        }
+        let agents: FastSet<IpAddr> = slave_ips
+            .values()
+            .flatten()
+            .map(|&ip| canonical_ip(ip))
+            .collect();
+        for (ip, name) in std::mem::take(&mut self.task_names) {
+            if !agents.contains(&canonical_ip(ip)) {
+                add(ip, &name);
+            }
+        }
+        self.reverse = names
+            .into_iter()
+            .filter_map(|(ip, n)| Some((ip, n?)))
+            .collect();
     }
 
     fn master_records(&mut self, leader: &str) {
@@ -345,6 +463,21 @@ impl<'a> Builder<'a> {
                     task_ips: task_ips(task, &self.s.ip_sources, sips),
                     slave_ips: sips,
                 };
+                if self.s.reverse_lookups && !self.enumerate {
+                    let name = task.named_discovery().map_or(&task.name, |d| &d.name);
+                    let canonical = format!(
+                        "{}-{}-{}.{}{}",
+                        self.s.spec.label(name),
+                        ctx.hash,
+                        ctx.slave_tail,
+                        ctx.fname,
+                        self.tail
+                    );
+                    if is_servable(&canonical) {
+                        self.task_names
+                            .extend(ctx.task_ips.iter().map(|&ip| (ip, canonical.clone())));
+                    }
+                }
                 match task.named_discovery() {
                     Some(d) => {
                         // Mesos-DNS serves the raw discovery name as well as the sanitised
@@ -613,8 +746,12 @@ fn generate<'a>(
     let slave_ips = b.slave_records(state, hosts);
     b.listener_records();
     b.master_records(&state.leader);
+    b.static_records();
     b.defer_duplicates();
     let (enumeration, tasks) = b.task_records(state, &slave_ips);
+    if settings.reverse_lookups && !enumerate {
+        b.reverse_records(state, &slave_ips);
+    }
     (b, tasks, enumeration)
 }
 
@@ -709,6 +846,8 @@ fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
         mut records,
         tail,
         fallback,
+        reverse,
+        outside,
         ..
     } = b;
     merge_fallback(&mut records, fallback);
@@ -819,5 +958,7 @@ fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
         aaaa,
         srv,
         targets,
+        reverse,
+        outside,
     }
 }

@@ -5,6 +5,7 @@ pub mod hash;
 pub mod labels;
 pub mod names;
 pub mod snapshot;
+pub mod static_records;
 
 #[cfg(test)]
 mod generator_tests;

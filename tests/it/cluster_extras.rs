@@ -3,7 +3,9 @@
 //! lookups, agent hostname records and the static records file, and `SetTruncateBit`.
 
 use crate::common::stream_master::StreamingMaster;
+use crate::common::upstream::FakeUpstream;
 use crate::common::*;
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::{json, Value};
 
@@ -202,4 +204,154 @@ fn the_routable_source_takes_container_addresses_only_when_reachable() {
     let (d, _dir) = daemon(&state, json!({"IPSources": ["netinfo", "host"]}));
     assert_eq!(a(&d, "bridged.marathon.mesos."), ["A 172.17.0.5"]);
     assert_eq!(a(&d, "mapped.marathon.mesos."), ["A 172.31.0.2"]);
+}
+
+/// The PTR target of a reverse name, or `None` for an answer without one.
+fn ptr(d: &Daemon, name: &str) -> Option<String> {
+    let m = d.udp(name, RecordType::PTR, None);
+    m.answers.first().map(|r| r.data.to_string())
+}
+
+#[test]
+fn reverse_lookups_answer_addresses_with_exactly_one_name_and_forward_the_rest() {
+    let up = FakeUpstream::start();
+    let state = cluster(vec![
+        task(
+            "web.1",
+            "web",
+            1,
+            json!({"container_status": netinfo("10.9.0.1")}),
+            Value::Null,
+        ),
+        task(
+            "web.2",
+            "web",
+            2,
+            json!({"container_status": netinfo("10.9.0.2")}),
+            Value::Null,
+        ),
+        task(
+            "twin.1",
+            "twin",
+            1,
+            json!({"container_status": netinfo("10.9.0.9")}),
+            Value::Null,
+        ),
+        task(
+            "twin.2",
+            "twin",
+            2,
+            json!({"container_status": netinfo("10.9.0.9")}),
+            Value::Null,
+        ),
+        task("hostnet.1", "hostnet", 1, json!({}), Value::Null),
+    ]);
+    let resolvers = json!([up.addr.to_string()]);
+    let (d, _dir) = daemon(&state, json!({"externalon": true, "resolvers": resolvers}));
+    let web1 = ptr(&d, "1.0.9.10.in-addr.arpa.").expect("task PTR");
+    assert!(
+        web1.starts_with("web-") && web1.ends_with("-s1.marathon.mesos."),
+        "{web1}"
+    );
+    // The name points back at the address.
+    assert_eq!(a(&d, &web1), ["A 10.9.0.1"]);
+    let web2 = ptr(&d, "2.0.9.10.IN-ADDR.ARPA.").unwrap();
+    assert!(web2.ends_with("-s2.marathon.mesos."), "{web2}");
+    // Agents by the hostname they registered with; a host-network task doesn't share it.
+    assert_eq!(
+        ptr(&d, "1.1.0.10.in-addr.arpa.").as_deref(),
+        Some("agent1.example.internal.")
+    );
+    assert_eq!(
+        ptr(&d, "2.1.0.10.in-addr.arpa.").as_deref(),
+        Some("agent2.")
+    );
+    assert_eq!(up.count("1.1.0.10.in-addr.arpa."), 0);
+    // Two tasks on one address, an unknown address and other types: forwarded (the fake
+    // upstream refuses what it doesn't know).
+    let twin = d.udp("9.0.9.10.in-addr.arpa.", RecordType::PTR, None);
+    assert!(twin.answers.is_empty());
+    assert!(up.count("9.0.9.10.in-addr.arpa.") > 0);
+    assert_eq!(
+        ptr(&d, "10.2.0.192.in-addr.arpa.").as_deref(),
+        Some("www.example.com.")
+    );
+    d.udp("1.0.9.10.in-addr.arpa.", RecordType::TXT, None);
+    assert!(up.count("1.0.9.10.in-addr.arpa.") > 0);
+    // Off: every reverse name is forwarded, as by Mesos-DNS.
+    let (d, _dir) = daemon(
+        &state,
+        json!({"externalon": true, "resolvers": resolvers, "reverseLookups": false}),
+    );
+    assert_eq!(ptr(&d, "2.0.9.10.in-addr.arpa."), None);
+    assert!(up.count("2.0.9.10.in-addr.arpa.") > 0);
+}
+
+#[test]
+fn agent_hostnames_and_static_records_resolve_and_reload_on_sighup() {
+    let state = cluster(vec![task(
+        "web.1",
+        "web",
+        1,
+        json!({"container_status": netinfo("10.9.0.1")}),
+        Value::Null,
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("static-hosts");
+    std::fs::write(
+        &hosts,
+        "# legacy\n10.5.5.5 legacy-db.corp.example db.mesos\n2001:db8::5 monitor.corp.example.\n",
+    )
+    .unwrap();
+    let (d, dirs) = daemon(
+        &state,
+        json!({"agentHostnames": true, "staticRecordsFile": hosts.to_str().unwrap()}),
+    );
+    assert_eq!(
+        a(&d, "agent1.example.internal.slave.mesos."),
+        ["A 10.0.1.1"]
+    );
+    assert_eq!(a(&d, "agent2.slave.mesos."), ["A 10.0.1.2"]);
+    // Mesos-DNS's own names are unchanged.
+    assert_eq!(a(&d, "slave.mesos."), ["A 10.0.1.1", "A 10.0.1.2"]);
+    // Outside the domain, answered with forwarding off; inside, part of the zone.
+    assert_eq!(a(&d, "Legacy-DB.corp.example."), ["A 10.5.5.5"]);
+    assert_eq!(a(&d, "db.mesos."), ["A 10.5.5.5"]);
+    let m = d.udp("monitor.corp.example.", RecordType::AAAA, None);
+    assert_eq!(answers(&m), ["AAAA 2001:db8::5"]);
+    let nodata = d.udp("monitor.corp.example.", RecordType::A, None);
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert!(nodata.answers.is_empty());
+    // Other types of a static name are not ours: forwarded (here refused, forwarding off).
+    let mx = d.udp("legacy-db.corp.example.", RecordType::MX, None);
+    assert_eq!(mx.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        ptr(&d, "5.5.5.10.in-addr.arpa.").as_deref(),
+        Some("legacy-db.corp.example.")
+    );
+
+    // SIGHUP re-reads the file.
+    std::fs::write(&hosts, "10.5.5.6 legacy-db.corp.example\n").unwrap();
+    let ok = std::process::Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    d.wait_for("legacy-db.corp.example.", RecordType::A, |m| {
+        answers(m) == ["A 10.5.5.6"]
+    });
+    let gone = d.udp("db.mesos.", RecordType::A, None);
+    assert_eq!(gone.metadata.response_code, ResponseCode::NXDomain);
+
+    // --check-config validates the file, naming the key and the line.
+    std::fs::write(&hosts, "10.5.5.6 legacy-db.corp.example\nlegacy 10.0.0.1\n").unwrap();
+    let cfg = dirs[1].path().join("config.json");
+    let out = sidecar(&["--config", cfg.to_str().unwrap(), "--check-config"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("staticRecordsFile") && err.contains("line 2"),
+        "{err}"
+    );
 }
