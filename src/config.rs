@@ -127,6 +127,10 @@ pub struct Config {
     pub mesos_credentials: Option<Credentials>,
     /// Authentication mechanism toward the master: "", "basic" or "iam" (`mesosAuthentication`).
     pub mesos_authentication: String,
+    /// Whether a response cut to fit the client's size says so with TC (`SetTruncateBit`;
+    /// default true, the DNS standard and DC/OS's setting; Mesos-DNS's own default is false).
+    /// False answers cluster names as Mesos-DNS does: as many records as fit, without TC.
+    pub set_truncate_bit: bool,
     /// Weight of generated SRV records (`SRVRecordDefaultWeight`, default 1).
     pub srv_record_default_weight: u16,
     /// Per-zone resolvers (`ZoneResolvers`): zone -> upstreams.
@@ -263,6 +267,7 @@ impl Default for Config {
             key_file: String::new(),
             mesos_credentials: None,
             mesos_authentication: String::new(),
+            set_truncate_bit: true,
             srv_record_default_weight: 1,
             zone_resolvers: BTreeMap::new(),
             state_file: None,
@@ -426,6 +431,8 @@ config_keys! {
     IpSources = "IPSources", Origin::MesosDns(Field("IPSources"));
     /// RFC 952 labels.
     EnforceRfc952 = "EnforceRFC952", Origin::MesosDns(Field("EnforceRFC952"));
+    /// TC on responses cut to fit.
+    SetTruncateBit = "SetTruncateBit", Origin::MesosDns(Field("SetTruncateBit"));
     /// SRV weight.
     SrvRecordDefaultWeight = "SRVRecordDefaultWeight", Origin::MesosDns(Field("SRVRecordDefaultWeight"));
     /// Masters, `ip:port`.
@@ -646,6 +653,7 @@ impl Config {
             Key::MesosCredentials => self.mesos_credentials = credentials(key, v)?,
             Key::MesosAuthentication => self.mesos_authentication = string(key, v)?,
             Key::SrvRecordDefaultWeight => self.srv_record_default_weight = uint(key, v)?,
+            Key::SetTruncateBit => self.set_truncate_bit = boolean(key, v)?,
             Key::ZoneResolvers => self.zone_resolvers = zone_resolvers(key, v)?,
             Key::StateFile => {
                 let s = string(key, v)?;

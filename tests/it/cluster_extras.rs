@@ -355,3 +355,47 @@ fn agent_hostnames_and_static_records_resolve_and_reload_on_sighup() {
         "{err}"
     );
 }
+
+#[test]
+fn set_truncate_bit_false_cuts_cluster_answers_to_fit_without_tc_as_mesos_dns_does() {
+    let tasks = (0..60)
+        .map(|i| {
+            let ip = format!("10.9.1.{i}");
+            task(
+                &format!("big.{i}"),
+                "big",
+                1 + i % 2,
+                json!({"container_status": netinfo(&ip)}),
+                Value::Null,
+            )
+        })
+        .collect();
+    let state = cluster(tasks);
+    // Absent (and true): too large for 512 bytes, so TC and nothing, complete over TCP.
+    for config in [json!({}), json!({"SetTruncateBit": true})] {
+        let (d, _dir) = daemon(&state, config);
+        let m = d.udp("big.marathon.mesos.", RecordType::A, None);
+        assert!(m.metadata.truncation && m.answers.is_empty());
+        assert_eq!(
+            d.tcp("big.marathon.mesos.", RecordType::A).answers.len(),
+            60
+        );
+    }
+    let (d, _dir) = daemon(&state, json!({"SetTruncateBit": false}));
+    let all = answers(&d.tcp("big.marathon.mesos.", RecordType::A));
+    assert_eq!(all.len(), 60);
+    for edns in [None, Some(1232)] {
+        let m = d.udp("big.marathon.mesos.", RecordType::A, edns);
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        let limit = edns.unwrap_or(512) as usize;
+        assert!(m.answers.len() > 10, "{}", m.answers.len());
+        assert!(m.to_vec().unwrap().len() <= limit);
+        assert!(answers(&m).iter().all(|a| all.contains(a)));
+    }
+    // The SRV set too (Mesos-DNS cuts every type).
+    let srv = d.udp("_big._tcp.marathon.mesos.", RecordType::SRV, None);
+    assert!(!srv.metadata.truncation && !srv.answers.is_empty());
+    // Small answers are untouched.
+    assert_eq!(a(&d, "leader.mesos."), ["A 10.0.0.1"]);
+}
