@@ -1260,6 +1260,44 @@ mod tests {
         assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
 
+    /// Every Mesos-DNS key is a row of the README's table of Mesos-DNS keys and flags, which
+    /// says whether and how it is honoured.
+    #[test]
+    fn every_mesos_dns_key_is_in_the_compatibility_table() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Mesos-DNS keys and flags\n"))
+            .expect("README has a Mesos-DNS keys and flags section");
+        let listed: Vec<String> = section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|row| {
+                let first = row.split('|').nth(1).unwrap_or("");
+                first
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(|k| {
+                        k.split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_ascii_lowercase()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let missing: Vec<&str> = Key::ALL
+            .iter()
+            .filter(|k| matches!(k.origin(), Origin::MesosDns(_)))
+            .map(|k| k.name())
+            .filter(|name| !listed.contains(&name.to_ascii_lowercase()))
+            .collect();
+        assert!(missing.is_empty(), "not in the table: {missing:?}");
+    }
+
     #[test]
     fn key_names_match_without_regard_to_case() {
         assert_eq!(Key::from_name("REFRESHSECONDS"), Some(Key::RefreshSeconds));
