@@ -24,7 +24,7 @@ use super::labels::LabelSpec;
 use super::names::NameTable;
 use super::snapshot::{
     EnumFramework, EnumRecord, EnumTask, Enumeration, OutsideHost, Snapshot, Soa, Span, Spans,
-    SrvRecord, SrvTarget, Stats,
+    SrvRecord, SrvTarget, Stats, PTR_HOST,
 };
 use super::static_records::StaticRecords;
 use crate::config::{Config, IpSource};
@@ -937,6 +937,20 @@ fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
         spans.push(Spans::default());
     }
     stats.names = spans.len();
+    // Reverse names that are owner names (task instances, static names in the zone) are kept
+    // as their number: a task's reverse name costs no second copy of the name.
+    let mut reverse_hosts: Vec<Box<str>> = Vec::new();
+    let reverse: FastMap<IpAddr, u32> = reverse
+        .into_iter()
+        .map(|(ip, name)| {
+            let target = index.find(&name).unwrap_or_else(|| {
+                reverse_hosts.push(name);
+                (reverse_hosts.len() - 1) as u32 | PTR_HOST
+            });
+            (ip, target)
+        })
+        .collect();
+    reverse_hosts.shrink_to_fit();
     index.shrink_to_fit();
     spans.shrink_to_fit();
     a.shrink_to_fit();
@@ -959,6 +973,7 @@ fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
         srv,
         targets,
         reverse,
+        reverse_hosts,
         outside,
     }
 }

@@ -638,3 +638,61 @@ fn full_record_set_for_the_fixture() {
         "record set changed; review and rerun with UPDATE_GOLDEN=1"
     );
 }
+
+/// Every reverse name points at a name that resolves back to its address (forward-confirmed),
+/// on the fixture and on a synthetic cluster, under every IP source order; and an agent's
+/// address is never taken by a task.
+#[test]
+fn reverse_names_resolve_back_to_their_address() {
+    use super::snapshot::reverse_name;
+    let synthetic = State::from_json(&crate::mesos::synthetic::state_json(500)).unwrap();
+    for state in [fixture(), synthetic] {
+        for sources in [
+            &[IpSource::NetInfo, IpSource::Mesos, IpSource::Host][..],
+            &[IpSource::Host],
+            &[IpSource::Routable],
+        ] {
+            let snap = build(
+                &state,
+                &settings(LabelSpec::Rfc1123, sources, &[]),
+                &localhost_hosts(),
+                1,
+            )
+            .unwrap();
+            assert!(!snap.reverse.is_empty());
+            for &ip in snap.reverse.keys() {
+                let target = snap.ptr(&reverse_name(ip)).unwrap();
+                if let Some(entry) = snap.lookup(target) {
+                    let back: Vec<std::net::IpAddr> = entry
+                        .a
+                        .iter()
+                        .map(|&v4| v4.into())
+                        .chain(entry.aaaa.iter().map(|&v6| v6.into()))
+                        .collect();
+                    assert!(back.contains(&ip), "{ip} -> {target} -> {back:?}");
+                } else {
+                    // Not a zone name: an agent's registered hostname.
+                    assert!(
+                        state
+                            .slaves
+                            .iter()
+                            .any(|s| format!("{}.", s.hostname.to_ascii_lowercase()) == target),
+                        "{ip} -> {target}"
+                    );
+                }
+            }
+        }
+    }
+    let off = Config {
+        reverse_lookups: false,
+        ..Config::default()
+    };
+    let snap = build(
+        &fixture(),
+        &RecordSettings::from_config(&off, vec![]),
+        &localhost_hosts(),
+        1,
+    )
+    .unwrap();
+    assert!(snap.reverse.is_empty());
+}

@@ -154,6 +154,9 @@ pub struct OutsideHost {
     pub aaaa: Vec<Ipv6Addr>,
 }
 
+/// Marks a reverse name kept in `reverse_hosts` rather than in the owner names.
+pub(crate) const PTR_HOST: u32 = 1 << 31;
+
 /// A hash map with the snapshot's fast hasher.
 pub(crate) type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
 
@@ -232,8 +235,12 @@ pub struct Snapshot {
     pub(crate) aaaa: Vec<Ipv6Addr>,
     pub(crate) srv: Vec<SrvRecord>,
     pub(crate) targets: Vec<SrvTarget>,
-    /// The one name of each address that has exactly one (`reverseLookups`), with trailing dot.
-    pub(crate) reverse: FastMap<IpAddr, Box<str>>,
+    /// The one name of each address that has exactly one (`reverseLookups`): an owner name's
+    /// number, or with [`PTR_HOST`] set an index into `reverse_hosts`.
+    pub(crate) reverse: FastMap<IpAddr, u32>,
+    /// Reverse names that are not owner names of the zone (agent hostnames, static names
+    /// outside the domain), with trailing dot.
+    pub(crate) reverse_hosts: Vec<Box<str>>,
     /// Static records outside the cluster domain, by lowercase name with trailing dot.
     pub(crate) outside: FastMap<Box<str>, OutsideHost>,
 }
@@ -274,7 +281,12 @@ impl Snapshot {
         if self.reverse.is_empty() {
             return None;
         }
-        self.reverse.get(&reverse_name_address(key)?).map(|n| &**n)
+        let &target = self.reverse.get(&reverse_name_address(key)?)?;
+        Some(if target & PTR_HOST != 0 {
+            &self.reverse_hosts[(target & !PTR_HOST) as usize]
+        } else {
+            self.names.get(target)
+        })
     }
 
     /// The static addresses of a name outside the cluster domain.
