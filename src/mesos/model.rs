@@ -119,9 +119,10 @@ pub struct Task {
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub discovery: Option<DiscoveryInfo>,
     /// How the task's container is networked, which tells whether its own address is
-    /// reachable (the `routable` IP source).
+    /// reachable (the `routable` IP source). Boxed: most of a large state's tasks carry none
+    /// that matters, and an inline one would cost every task its size.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
-    pub container: Option<ContainerInfo>,
+    pub container: Option<Box<ContainerInfo>>,
 }
 
 /// The `TASK_RUNNING` state, the only one Mesos-DNS serves.

@@ -161,7 +161,7 @@ struct V1Task {
     #[serde(default)]
     discovery: Option<DiscoveryInfo>,
     #[serde(default)]
-    container: Option<ContainerInfo>,
+    container: Option<Box<ContainerInfo>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -160,10 +160,11 @@ struct Builder<'a> {
     fallback: Vec<(u32, Value)>,
     /// Whether inserts currently go to `fallback`.
     to_fallback: bool,
-    /// Each running task's own addresses with its unique name (`reverseLookups` only).
-    task_names: Vec<(IpAddr, String)>,
-    /// Names of addresses that have exactly one (`reverseLookups`).
-    reverse: FastMap<IpAddr, Box<str>>,
+    /// Each running task's own addresses with the number of its unique name
+    /// (`reverseLookups` only).
+    task_names: Vec<(IpAddr, u32)>,
+    /// The number of each address's name (`reverseLookups`); `None` when it has more than one.
+    reverse: FastMap<IpAddr, Option<u32>>,
     /// Static records outside the domain.
     outside: FastMap<Box<str>, OutsideHost>,
 }
@@ -345,45 +346,47 @@ impl<'a> Builder<'a> {
     /// hostname), a static record's address its first name, any other task address the
     /// task's unique name; an address with more than one such name gets none (forwarded).
     fn reverse_records(&mut self, state: &State, slave_ips: &HashMap<&str, Vec<IpAddr>>) {
-        let mut names: FastMap<IpAddr, Option<Box<str>>> = FastMap::default();
-        let mut add = |ip: IpAddr, name: &str| {
-            let ip = canonical_ip(ip);
-            names
-                .entry(ip)
-                .and_modify(|n| {
-                    if n.as_deref() != Some(name) {
-                        *n = None;
-                    }
-                })
-                .or_insert_with(|| Some(name.into()));
-        };
+        let mut owners: Vec<(IpAddr, u32)> = Vec::new();
         for slave in &state.slaves {
             let host = slave.hostname.trim_end_matches('.').to_ascii_lowercase();
             let fqdn = format!("{host}.");
             if host.parse::<IpAddr>().is_ok() || !is_servable(&fqdn) {
                 continue;
             }
+            let n = self.intern(&fqdn);
             for &ip in slave_ips.get(slave.id.as_str()).into_iter().flatten() {
-                add(ip, &fqdn);
+                owners.push((ip, n));
             }
         }
-        for entry in &self.s.static_records.entries {
-            add(entry.addr, &entry.names[0]);
+        let statics = self.s.static_records.clone();
+        for entry in &statics.entries {
+            owners.push((entry.addr, self.intern(&entry.names[0])));
         }
         let agents: FastSet<IpAddr> = slave_ips
             .values()
             .flatten()
             .map(|&ip| canonical_ip(ip))
             .collect();
-        for (ip, name) in std::mem::take(&mut self.task_names) {
-            if !agents.contains(&canonical_ip(ip)) {
-                add(ip, &name);
-            }
+        let tasks = std::mem::take(&mut self.task_names);
+        owners.extend(
+            tasks
+                .into_iter()
+                .filter(|(ip, _)| !agents.contains(&canonical_ip(*ip))),
+        );
+        // `None` marks an address with more than one name.
+        let mut names: FastMap<IpAddr, Option<u32>> =
+            FastMap::with_capacity_and_hasher(owners.len(), Default::default());
+        for (ip, n) in owners {
+            names
+                .entry(canonical_ip(ip))
+                .and_modify(|seen| {
+                    if *seen != Some(n) {
+                        *seen = None;
+                    }
+                })
+                .or_insert(Some(n));
         }
-        self.reverse = names
-            .into_iter()
-            .filter_map(|(ip, n)| Some((ip, n?)))
-            .collect();
+        self.reverse = names;
     }
 
     fn master_records(&mut self, leader: &str) {
@@ -463,34 +466,23 @@ impl<'a> Builder<'a> {
                     task_ips: task_ips(task, &self.s.ip_sources, sips),
                     slave_ips: sips,
                 };
-                if self.s.reverse_lookups && !self.enumerate {
-                    let name = task.named_discovery().map_or(&task.name, |d| &d.name);
-                    let canonical = format!(
-                        "{}-{}-{}.{}{}",
-                        self.s.spec.label(name),
-                        ctx.hash,
-                        ctx.slave_tail,
-                        ctx.fname,
-                        self.tail
-                    );
-                    if is_servable(&canonical) {
-                        self.task_names
-                            .extend(ctx.task_ips.iter().map(|&ip| (ip, canonical.clone())));
-                    }
-                }
-                match task.named_discovery() {
+                let unique = match task.named_discovery() {
                     Some(d) => {
                         // Mesos-DNS serves the raw discovery name as well as the sanitised
                         // one (its "legacy" names); names that no query can reach are dropped
                         // when the snapshot is finished.
                         self.task_context_records(&ctx, &d.name, &mut et.records);
                         let label = self.s.spec.label(&d.name);
-                        self.task_context_records(&ctx, &label, &mut et.records);
+                        self.task_context_records(&ctx, &label, &mut et.records)
                     }
                     None => {
                         let label = self.s.spec.label(&task.name);
-                        self.task_context_records(&ctx, &label, &mut et.records);
+                        self.task_context_records(&ctx, &label, &mut et.records)
                     }
+                };
+                if self.s.reverse_lookups && !self.enumerate {
+                    self.task_names
+                        .extend(ctx.task_ips.iter().map(|&ip| (ip, unique)));
                 }
                 self.to_fallback = false;
                 ef.tasks.push(et);
@@ -500,20 +492,24 @@ impl<'a> Builder<'a> {
         (enumeration, count)
     }
 
+    /// The records of one task under one of its names; returns the number of the task's
+    /// unique name (`task-HASH-AGENT.framework.domain.`).
     fn task_context_records(
         &mut self,
         ctx: &TaskContext<'_>,
         task_name: &str,
         recs: &mut Vec<EnumRecord>,
-    ) {
+    ) -> u32 {
         let tail = self.tail.clone();
         let fname = ctx.fname;
         let canonical = format!("{task_name}-{}-{}.{fname}", ctx.hash, ctx.slave_tail);
         let arec = format!("{task_name}.{fname}");
+        let unique = format!("{canonical}{tail}");
+        let unique_idx = self.intern(&unique);
 
         for &ip in &ctx.task_ips {
             self.insert_task(&format!("{arec}{tail}"), ip_to_value(ip), recs);
-            self.insert_task(&format!("{canonical}{tail}"), ip_to_value(ip), recs);
+            self.insert_task(&unique, ip_to_value(ip), recs);
         }
         for &ip in ctx.slave_ips {
             self.insert_task(&format!("{arec}.slave{tail}"), ip_to_value(ip), recs);
@@ -537,10 +533,9 @@ impl<'a> Builder<'a> {
         }
 
         let Some(d) = discovery else {
-            return;
+            return unique_idx;
         };
-        let target = format!("{canonical}{tail}");
-        let target_idx = self.intern(&target);
+        let target_idx = unique_idx;
         for p in &d.ports.ports {
             let Ok(port) = u16::try_from(p.number) else {
                 continue;
@@ -564,6 +559,7 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        unique_idx
     }
 }
 
@@ -939,15 +935,21 @@ fn finish(b: Builder<'_>, domain: Name, soa: Soa, tasks: usize) -> Snapshot {
     stats.names = spans.len();
     // Reverse names that are owner names (task instances, static names in the zone) are kept
     // as their number: a task's reverse name costs no second copy of the name.
+    // A name in the zone that is not an owner name (dropped as unservable) names nothing.
     let mut reverse_hosts: Vec<Box<str>> = Vec::new();
     let reverse: FastMap<IpAddr, u32> = reverse
         .into_iter()
-        .map(|(ip, name)| {
-            let target = index.find(&name).unwrap_or_else(|| {
-                reverse_hosts.push(name);
-                (reverse_hosts.len() - 1) as u32 | PTR_HOST
-            });
-            (ip, target)
+        .filter_map(|(ip, n)| {
+            let text = names.get(n?);
+            let target = match index.find(text) {
+                Some(i) => i,
+                None if in_zone(text) => return None,
+                None => {
+                    reverse_hosts.push(text.into());
+                    (reverse_hosts.len() - 1) as u32 | PTR_HOST
+                }
+            };
+            Some((ip, target))
         })
         .collect();
     reverse_hosts.shrink_to_fit();
