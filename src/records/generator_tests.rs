@@ -696,3 +696,36 @@ fn reverse_names_resolve_back_to_their_address() {
     .unwrap();
     assert!(snap.reverse.is_empty());
 }
+
+/// `omitUnhealthy` narrows each record set of a name separately: an unhealthy instance's
+/// IPv4 address stays when no healthy one has any, though a healthy one gives IPv6.
+#[test]
+fn health_narrows_each_record_set_separately() {
+    let state = State::from_json(
+        json!({"leader": "master@10.0.0.1:5050",
+            "frameworks": [{"id": "f", "name": "marathon", "tasks": [
+                {"id": "web.1", "name": "web", "slave_id": "s1", "state": "TASK_RUNNING",
+                 "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0, "healthy": true,
+                    "container_status": {"network_infos": [{"ip_addresses": [{"ip_address": "fd00::1"}]}]}}]},
+                {"id": "web.2", "name": "web", "slave_id": "s1", "state": "TASK_RUNNING",
+                 "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0, "healthy": false,
+                    "container_status": {"network_infos": [{"ip_addresses": [{"ip_address": "10.9.0.2"}]}]}}]}]}],
+            "slaves": [{"id": "s1", "pid": "slave(1)@10.0.1.1:5051"}]})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let c = Config {
+        omit_unhealthy: true,
+        ..Config::default()
+    };
+    let snap = build(
+        &state,
+        &RecordSettings::from_config(&c, vec![]),
+        &HostAddrs::new(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(a(&snap, "web.marathon.mesos."), set(&["10.9.0.2"]));
+    assert_eq!(aaaa(&snap, "web.marathon.mesos."), set(&["fd00::1"]));
+}
