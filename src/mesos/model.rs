@@ -582,6 +582,26 @@ mod tests {
         assert_eq!(again.frameworks[0].tasks[0].resources.ports(), vec![1, 2]);
     }
 
+    /// Health verdicts and container networking survive the compact document a relay serves
+    /// and a persisted state keeps, so followers answer as the daemon they follow.
+    #[test]
+    fn health_and_container_networking_round_trip() {
+        let doc = br#"{"leader":"master@1.2.3.4:5050","frameworks":[{"name":"f","tasks":[
+            {"id":"t","name":"n","state":"TASK_RUNNING","container":{"type":"DOCKER",
+             "docker":{"image":"x","network":"BRIDGE","port_mappings":[{"host_port":1,"container_port":2}]}},
+             "statuses":[{"state":"TASK_RUNNING","timestamp":1.0,"healthy":false}]},
+            {"id":"u","name":"m","state":"TASK_RUNNING","container":{"type":"MESOS",
+             "network_infos":[{"name":"cni","port_mappings":[{"host_port":31000,"container_port":80}]}]},
+             "statuses":[{"state":"TASK_RUNNING","timestamp":1.0,"healthy":true},
+                         {"state":"TASK_RUNNING","timestamp":2.0}]}]}]}"#;
+        let s = State::from_json(doc).unwrap();
+        let again = State::from_json(&serde_json::to_vec(&s).unwrap()).unwrap();
+        let tasks = &again.frameworks[0].tasks;
+        assert!(tasks[0].is_unhealthy() && tasks[0].is_port_mapped());
+        // The latest status has no verdict: not unhealthy.
+        assert!(!tasks[1].is_unhealthy() && tasks[1].is_port_mapped());
+    }
+
     #[test]
     fn rejects_garbage_and_leaderless() {
         assert!(matches!(
