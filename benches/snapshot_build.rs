@@ -1,6 +1,7 @@
 //! Snapshot build time and memory for synthetic states of 1k, 10k and 100k tasks.
 //!
-//! Run with `cargo bench --bench snapshot_build`. Memory is measured with a counting global
+//! Run with `cargo bench --bench snapshot_build` (`BENCH_REVERSE_LOOKUPS=false` to leave out the
+//! reverse-lookup map). Memory is measured with a counting global
 //! allocator: the heap the parsed state holds, the heap the finished snapshot holds, and the
 //! peak heap while building it. The last row is the footprint issue's shape
 //! (`synthetic::uniform_state_value`, 100,000 tasks). Two more columns time an update from the
@@ -49,8 +50,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let settings =
-        RecordSettings::from_config(&Config::default(), vec!["10.0.0.53".parse().unwrap()]);
+    // `BENCH_REVERSE_LOOKUPS=false` measures without the reverse-lookup map (on by default).
+    let config = Config {
+        reverse_lookups: std::env::var("BENCH_REVERSE_LOOKUPS").map_or(true, |v| v != "false"),
+        ..Config::default()
+    };
+    let settings = RecordSettings::from_config(&config, vec!["10.0.0.53".parse().unwrap()]);
     let hosts = HostAddrs::new();
     println!(
         "{:>8} {:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>14} {:>10} {:>10}",

@@ -18,6 +18,7 @@ use crate::dns::access::{ClientRule, RuleError};
 use crate::mesos::model::split_host_port;
 use crate::mesos::zk::ZkUrl;
 use crate::records::labels::LabelSpec;
+use crate::records::static_records::StaticRecords;
 
 /// Where task addresses come from, in the priority order of `IPSources`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub enum IpSource {
     Mesos,
     /// The address of the agent the task runs on.
     Host,
+    /// Ours: the container address (`netinfo`) when the task is reachable on it, else the
+    /// agent's; a Docker `BRIDGE` or port-mapped task is reachable only on the agent.
+    Routable,
 }
 
 impl IpSource {
@@ -40,6 +44,7 @@ impl IpSource {
             "docker" => Some(IpSource::Docker),
             "mesos" => Some(IpSource::Mesos),
             "host" => Some(IpSource::Host),
+            "routable" => Some(IpSource::Routable),
             _ => None,
         }
     }
@@ -170,6 +175,10 @@ pub struct Config {
     pub mesos_credentials: Option<Credentials>,
     /// Authentication mechanism toward the master: "", "basic" or "iam" (`mesosAuthentication`).
     pub mesos_authentication: String,
+    /// Whether a response cut to fit the client's size says so with TC (`SetTruncateBit`;
+    /// default true, the DNS standard and DC/OS's setting; Mesos-DNS's own default is false).
+    /// False answers cluster names as Mesos-DNS does: as many records as fit, without TC.
+    pub set_truncate_bit: bool,
     /// Weight of generated SRV records (`SRVRecordDefaultWeight`, default 1).
     pub srv_record_default_weight: u16,
     /// Per-zone resolvers (`ZoneResolvers`): zone -> upstreams.
@@ -231,6 +240,18 @@ pub struct Config {
     /// Our key `maxUdpAnswers`: over UDP, an A or AAAA answer set larger than this is answered
     /// with a random subset of this size; TCP gets the whole set (0, the default, never caps).
     pub max_udp_answers: usize,
+    /// Our key `omitUnhealthy`: leave out of answers the task instances whose latest status
+    /// says `healthy: false`, unless that would leave the name's answer empty (default false).
+    pub omit_unhealthy: bool,
+    /// Our key `reverseLookups`: answer PTR queries for task and agent addresses that map to
+    /// exactly one name (default true); every other reverse name is forwarded.
+    pub reverse_lookups: bool,
+    /// Our key `agentHostnames`: `HOSTNAME.slave.DOMAIN` A/AAAA records for every agent, from
+    /// the hostname it registered with (default false).
+    pub agent_hostnames: bool,
+    /// Our key `staticRecordsFile`: fixed records in `/etc/hosts` format served beside the
+    /// cluster's, re-read on SIGHUP.
+    pub static_records_file: Option<PathBuf>,
     /// Our key `maxStateBytes`: state documents larger than this are rejected.
     pub max_state_bytes: u64,
     /// Our key `allowClients`: DNS and HTTP clients answered, besides loopback (default `["local"]`: every
@@ -294,6 +315,7 @@ impl Default for Config {
             key_file: String::new(),
             mesos_credentials: None,
             mesos_authentication: String::new(),
+            set_truncate_bit: true,
             srv_record_default_weight: 1,
             zone_resolvers: BTreeMap::new(),
             state_file: None,
@@ -317,6 +339,10 @@ impl Default for Config {
             ready_after_seconds: 30,
             stale_after_seconds: 0,
             max_udp_answers: 0,
+            omit_unhealthy: false,
+            reverse_lookups: true,
+            agent_hostnames: false,
+            static_records_file: None,
             tcp_max_connections: 512,
             tcp_idle_timeout_seconds: 10,
             allow_clients: vec![ClientRule::LocalSubnets],
@@ -453,6 +479,8 @@ config_keys! {
     IpSources = "IPSources", Origin::MesosDns(Field("IPSources"));
     /// RFC 952 labels.
     EnforceRfc952 = "EnforceRFC952", Origin::MesosDns(Field("EnforceRFC952"));
+    /// TC on responses cut to fit.
+    SetTruncateBit = "SetTruncateBit", Origin::MesosDns(Field("SetTruncateBit"));
     /// SRV weight.
     SrvRecordDefaultWeight = "SRVRecordDefaultWeight", Origin::MesosDns(Field("SRVRecordDefaultWeight"));
     /// Masters, `ip:port`.
@@ -539,6 +567,14 @@ config_keys! {
     StaleAfterSeconds = "staleAfterSeconds", Origin::Ours;
     /// Largest A/AAAA answer set sent over UDP.
     MaxUdpAnswers = "maxUdpAnswers", Origin::Ours;
+    /// Leave unhealthy task instances out of answers.
+    OmitUnhealthy = "omitUnhealthy", Origin::Ours;
+    /// PTR answers for cluster addresses.
+    ReverseLookups = "reverseLookups", Origin::Ours;
+    /// Agent hostname records.
+    AgentHostnames = "agentHostnames", Origin::Ours;
+    /// Fixed records in hosts format.
+    StaticRecordsFile = "staticRecordsFile", Origin::Ours;
     /// Open TCP connection cap.
     TcpMaxConnections = "tcpMaxConnections", Origin::Ours;
     /// Idle TCP connection timeout.
@@ -593,11 +629,15 @@ impl Config {
             source,
         })?;
         let mut loaded = Config::from_json(&value)?;
-        // A relative stateFile is relative to the config file, as an operator would expect.
-        if let Some(state) = &loaded.config.state_file {
-            if state.is_relative() {
+        // A relative stateFile (or staticRecordsFile) is relative to the config file, as an
+        // operator would expect.
+        for file in [
+            &mut loaded.config.state_file,
+            &mut loaded.config.static_records_file,
+        ] {
+            if let Some(f) = file.as_ref().filter(|f| f.is_relative()) {
                 if let Some(dir) = path.parent() {
-                    loaded.config.state_file = Some(dir.join(state));
+                    *file = Some(dir.join(f));
                 }
             }
         }
@@ -661,6 +701,7 @@ impl Config {
             Key::MesosCredentials => self.mesos_credentials = credentials(key, v)?,
             Key::MesosAuthentication => self.mesos_authentication = string(key, v)?,
             Key::SrvRecordDefaultWeight => self.srv_record_default_weight = uint(key, v)?,
+            Key::SetTruncateBit => self.set_truncate_bit = boolean(key, v)?,
             Key::ZoneResolvers => self.zone_resolvers = zone_resolvers(key, v)?,
             Key::StateFile => {
                 let s = string(key, v)?;
@@ -686,6 +727,13 @@ impl Config {
             Key::ReadyAfterSeconds => self.ready_after_seconds = uint(key, v)?,
             Key::StaleAfterSeconds => self.stale_after_seconds = uint(key, v)?,
             Key::MaxUdpAnswers => self.max_udp_answers = uint(key, v)?,
+            Key::OmitUnhealthy => self.omit_unhealthy = boolean(key, v)?,
+            Key::ReverseLookups => self.reverse_lookups = boolean(key, v)?,
+            Key::AgentHostnames => self.agent_hostnames = boolean(key, v)?,
+            Key::StaticRecordsFile => {
+                let s = string(key, v)?;
+                self.static_records_file = (!s.is_empty()).then(|| PathBuf::from(s));
+            }
             Key::TcpMaxConnections => self.tcp_max_connections = uint(key, v)?,
             Key::TcpIdleTimeoutSeconds => self.tcp_idle_timeout_seconds = uint(key, v)?,
             Key::Stream => self.stream = boolean(key, v)?,
@@ -751,6 +799,9 @@ impl Config {
         }
         if self.ip_sources.is_empty() {
             return Err(key_err("IPSources", "must list at least one source"));
+        }
+        if let Some(path) = &self.static_records_file {
+            StaticRecords::load(path).map_err(|e| key_err("staticRecordsFile", e.to_string()))?;
         }
         if self.cert_file.is_empty() != self.key_file.is_empty() {
             let key = if self.cert_file.is_empty() {
@@ -965,7 +1016,9 @@ fn ip_sources(key: &str, v: &Value) -> Result<Vec<IpSource>, ConfigError> {
         let src = IpSource::parse(&name).ok_or_else(|| {
             key_err(
                 key,
-                format!("unknown source `{name}` (expected netinfo, docker, mesos or host)"),
+                format!(
+                    "unknown source `{name}` (expected netinfo, docker, mesos, host or routable)"
+                ),
             )
         })?;
         if out.contains(&src) {
@@ -1279,6 +1332,44 @@ mod tests {
             }
         }
         assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    /// Every Mesos-DNS key is a row of the README's table of Mesos-DNS keys and flags, which
+    /// says whether and how it is honoured.
+    #[test]
+    fn every_mesos_dns_key_is_in_the_compatibility_table() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .unwrap();
+        let section = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Mesos-DNS keys and flags\n"))
+            .expect("README has a Mesos-DNS keys and flags section");
+        let listed: Vec<String> = section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .flat_map(|row| {
+                let first = row.split('|').nth(1).unwrap_or("");
+                first
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(|k| {
+                        k.split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_ascii_lowercase()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let missing: Vec<&str> = Key::ALL
+            .iter()
+            .filter(|k| matches!(k.origin(), Origin::MesosDns(_)))
+            .map(|k| k.name())
+            .filter(|name| !listed.contains(&name.to_ascii_lowercase()))
+            .collect();
+        assert!(missing.is_empty(), "not in the table: {missing:?}");
     }
 
     #[test]

@@ -208,7 +208,8 @@ pub async fn start(
                 let publisher = publisher.clone();
                 Arc::new(move || publisher.age())
             })
-            .with_max_udp_answers(config.max_udp_answers),
+            .with_max_udp_answers(config.max_udp_answers)
+            .with_truncate_bit(config.set_truncate_bit),
         );
         let limit = RateLimit {
             per_second: config.rate_limit,

@@ -20,7 +20,8 @@
 //! - [`records`]: Mesos-DNS's naming rules: label sanitising ([`records::labels`]), the task
 //!   hash ([`records::hash`]), the generator ([`records::generator`]) and the immutable,
 //!   query-ready [`records::Snapshot`], whose names are stored once in one buffer
-//!   ([`records::names::NameTable`]).
+//!   ([`records::names::NameTable`]), and the static records file
+//!   ([`records::static_records`]).
 //! - [`publish`]: state document -> snapshot, swapped in atomically; the last good one stays
 //!   on any failure; persistence and the relay document.
 //! - [`dns`]: the responder for the cluster domain ([`dns::answer`], its wire-level fast path
@@ -47,7 +48,9 @@
 //!    [`records::Snapshot`] into wire bytes ([`dns::fast::answer`]); anything else takes the
 //!    general path, which parses the message with hickory and builds the authoritative answer
 //!    (SOA/NS at the apex, empty non-terminals, EDNS, truncation). Names outside the cluster
-//!    domain come back as `Outcome::Forward` (or REFUSED when forwarding is off).
+//!    domain come back as `Outcome::Forward` (or REFUSED when forwarding is off), unless
+//!    [`records::Snapshot::answers_outside_zone`] says the snapshot answers them (the PTR of a
+//!    cluster address, a static record).
 //! 3. For a forwarded name the server asks [`dns::forward::Forwarder::lookup`]: a fresh cache
 //!    entry ([`dns::cache::AnswerCache`]) is answered at once with its TTLs counted down;
 //!    otherwise [`dns::forward::Forwarder::resolve`] sends the query upstream (one shared

@@ -243,50 +243,78 @@ const LONG_OPTIONS: &[&str] = &[
     "help",
 ];
 
-/// glog's flags that only say where logs go: this daemon always logs to standard error, so
-/// they are accepted and have nothing to do.
+/// glog's flags that only say where logs go (and `-vmodule`, per-file verbosity of Go source
+/// files): this daemon always logs to standard error, so they are accepted and have nothing
+/// to do.
 const GLOG_DESTINATION_FLAGS: &[&str] = &[
     "logtostderr",
     "alsologtostderr",
     "stderrthreshold",
     "log_dir",
     "log_backtrace_at",
+    "vmodule",
 ];
 
+/// glog's flags that take a value, which Go's flag syntax may give as the next argument.
+const GLOG_VALUE_FLAGS: &[&str] = &["stderrthreshold", "log_dir", "log_backtrace_at", "vmodule"];
+
+/// The log filter of a glog verbosity level.
+fn verbosity_filter(level: &str) -> Option<&'static str> {
+    match level.parse::<u32>().ok()? {
+        0 => Some("info"),
+        1 => Some("debug"),
+        _ => Some("trace"),
+    }
+}
+
 /// Rewrites Go-style `-config FILE` / `-config=FILE`, Mesos-DNS's verbosity (`-v`, `-vv`,
-/// glog's `-v=N`) and glog's log-destination flags to clap's spelling, so Mesos-DNS units and
-/// scripts work unchanged.
+/// glog's `-v=N` and `-v N`) and glog's log-destination flags (with their values, `=`-joined
+/// or not) to clap's spelling, so Mesos-DNS units and scripts work unchanged.
 fn go_style_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    args.filter_map(|a| {
+    let mut args = args.peekable();
+    let mut out = Vec::new();
+    while let Some(a) = args.next() {
         let Some(rest) = a.strip_prefix("--").or_else(|| a.strip_prefix('-')) else {
-            return Some(a);
+            out.push(a);
+            continue;
         };
         let (name, value) = match rest.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (rest, None),
         };
         match (name, value) {
-            ("v", None) => return Some("--log-level=debug".to_string()),
-            ("vv", None) => return Some("--log-level=trace".to_string()),
+            ("v", None) => {
+                let level = args.peek().and_then(|next| verbosity_filter(next));
+                if level.is_some() {
+                    args.next();
+                }
+                out.push(format!("--log-level={}", level.unwrap_or("debug")));
+                continue;
+            }
+            ("vv", None) => {
+                out.push("--log-level=trace".to_string());
+                continue;
+            }
             ("v", Some(level)) => {
-                let filter = match level.parse::<u32>() {
-                    Ok(0) => "info",
-                    Ok(1) => "debug",
-                    _ => "trace",
-                };
-                return Some(format!("--log-level={filter}"));
+                let filter = verbosity_filter(level).unwrap_or("trace");
+                out.push(format!("--log-level={filter}"));
+                continue;
             }
             _ => {}
         }
         if GLOG_DESTINATION_FLAGS.contains(&name) {
-            return None;
+            if value.is_none() && GLOG_VALUE_FLAGS.contains(&name) {
+                args.next();
+            }
+            continue;
         }
         if !a.starts_with("--") && LONG_OPTIONS.contains(&name) {
-            return Some(format!("-{a}"));
+            out.push(format!("-{a}"));
+        } else {
+            out.push(a);
         }
-        Some(a)
-    })
-    .collect()
+    }
+    out
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -453,6 +481,15 @@ mod tests {
             "--port",
             "5",
             "-p",
+            "-v",
+            "2",
+            "-log_dir",
+            "/var/log",
+            "-stderrthreshold=INFO",
+            "-vmodule",
+            "x=2",
+            "-v",
+            "--demo",
         ];
         let got = go_style_args(args.iter().map(|s| s.to_string()));
         assert_eq!(
@@ -467,7 +504,10 @@ mod tests {
                 "--log-level=debug",
                 "--port",
                 "5",
-                "-p"
+                "-p",
+                "--log-level=trace",
+                "--log-level=debug",
+                "--demo"
             ]
         );
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA, SRV};
+use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
 
@@ -79,6 +79,8 @@ pub struct Responder {
     staleness: Option<Staleness>,
     /// `maxUdpAnswers`: 0 never caps.
     max_udp_answers: usize,
+    /// `SetTruncateBit`: false cuts cluster answers to fit without TC, as Mesos-DNS does.
+    truncate_bit: bool,
 }
 
 impl Responder {
@@ -101,6 +103,7 @@ impl Responder {
             max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
             staleness: None,
             max_udp_answers: 0,
+            truncate_bit: true,
         })
     }
 
@@ -118,6 +121,14 @@ impl Responder {
     /// still gets the whole set. Zero turns the cap off.
     pub fn with_max_udp_answers(mut self, max: usize) -> Responder {
         self.max_udp_answers = max;
+        self
+    }
+
+    /// With `set` false (Mesos-DNS's `SetTruncateBit: false`), a cluster answer too large for
+    /// the client's transport is cut to the records that fit (a random subset: answers are
+    /// shuffled) and sent without TC, as Mesos-DNS sends it; true sets TC, the standard way.
+    pub fn with_truncate_bit(mut self, set: bool) -> Responder {
+        self.truncate_bit = set;
         self
     }
 
@@ -166,7 +177,7 @@ impl Responder {
             Transport::Udp => 512,
         };
         if !wire::in_zone(&question.name_lower, &self.domain_text) {
-            if !self.forwarding {
+            if !self.forwarding || self.answers_outside_zone(&question) {
                 return None;
             }
             self.metrics.count_qtype(question.qtype);
@@ -208,12 +219,29 @@ impl Responder {
             snapshot.as_deref()?,
             req,
         )?;
+        if !self.truncate_bit && wire::truncated(&resp) {
+            // Cut without TC on the general path.
+            return None;
+        }
         self.metrics.count_qtype(question.qtype);
         self.metrics.count_rcode(rcode.into());
         if wire::truncated(&resp) {
             Metrics::inc(&self.metrics.truncated_responses);
         }
         Some(Outcome::Reply(resp))
+    }
+
+    /// Whether a question outside the cluster domain is answered from the snapshot (reverse
+    /// lookups, static records) instead of forwarded: the router's one hook for such names.
+    fn answers_outside_zone(&self, question: &Question) -> bool {
+        let Ok(key) = std::str::from_utf8(&question.name_lower) else {
+            return false;
+        };
+        let qtype = RecordType::from(question.qtype);
+        self.snapshot
+            .load()
+            .as_deref()
+            .is_some_and(|s| s.answers_outside_zone(key, qtype))
     }
 
     fn handle_parsed(&self, packet: &[u8], transport: Transport) -> Outcome {
@@ -265,6 +293,17 @@ impl Responder {
         let qname = query.name();
         self.metrics.count_qtype(query.query_type().into());
         if !self.domain.zone_of(qname) {
+            let key = qname.to_lowercase().to_ascii();
+            let local = self
+                .snapshot
+                .load_full()
+                .filter(|s| s.answers_outside_zone(&key, query.query_type()));
+            if let Some(snapshot) = local.filter(|_| query.query_class() == DNSClass::IN) {
+                resp.metadata.authoritative = true;
+                resp.metadata.recursion_available = self.recursion_available;
+                answer_outside(&snapshot, qname, &key, query.query_type(), &mut resp);
+                return Outcome::Reply(self.finish(resp, ResponseCode::NoError, max_size));
+            }
             if self.forwarding {
                 if let Ok(question) = wire::question(packet) {
                     return Outcome::Forward { question, max_size };
@@ -305,14 +344,20 @@ impl Responder {
     fn finish(&self, mut resp: Message, rcode: ResponseCode, max_size: usize) -> Vec<u8> {
         resp.metadata.response_code = rcode;
         self.metrics.count_rcode(rcode.into());
-        encode_within(&mut resp, max_size, &self.metrics)
+        encode_within(&mut resp, max_size, &self.metrics, self.truncate_bit)
     }
 }
 
 /// Encodes `resp` in at most `max_size` bytes: whole if it fits; else without the additional
 /// section (which needs no TC, RFC 2181 section 9); else header, question and OPT with TC set,
-/// so the client retries over TCP.
-fn encode_within(resp: &mut Message, max_size: usize, metrics: &Metrics) -> Vec<u8> {
+/// so the client retries over TCP. Without `truncate_bit`, the answers that fit are sent
+/// instead, without TC (Mesos-DNS's `SetTruncateBit: false`).
+fn encode_within(
+    resp: &mut Message,
+    max_size: usize,
+    metrics: &Metrics,
+    truncate_bit: bool,
+) -> Vec<u8> {
     let full = resp.to_vec().unwrap_or_default();
     if full.len() <= max_size && !full.is_empty() {
         return full;
@@ -321,6 +366,26 @@ fn encode_within(resp: &mut Message, max_size: usize, metrics: &Metrics) -> Vec<
     let trimmed = resp.to_vec().unwrap_or_default();
     if trimmed.len() <= max_size && !trimmed.is_empty() {
         return trimmed;
+    }
+    if !truncate_bit && !resp.answers.is_empty() {
+        let fits = |resp: &Message| resp.to_vec().is_ok_and(|b| b.len() <= max_size);
+        let all = std::mem::take(&mut resp.answers);
+        // The most answers that fit (Mesos-DNS's search from the back of the list).
+        let (mut lo, mut hi) = (0, all.len());
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            resp.answers = all[..mid].to_vec();
+            if fits(resp) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        resp.answers = all[..lo].to_vec();
+        if lo > 0 && fits(resp) {
+            Metrics::inc(&metrics.capped_answers);
+            return resp.to_vec().unwrap_or_default();
+        }
     }
     Metrics::inc(&metrics.truncated_responses);
     resp.answers.clear();
@@ -436,6 +501,41 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
         resp.insert_additionals(additionals);
     }
     ResponseCode::NoError
+}
+
+/// Answers a name outside the cluster domain from the snapshot: the PTR of a cluster address,
+/// the addresses of a static record.
+fn answer_outside(snap: &Snapshot, qname: &Name, key: &str, qtype: RecordType, resp: &mut Message) {
+    let ttl = snap.ttl;
+    let want = |t: RecordType| qtype == t || qtype == RecordType::ANY;
+    let mut answers = Vec::new();
+    if want(RecordType::PTR) {
+        if let Some(target) = snap.ptr(key).and_then(|t| Name::from_ascii(t).ok()) {
+            answers.push(Record::from_rdata(
+                qname.clone(),
+                ttl,
+                RData::PTR(PTR(target)),
+            ));
+        }
+    }
+    if let Some(host) = snap.outside(key) {
+        if want(RecordType::A) {
+            answers.extend(
+                host.a
+                    .iter()
+                    .map(|ip| Record::from_rdata(qname.clone(), ttl, RData::A(A(*ip)))),
+            );
+        }
+        if want(RecordType::AAAA) {
+            answers.extend(
+                host.aaaa
+                    .iter()
+                    .map(|ip| Record::from_rdata(qname.clone(), ttl, RData::AAAA(AAAA(*ip)))),
+            );
+        }
+    }
+    answers.shuffle(&mut rand::rng());
+    resp.insert_answers(answers);
 }
 
 fn push_addresses(name: &Name, entry: Entry<'_>, ttl: u32, out: &mut Vec<Record>) {
@@ -568,7 +668,13 @@ mod tests {
         // path answers the same way (capped sets go the general way).
         let responders = [&fixture[..], DEMO_STATE, &synthetic[..]]
             .into_iter()
-            .flat_map(|state| [responder(state), responder(state).with_max_udp_answers(2)]);
+            .flat_map(|state| {
+                [
+                    responder(state),
+                    responder(state).with_max_udp_answers(2),
+                    responder(state).with_truncate_bit(false),
+                ]
+            });
         for r in responders {
             let snap = r.snapshot.load_full().unwrap();
             let mut names: Vec<String> = snap.names().map(|(n, _)| n.to_string()).collect();

@@ -331,6 +331,7 @@ async fn config(State(api): State<Api>, headers: HeaderMap) -> Response {
         "HttpOn": c.http_on,
         "ExternalOn": c.external_on,
         "EnforceRFC952": c.enforce_rfc952,
+        "SetTruncateBit": c.set_truncate_bit,
         "EnumerationOn": c.enumeration_on,
         "MesosHTTPSOn": c.mesos_https_on,
         "CACertFile": c.ca_cert_file,

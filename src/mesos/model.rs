@@ -21,7 +21,7 @@ where
 }
 
 /// A whole master state document: who leads, which frameworks run which tasks, on which agents.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct State {
     /// The leading master's PID, e.g. `master@10.0.0.1:5050`.
@@ -118,6 +118,11 @@ pub struct Task {
     /// Service discovery information set by the framework, if any.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub discovery: Option<DiscoveryInfo>,
+    /// How the task's container is networked, which tells whether its own address is
+    /// reachable (the `routable` IP source). Boxed: most of a large state's tasks carry none
+    /// that matters, and an inline one would cost every task its size.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub container: Option<Box<ContainerInfo>>,
 }
 
 /// The `TASK_RUNNING` state, the only one Mesos-DNS serves.
@@ -144,6 +149,71 @@ impl Task {
         }
         best
     }
+
+    /// Whether the task's latest running status reports a failing health check
+    /// (`healthy: false`); tasks without health checks are never unhealthy.
+    pub fn is_unhealthy(&self) -> bool {
+        self.latest_running_status()
+            .is_some_and(|s| s.healthy == Some(false))
+    }
+
+    /// Whether the task's container address is only reachable through ports mapped on the
+    /// agent: a Docker `BRIDGE` network, or a container network with port mappings (the
+    /// Mesos containerizer's NAT bridge). Such addresses (172.17.x and the like) mean nothing
+    /// off the agent.
+    pub fn is_port_mapped(&self) -> bool {
+        let mapped = |infos: &[NetworkInfo]| infos.iter().any(|n| !n.port_mappings.is_empty());
+        let container = self.container.as_ref().is_some_and(|c| {
+            c.docker
+                .as_ref()
+                .is_some_and(|d| d.network.eq_ignore_ascii_case("BRIDGE"))
+                || mapped(&c.network_infos)
+        });
+        container
+            || self
+                .latest_running_status()
+                .is_some_and(|s| mapped(&s.container_status.network_infos))
+    }
+}
+
+/// A task's container settings, as much as tells how it is networked.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
+#[serde(default)]
+pub struct ContainerInfo {
+    /// `DOCKER` or `MESOS`.
+    #[serde(
+        rename = "type",
+        deserialize_with = "nullable",
+        skip_serializing_if = "is_empty"
+    )]
+    pub kind: String,
+    /// Docker settings, for Docker containers.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerInfo>,
+    /// The networks the container joins (with their port mappings).
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    pub network_infos: Vec<NetworkInfo>,
+}
+
+/// Docker settings of a container.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
+#[serde(default)]
+pub struct DockerInfo {
+    /// `HOST`, `BRIDGE`, `USER` or `NONE`.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    pub network: String,
+}
+
+/// One port of the agent mapped into a container.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
+#[serde(default)]
+pub struct PortMapping {
+    /// Port on the agent.
+    #[serde(deserialize_with = "nullable")]
+    pub host_port: u64,
+    /// Port in the container.
+    #[serde(deserialize_with = "nullable")]
+    pub container_port: u64,
 }
 
 /// One status update of a task.
@@ -162,6 +232,9 @@ pub struct Status {
     /// Container status with network information (Mesos >= 0.25).
     #[serde(deserialize_with = "nullable")]
     pub container_status: ContainerStatus,
+    /// The latest health check's verdict, when the task has health checks (Mesos >= 0.23).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
 }
 
 /// By every field, the timestamp by its bits: change detection between two states
@@ -171,10 +244,12 @@ impl std::hash::Hash for Status {
         let Status {
             state,
             timestamp,
+            healthy,
             labels,
             container_status,
         } = self;
         state.hash(h);
+        healthy.hash(h);
         timestamp.to_bits().hash(h);
         labels.hash(h);
         container_status.hash(h);
@@ -215,6 +290,9 @@ pub struct NetworkInfo {
     /// Network name.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
     pub name: String,
+    /// Ports of the agent mapped into the container on this network.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    pub port_mappings: Vec<PortMapping>,
 }
 
 impl NetworkInfo {
@@ -526,6 +604,26 @@ mod tests {
             "2001:db8::1"
         );
         assert_eq!(again.frameworks[0].tasks[0].resources.ports(), vec![1, 2]);
+    }
+
+    /// Health verdicts and container networking survive the compact document a relay serves
+    /// and a persisted state keeps, so followers answer as the daemon they follow.
+    #[test]
+    fn health_and_container_networking_round_trip() {
+        let doc = br#"{"leader":"master@1.2.3.4:5050","frameworks":[{"name":"f","tasks":[
+            {"id":"t","name":"n","state":"TASK_RUNNING","container":{"type":"DOCKER",
+             "docker":{"image":"x","network":"BRIDGE","port_mappings":[{"host_port":1,"container_port":2}]}},
+             "statuses":[{"state":"TASK_RUNNING","timestamp":1.0,"healthy":false}]},
+            {"id":"u","name":"m","state":"TASK_RUNNING","container":{"type":"MESOS",
+             "network_infos":[{"name":"cni","port_mappings":[{"host_port":31000,"container_port":80}]}]},
+             "statuses":[{"state":"TASK_RUNNING","timestamp":1.0,"healthy":true},
+                         {"state":"TASK_RUNNING","timestamp":2.0}]}]}]}"#;
+        let s = State::from_json(doc).unwrap();
+        let again = State::from_json(&serde_json::to_vec(&s).unwrap()).unwrap();
+        let tasks = &again.frameworks[0].tasks;
+        assert!(tasks[0].is_unhealthy() && tasks[0].is_port_mapped());
+        // The latest status has no verdict: not unhealthy.
+        assert!(!tasks[1].is_unhealthy() && tasks[1].is_port_mapped());
     }
 
     #[test]

@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use crate::publish::Publisher;
 
 use super::model::{
-    ContainerStatus, DiscoveryInfo, Framework, Label, Pid, Slave, State, Status, Task,
+    ContainerInfo, ContainerStatus, DiscoveryInfo, Framework, Label, Pid, Slave, State, Status,
+    Task,
 };
 
 /// How long after the first of a burst of events the snapshot is rebuilt.
@@ -115,6 +116,8 @@ struct V1Status {
     labels: V1Labels,
     #[serde(default)]
     container_status: ContainerStatus,
+    #[serde(default)]
+    healthy: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -155,6 +158,8 @@ struct V1Task {
     statuses: Vec<V1Status>,
     #[serde(default)]
     discovery: Option<DiscoveryInfo>,
+    #[serde(default)]
+    container: Option<Box<ContainerInfo>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -324,6 +329,7 @@ fn status_from(s: V1Status) -> Status {
         timestamp: s.timestamp,
         labels: s.labels.labels,
         container_status: s.container_status,
+        healthy: s.healthy,
     }
 }
 
@@ -354,6 +360,7 @@ fn task_from(t: V1Task) -> Task {
         },
         statuses: t.statuses.into_iter().map(status_from).collect(),
         discovery: t.discovery,
+        container: t.container,
     }
 }
 
@@ -661,6 +668,32 @@ mod tests {
             RecordIo::new(10).push(&[b'1'; 30]),
             Err(RecordIoError::BadLength)
         );
+    }
+
+    /// A status update's health verdict and a task's container networking reach the model,
+    /// so health-aware answers and the `routable` IP source work on the stream path too.
+    #[test]
+    fn health_and_container_networking_reach_the_model() {
+        let mut s = StreamState::new("10.0.0.1:5050", None);
+        s.apply(SUBSCRIBED.as_bytes()).unwrap();
+        let added = r#"{"type":"TASK_ADDED","task_added":{"task":{"name":"api","task_id":{"value":"api.1"},
+            "framework_id":{"value":"fw1"},"agent_id":{"value":"a1"},"state":"TASK_RUNNING",
+            "container":{"type":"DOCKER","docker":{"image":"x","network":"BRIDGE"}}}}}"#;
+        s.apply(added.as_bytes()).unwrap();
+        let sick = r#"{"type":"TASK_UPDATED","task_updated":{"framework_id":{"value":"fw1"},"state":"TASK_RUNNING",
+            "status":{"task_id":{"value":"api.1"},"state":"TASK_RUNNING","timestamp":2.0,"healthy":false}}}"#;
+        assert_eq!(s.apply(sick.as_bytes()).unwrap(), Applied::Changed);
+        let state = s.to_state();
+        let api = state.frameworks[0].tasks.iter().find(|t| t.name == "api");
+        let api = api.unwrap();
+        assert!(api.is_unhealthy() && api.is_port_mapped());
+        let well = sick.replace(
+            "\"timestamp\":2.0,\"healthy\":false",
+            "\"timestamp\":3.0,\"healthy\":true",
+        );
+        s.apply(well.as_bytes()).unwrap();
+        let state = s.to_state();
+        assert!(!state.frameworks[0].tasks.iter().any(|t| t.is_unhealthy()));
     }
 
     const SUBSCRIBED: &str = r#"{"type":"SUBSCRIBED","subscribed":{"heartbeat_interval_seconds":15,

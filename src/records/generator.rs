@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
@@ -21,9 +22,10 @@ use super::hash::task_hash;
 use super::labels::LabelSpec;
 use super::names::NameTable;
 use super::snapshot::{
-    EnumFramework, EnumRecord, EnumTask, Enumeration, Shard, Snapshot, Soa, Span, Spans, SrvRecord,
-    SrvTarget, Stats,
+    EnumFramework, EnumRecord, EnumTask, Enumeration, OutsideHost, Shard, Snapshot, Soa, Span,
+    Spans, SrvRecord, SrvTarget, Stats, PTR_HOST, PTR_MULTI,
 };
+use super::static_records::StaticRecords;
 use crate::config::{Config, IpSource};
 use crate::mesos::model::{split_host_port, Framework, State, Task};
 
@@ -65,6 +67,15 @@ pub struct RecordSettings {
     pub soa_expire: u32,
     /// SOA minimum.
     pub soa_minttl: u32,
+    /// `omitUnhealthy`: records of tasks whose latest status says `healthy: false` are only
+    /// served where no healthy task gives the name records of the same type.
+    pub omit_unhealthy: bool,
+    /// `reverseLookups`: PTR answers for addresses that map to exactly one name.
+    pub reverse_lookups: bool,
+    /// `agentHostnames`: `HOSTNAME.slave.DOMAIN` records for the agents.
+    pub agent_hostnames: bool,
+    /// The records of `staticRecordsFile`, read when the settings are made (start, SIGHUP).
+    pub static_records: Arc<StaticRecords>,
 }
 
 impl RecordSettings {
@@ -84,8 +95,27 @@ impl RecordSettings {
             soa_retry: c.soa_retry,
             soa_expire: c.soa_expire,
             soa_minttl: c.soa_minttl,
+            omit_unhealthy: c.omit_unhealthy,
+            reverse_lookups: c.reverse_lookups,
+            agent_hostnames: c.agent_hostnames,
+            static_records: Arc::new(load_static_records(c)),
         }
     }
+}
+
+/// The static records file's records; a file that became unreadable or invalid since the
+/// configuration was validated serves none (and says so) rather than stopping the daemon.
+fn load_static_records(c: &Config) -> StaticRecords {
+    let Some(path) = &c.static_records_file else {
+        return StaticRecords::default();
+    };
+    StaticRecords::load(path).unwrap_or_else(|e| {
+        tracing::warn!(
+            "staticRecordsFile {}: {e}; no static records served",
+            path.display()
+        );
+        StaticRecords::default()
+    })
 }
 
 /// Why no snapshot could be built.
@@ -103,7 +133,7 @@ enum Value {
     Srv(u32, u16),
 }
 
-type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+use super::snapshot::FastMap;
 type FastSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 /// Accumulates records like Mesos-DNS's generator: name -> set of values, insertion ordered.
@@ -124,6 +154,26 @@ struct Builder<'a> {
     tail: String,
     /// Whether to record which task produced which record (only the enumeration API needs it).
     enumerate: bool,
+    /// Records of unhealthy tasks (`omitUnhealthy`), served only for a name and type that no
+    /// other record covers.
+    fallback: Vec<(u32, Value)>,
+    /// Whether inserts currently go to `fallback`.
+    to_fallback: bool,
+    /// Each running task's own addresses with the number of its unique name
+    /// (`reverseLookups` only).
+    task_names: Vec<(IpAddr, u32)>,
+    /// The number of each address's name (`reverseLookups`); `None` when it has more than one.
+    reverse: FastMap<IpAddr, Option<u32>>,
+    /// Static records outside the domain.
+    outside: FastMap<Box<str>, OutsideHost>,
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is (as records store it).
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 fn ip_to_value(ip: IpAddr) -> Value {
@@ -154,6 +204,11 @@ impl<'a> Builder<'a> {
             eager: true,
             tail: format!(".{}.", s.domain),
             enumerate,
+            fallback: Vec::new(),
+            to_fallback: false,
+            task_names: Vec::new(),
+            reverse: FastMap::default(),
+            outside: FastMap::default(),
         }
     }
 
@@ -165,6 +220,10 @@ impl<'a> Builder<'a> {
     /// it always says yes, and a duplicate is dropped when the snapshot is finished.
     fn insert(&mut self, name: &str, v: Value) -> bool {
         let n = self.intern(name);
+        if self.to_fallback {
+            self.fallback.push((n, v));
+            return true;
+        }
         if self.eager && !self.seen.insert((n, v)) {
             return false;
         }
@@ -232,6 +291,15 @@ impl<'a> Builder<'a> {
             if !ips.is_empty() {
                 self.insert_srv(&srv, &a, pid.port);
             }
+            if self.s.agent_hostnames && slave.hostname.parse::<IpAddr>().is_err() {
+                let frag = self.s.spec.domain_frag(&slave.hostname);
+                if !frag.is_empty() {
+                    let name = format!("{frag}.slave{}", self.tail);
+                    for &ip in ips {
+                        self.insert_ip(&name, ip);
+                    }
+                }
+            }
         }
     }
 
@@ -240,6 +308,77 @@ impl<'a> Builder<'a> {
         for &ip in &self.s.ns_addrs {
             self.insert_ip(&ns, ip);
         }
+    }
+
+    /// The static records file's names: those in the domain become records of the zone, the
+    /// others are answered beside it.
+    fn static_records(&mut self) {
+        let statics = self.s.static_records.clone();
+        let apex = format!("{}.", self.s.domain);
+        for entry in &statics.entries {
+            for name in &entry.names {
+                if *name == apex || name.ends_with(&self.tail) {
+                    self.insert_ip(name, entry.addr);
+                    continue;
+                }
+                let host = self.outside.entry(name.as_str().into()).or_default();
+                match ip_to_value(entry.addr) {
+                    Value::A(v4) if !host.a.contains(&v4) => host.a.push(v4),
+                    Value::Aaaa(v6) if !host.aaaa.contains(&v6) => host.aaaa.push(v6),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The reverse-lookup names: an agent's address names the agent (its registered
+    /// hostname), a static record's address its first name, any other task address the
+    /// task's unique name; an address with more than one such name gets none (forwarded).
+    ///
+    /// With `state`, the agents' and static records' addresses are included (the base shard
+    /// or the only one); a group's shard passes `None` and gets only its tasks' addresses.
+    fn reverse_records(&mut self, state: Option<&State>, slave_ips: &AgentIps<'_>) {
+        let mut owners: Vec<(IpAddr, u32)> = Vec::new();
+        for slave in state.iter().flat_map(|s| &s.slaves) {
+            let host = slave.hostname.trim_end_matches('.').to_ascii_lowercase();
+            let fqdn = format!("{host}.");
+            if host.parse::<IpAddr>().is_ok() || !is_servable(&fqdn) {
+                continue;
+            }
+            let n = self.intern(&fqdn);
+            for &ip in slave_ips.get(slave.id.as_str()).into_iter().flatten() {
+                owners.push((ip, n));
+            }
+        }
+        let statics = self.s.static_records.clone();
+        for entry in statics.entries.iter().filter(|_| state.is_some()) {
+            owners.push((entry.addr, self.intern(&entry.names[0])));
+        }
+        let agents: FastSet<IpAddr> = slave_ips
+            .values()
+            .flatten()
+            .map(|&ip| canonical_ip(ip))
+            .collect();
+        let tasks = std::mem::take(&mut self.task_names);
+        owners.extend(
+            tasks
+                .into_iter()
+                .filter(|(ip, _)| !agents.contains(&canonical_ip(*ip))),
+        );
+        // `None` marks an address with more than one name.
+        let mut names: FastMap<IpAddr, Option<u32>> =
+            FastMap::with_capacity_and_hasher(owners.len(), Default::default());
+        for (ip, n) in owners {
+            names
+                .entry(canonical_ip(ip))
+                .and_modify(|seen| {
+                    if *seen != Some(n) {
+                        *seen = None;
+                    }
+                })
+                .or_insert(Some(n));
+        }
+        self.reverse = names;
     }
 
     fn master_records(&mut self, leader: &str) {
@@ -309,6 +448,8 @@ impl<'a> Builder<'a> {
                     id: task.id.clone(),
                     records: Vec::new(),
                 };
+                // The enumeration lists every task's records, healthy or not.
+                self.to_fallback = self.s.omit_unhealthy && !self.enumerate && task.is_unhealthy();
                 let ctx = TaskContext {
                     task,
                     fname: &fname,
@@ -317,20 +458,25 @@ impl<'a> Builder<'a> {
                     task_ips: task_ips(task, &self.s.ip_sources, sips),
                     slave_ips: sips,
                 };
-                match task.named_discovery() {
+                let unique = match task.named_discovery() {
                     Some(d) => {
                         // Mesos-DNS serves the raw discovery name as well as the sanitised
                         // one (its "legacy" names); names that no query can reach are dropped
                         // when the snapshot is finished.
                         self.task_context_records(&ctx, &d.name, &mut et.records);
                         let label = self.s.spec.label(&d.name);
-                        self.task_context_records(&ctx, &label, &mut et.records);
+                        self.task_context_records(&ctx, &label, &mut et.records)
                     }
                     None => {
                         let label = self.s.spec.label(&task.name);
-                        self.task_context_records(&ctx, &label, &mut et.records);
+                        self.task_context_records(&ctx, &label, &mut et.records)
                     }
+                };
+                if self.s.reverse_lookups && !self.enumerate {
+                    self.task_names
+                        .extend(ctx.task_ips.iter().map(|&ip| (ip, unique)));
                 }
+                self.to_fallback = false;
                 ef.tasks.push(et);
             }
             enumeration.frameworks.push(ef);
@@ -338,20 +484,24 @@ impl<'a> Builder<'a> {
         (enumeration, count)
     }
 
+    /// The records of one task under one of its names; returns the number of the task's
+    /// unique name (`task-HASH-AGENT.framework.domain.`).
     fn task_context_records(
         &mut self,
         ctx: &TaskContext<'_>,
         task_name: &str,
         recs: &mut Vec<EnumRecord>,
-    ) {
+    ) -> u32 {
         let tail = self.tail.clone();
         let fname = ctx.fname;
         let canonical = format!("{task_name}-{}-{}.{fname}", ctx.hash, ctx.slave_tail);
         let arec = format!("{task_name}.{fname}");
+        let unique = format!("{canonical}{tail}");
+        let unique_idx = self.intern(&unique);
 
         for &ip in &ctx.task_ips {
             self.insert_task(&format!("{arec}{tail}"), ip_to_value(ip), recs);
-            self.insert_task(&format!("{canonical}{tail}"), ip_to_value(ip), recs);
+            self.insert_task(&unique, ip_to_value(ip), recs);
         }
         for &ip in ctx.slave_ips {
             self.insert_task(&format!("{arec}.slave{tail}"), ip_to_value(ip), recs);
@@ -375,10 +525,9 @@ impl<'a> Builder<'a> {
         }
 
         let Some(d) = discovery else {
-            return;
+            return unique_idx;
         };
-        let target = format!("{canonical}{tail}");
-        let target_idx = self.intern(&target);
+        let target_idx = unique_idx;
         for p in &d.ports.ports {
             let Ok(port) = u16::try_from(p.number) else {
                 continue;
@@ -402,6 +551,7 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        unique_idx
     }
 }
 
@@ -454,25 +604,41 @@ fn task_ips(task: &Task, sources: &[IpSource], slave_ips: &[IpAddr]) -> Vec<IpAd
     for src in sources {
         let ips: Vec<IpAddr> = match src {
             IpSource::Host => slave_ips.to_vec(),
-            IpSource::NetInfo => task
-                .latest_running_status()
-                .map(|s| {
-                    s.container_status
-                        .network_infos
-                        .iter()
-                        .flat_map(|n| n.addresses())
-                        .filter_map(|a| a.parse().ok())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            IpSource::NetInfo => netinfo_ips(task),
             IpSource::Docker => label_ips(task, DOCKER_IP_LABEL),
             IpSource::Mesos => label_ips(task, MESOS_IP_LABEL),
+            IpSource::Routable => {
+                let own = if task.is_port_mapped() {
+                    Vec::new()
+                } else {
+                    netinfo_ips(task)
+                };
+                if own.is_empty() {
+                    slave_ips.to_vec()
+                } else {
+                    own
+                }
+            }
         };
         if !ips.is_empty() {
             return ips;
         }
     }
     Vec::new()
+}
+
+/// The container addresses of the task's latest running status.
+fn netinfo_ips(task: &Task) -> Vec<IpAddr> {
+    task.latest_running_status()
+        .map(|s| {
+            s.container_status
+                .network_infos
+                .iter()
+                .flat_map(|n| n.addresses())
+                .filter_map(|a| a.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn label_ips(task: &Task, key: &str) -> Vec<IpAddr> {
@@ -577,6 +743,10 @@ pub(crate) fn generate_base<'a>(
     b.slave_records(state, slave_ips);
     b.listener_records();
     b.master_records(&state.leader);
+    b.static_records();
+    if settings.reverse_lookups {
+        b.reverse_records(Some(state), slave_ips);
+    }
     Unfinished {
         builder: b,
         tasks: 0,
@@ -595,6 +765,9 @@ pub(crate) fn generate_group<'a>(
     b.framework_records(frameworks, hosts);
     b.defer_duplicates();
     let (_, tasks) = b.task_records(frameworks, slave_ips);
+    if settings.reverse_lookups {
+        b.reverse_records(None, slave_ips);
+    }
     Unfinished {
         builder: b,
         tasks,
@@ -621,8 +794,12 @@ fn generate<'a>(
     b.slave_records(state, &slave_ips);
     b.listener_records();
     b.master_records(&state.leader);
+    b.static_records();
     b.defer_duplicates();
     let (enumeration, tasks) = b.task_records(&frameworks, &slave_ips);
+    if settings.reverse_lookups && !enumerate {
+        b.reverse_records(Some(state), &slave_ips);
+    }
     (b, tasks, enumeration)
 }
 
@@ -694,14 +871,41 @@ fn dedup_group(group: &[(u32, Value)], out: &mut Vec<Value>) {
     }
 }
 
+/// Which of a name's record sets a value belongs to.
+fn kind(v: &Value) -> u8 {
+    match v {
+        Value::A(_) => 0,
+        Value::Aaaa(_) => 1,
+        Value::Srv(..) => 2,
+    }
+}
+
+/// Adds the records of unhealthy tasks for every name and type that healthy tasks (and the
+/// rest of the cluster) left empty: health never empties an answer, it only narrows one.
+fn merge_fallback(records: &mut Vec<(u32, Value)>, fallback: Vec<(u32, Value)>) {
+    if fallback.is_empty() {
+        return;
+    }
+    let covered: FastSet<(u32, u8)> = records.iter().map(|(n, v)| (*n, kind(v))).collect();
+    records.extend(
+        fallback
+            .into_iter()
+            .filter(|(n, v)| !covered.contains(&(*n, kind(v)))),
+    );
+}
+
 fn finish(b: Builder<'_>, tasks: usize, part: Part, fingerprint: u64) -> Shard {
     let Builder {
         s: settings,
         names,
         mut records,
         tail,
+        fallback,
+        reverse,
+        outside,
         ..
     } = b;
+    merge_fallback(&mut records, fallback);
     let apex = format!("{}.", settings.domain);
     let slave = format!("slave{tail}");
     let in_zone = |n: &str| n == apex || n.ends_with(&tail);
@@ -795,6 +999,30 @@ fn finish(b: Builder<'_>, tasks: usize, part: Part, fingerprint: u64) -> Shard {
         spans.push(Spans::default());
     }
     stats.names = spans.len();
+    // Reverse names that are owner names (task instances, static names in the zone) are kept
+    // as their number: a task's reverse name costs no second copy of the name.
+    // A name in the zone that is not an owner name (dropped as unservable) names nothing.
+    let mut reverse_hosts: Vec<Box<str>> = Vec::new();
+    let reverse: FastMap<IpAddr, u32> = reverse
+        .into_iter()
+        .filter_map(|(ip, n)| {
+            // Kept as a marker, so that another shard's name for it is not taken as the one.
+            let Some(n) = n else {
+                return Some((ip, PTR_MULTI));
+            };
+            let text = names.get(n);
+            let target = match index.find(text) {
+                Some(i) => i,
+                None if in_zone(text) => return None,
+                None => {
+                    reverse_hosts.push(text.into());
+                    (reverse_hosts.len() - 1) as u32 | PTR_HOST
+                }
+            };
+            Some((ip, target))
+        })
+        .collect();
+    reverse_hosts.shrink_to_fit();
     index.shrink_to_fit();
     spans.shrink_to_fit();
     a.shrink_to_fit();
@@ -812,5 +1040,8 @@ fn finish(b: Builder<'_>, tasks: usize, part: Part, fingerprint: u64) -> Shard {
         stats,
         below_slave,
         fingerprint,
+        reverse,
+        reverse_hosts,
+        outside,
     }
 }

@@ -638,3 +638,100 @@ fn full_record_set_for_the_fixture() {
         "record set changed; review and rerun with UPDATE_GOLDEN=1"
     );
 }
+
+/// Every reverse name points at a name that resolves back to its address (forward-confirmed),
+/// on the fixture and on a synthetic cluster, under every IP source order; and an agent's
+/// address is never taken by a task.
+#[test]
+fn reverse_names_resolve_back_to_their_address() {
+    use super::snapshot::reverse_name;
+    let synthetic = State::from_json(&crate::mesos::synthetic::state_json(500)).unwrap();
+    for state in [fixture(), synthetic] {
+        for sources in [
+            &[IpSource::NetInfo, IpSource::Mesos, IpSource::Host][..],
+            &[IpSource::Host],
+            &[IpSource::Routable],
+        ] {
+            let snap = build(
+                &state,
+                &settings(LabelSpec::Rfc1123, sources, &[]),
+                &localhost_hosts(),
+                1,
+            )
+            .unwrap();
+            let reverse: Vec<std::net::IpAddr> = snap
+                .shards()
+                .flat_map(|s| &s.reverse)
+                .filter(|&(_, &t)| t != super::snapshot::PTR_MULTI)
+                .map(|(&ip, _)| ip)
+                .collect();
+            assert!(!reverse.is_empty());
+            for ip in reverse {
+                let target = snap.ptr(&reverse_name(ip)).unwrap();
+                if let Some(entry) = snap.lookup(target) {
+                    let back: Vec<std::net::IpAddr> = entry
+                        .a
+                        .iter()
+                        .map(|&v4| v4.into())
+                        .chain(entry.aaaa.iter().map(|&v6| v6.into()))
+                        .collect();
+                    assert!(back.contains(&ip), "{ip} -> {target} -> {back:?}");
+                } else {
+                    // Not a zone name: an agent's registered hostname.
+                    assert!(
+                        state
+                            .slaves
+                            .iter()
+                            .any(|s| format!("{}.", s.hostname.to_ascii_lowercase()) == target),
+                        "{ip} -> {target}"
+                    );
+                }
+            }
+        }
+    }
+    let off = Config {
+        reverse_lookups: false,
+        ..Config::default()
+    };
+    let snap = build(
+        &fixture(),
+        &RecordSettings::from_config(&off, vec![]),
+        &localhost_hosts(),
+        1,
+    )
+    .unwrap();
+    assert!(snap.shards().all(|s| s.reverse.is_empty()));
+}
+
+/// `omitUnhealthy` narrows each record set of a name separately: an unhealthy instance's
+/// IPv4 address stays when no healthy one has any, though a healthy one gives IPv6.
+#[test]
+fn health_narrows_each_record_set_separately() {
+    let state = State::from_json(
+        json!({"leader": "master@10.0.0.1:5050",
+            "frameworks": [{"id": "f", "name": "marathon", "tasks": [
+                {"id": "web.1", "name": "web", "slave_id": "s1", "state": "TASK_RUNNING",
+                 "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0, "healthy": true,
+                    "container_status": {"network_infos": [{"ip_addresses": [{"ip_address": "fd00::1"}]}]}}]},
+                {"id": "web.2", "name": "web", "slave_id": "s1", "state": "TASK_RUNNING",
+                 "statuses": [{"state": "TASK_RUNNING", "timestamp": 1.0, "healthy": false,
+                    "container_status": {"network_infos": [{"ip_addresses": [{"ip_address": "10.9.0.2"}]}]}}]}]}],
+            "slaves": [{"id": "s1", "pid": "slave(1)@10.0.1.1:5051"}]})
+        .to_string()
+        .as_bytes(),
+    )
+    .unwrap();
+    let c = Config {
+        omit_unhealthy: true,
+        ..Config::default()
+    };
+    let snap = build(
+        &state,
+        &RecordSettings::from_config(&c, vec![]),
+        &HostAddrs::new(),
+        1,
+    )
+    .unwrap();
+    assert_eq!(a(&snap, "web.marathon.mesos."), set(&["10.9.0.2"]));
+    assert_eq!(aaaa(&snap, "web.marathon.mesos."), set(&["fd00::1"]));
+}

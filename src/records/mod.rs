@@ -6,6 +6,7 @@ pub mod labels;
 pub mod names;
 pub mod shards;
 pub mod snapshot;
+pub mod static_records;
 
 #[cfg(test)]
 mod generator_tests;

@@ -24,7 +24,7 @@ use hickory_proto::rr::Name;
 use super::generator::{
     agent_ips, generate_all, generate_base, generate_group, zone_names, Unfinished,
 };
-use super::snapshot::{Groups, Shard, Snapshot, Soa, Stats};
+use super::snapshot::{group_keys, Groups, Shard, Snapshot, Soa, Stats};
 use super::{BuildError, HostAddrs, RecordSettings};
 use crate::mesos::model::{Framework, State};
 
@@ -227,16 +227,19 @@ fn group_frameworks<'s>(
     groups
 }
 
-/// The last labels of the base shard's names below the apex, and `slave` (whose subtree the
-/// groups' `.slave` names share): no group may use one of them.
+/// The group keys the base shard's names below the apex would be looked up under (agent
+/// hostnames and static names can lie anywhere), and `slave` (whose subtree the groups'
+/// `.slave` names share): no group may use one of them.
 fn base_labels(base: &Shard, settings: &RecordSettings) -> Vec<String> {
     let tail = format!(".{}.", settings.domain);
     let mut labels = vec!["slave".to_string()];
     for (name, _) in base.names() {
         if let Some(rest) = name.strip_suffix(&tail) {
-            let last = rest.rsplit('.').next().unwrap_or(rest);
-            if !labels.iter().any(|l| l == last) {
-                labels.push(last.to_string());
+            let (last, under_slave) = group_keys(rest);
+            for key in std::iter::once(last).chain(under_slave) {
+                if !labels.iter().any(|l| l == key) {
+                    labels.push(key.to_string());
+                }
             }
         }
     }
@@ -279,7 +282,14 @@ mod tests {
     use crate::mesos::synthetic::uniform_state_value;
 
     fn settings(sources: &[IpSource]) -> RecordSettings {
+        settings_with(sources, false)
+    }
+
+    /// With `extras`, every opt-in record feature on (health, agent hostnames).
+    fn settings_with(sources: &[IpSource], extras: bool) -> RecordSettings {
         let c = Config {
+            omit_unhealthy: extras,
+            agent_hostnames: extras,
             ip_sources: sources.to_vec(),
             masters: vec!["10.40.0.2:5050".into(), "10.40.0.3:5050".into()],
             ..Config::default()
@@ -343,16 +353,29 @@ mod tests {
         let expected = single(state, settings);
         assert_eq!(dump(sharded), dump(&expected));
         assert_eq!(sharded.stats, expected.stats);
+        let mut addresses: Vec<std::net::IpAddr> = Vec::new();
+        for (_, e) in expected.names() {
+            addresses.extend(e.a.iter().map(|&ip| std::net::IpAddr::V4(ip)));
+            addresses.extend(e.aaaa.iter().map(|&ip| std::net::IpAddr::V6(ip)));
+        }
+        for ip in addresses {
+            let key = super::super::snapshot::reverse_name(ip);
+            assert_eq!(sharded.ptr(&key), expected.ptr(&key), "PTR of {ip}");
+        }
     }
 
     #[test]
     fn shards_hold_exactly_the_single_shard_records() {
-        for sources in [
-            vec![IpSource::NetInfo, IpSource::Mesos, IpSource::Host],
-            vec![IpSource::Host],
-            vec![IpSource::Docker, IpSource::Host],
+        for (sources, extras) in [
+            (
+                vec![IpSource::NetInfo, IpSource::Mesos, IpSource::Host],
+                false,
+            ),
+            (vec![IpSource::Host], false),
+            (vec![IpSource::Docker, IpSource::Host], false),
+            (vec![IpSource::Routable, IpSource::Host], true),
         ] {
-            let s = settings(&sources);
+            let s = settings_with(&sources, extras);
             for doc in [fixture(), uniform_state_value(300, 4, 7, "renamed")] {
                 let st = state(&doc);
                 let built = build(&st, &s, &hosts(), 1).unwrap();

@@ -5,11 +5,11 @@
 //! sees half of one. Lookups are one hash probe on the lowercase name.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hickory_proto::rr::Name;
+use hickory_proto::rr::{Name, RecordType};
 use serde::Serialize;
 
 use super::names::NameTable;
@@ -160,6 +160,70 @@ pub struct Stats {
     pub dropped_names: usize,
 }
 
+/// Addresses of a name outside the cluster domain (from the static records file).
+#[derive(Debug, Clone, Default)]
+pub struct OutsideHost {
+    /// IPv4 addresses.
+    pub a: Vec<Ipv4Addr>,
+    /// IPv6 addresses.
+    pub aaaa: Vec<Ipv6Addr>,
+}
+
+/// Marks a reverse name kept in `reverse_hosts` rather than in the owner names.
+pub(crate) const PTR_HOST: u32 = 1 << 31;
+/// Marks an address with more than one name (no PTR answer, whatever other shards hold).
+pub(crate) const PTR_MULTI: u32 = u32::MAX;
+
+/// A hash map with the snapshot's fast hasher.
+pub(crate) type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
+/// The address a reverse-lookup name (`4.3.2.1.in-addr.arpa.`, 32 nibbles under `ip6.arpa.`;
+/// lowercase, trailing dot) stands for, if it is one.
+pub fn reverse_name_address(key: &str) -> Option<IpAddr> {
+    if let Some(rest) = key.strip_suffix(".in-addr.arpa.") {
+        let mut octets = [0u8; 4];
+        let mut parts = rest.split('.');
+        for o in octets.iter_mut().rev() {
+            let p = parts.next()?;
+            if p.len() > 1 && p.starts_with('0') {
+                return None;
+            }
+            *o = p.parse().ok()?;
+        }
+        return parts.next().is_none().then(|| IpAddr::from(octets));
+    }
+    let rest = key.strip_suffix(".ip6.arpa.")?;
+    let mut value: u128 = 0;
+    let mut count = 0;
+    for (i, p) in rest.split('.').enumerate() {
+        let nibble = match p.as_bytes() {
+            [c] => (*c as char).to_digit(16)?,
+            _ => return None,
+        };
+        value |= u128::from(nibble) << (4 * i);
+        count += 1;
+    }
+    (count == 32).then(|| IpAddr::from(Ipv6Addr::from(value)))
+}
+
+/// The reverse-lookup name of an address (`4.3.2.1.in-addr.arpa.`), lowercase.
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(73);
+            for byte in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", byte & 0xf, byte >> 4));
+            }
+            out.push_str("ip6.arpa.");
+            out
+        }
+    }
+}
+
 /// One part of a snapshot's names: the records one group of frameworks produced, or everything
 /// else (agents, masters, the name server).
 ///
@@ -183,6 +247,15 @@ pub struct Shard {
     pub(crate) below_slave: bool,
     /// Digest of the inputs the shard was built from; equal digests, equal shards.
     pub(crate) fingerprint: u64,
+    /// The one name of each address that has exactly one (`reverseLookups`): an owner name's
+    /// number, with [`PTR_HOST`] set an index into `reverse_hosts`, or [`PTR_MULTI`].
+    pub(crate) reverse: FastMap<IpAddr, u32>,
+    /// Reverse names that are not owner names of the zone (agent hostnames, static names
+    /// outside the domain), with trailing dot.
+    pub(crate) reverse_hosts: Vec<Box<str>>,
+    /// Static records outside the cluster domain, by lowercase name with trailing dot (the
+    /// base shard's).
+    pub(crate) outside: FastMap<Box<str>, OutsideHost>,
 }
 
 impl Shard {
@@ -309,6 +382,53 @@ impl Snapshot {
         name.eq_ignore_root(&self.domain)
     }
 
+    /// The name a reverse-lookup name points to (PTR), when its address maps to exactly one
+    /// name across all shards.
+    pub fn ptr(&self, key: &str) -> Option<&str> {
+        let mut found = None;
+        let mut ip = None;
+        for shard in self.shards().filter(|s| !s.reverse.is_empty()) {
+            let ip = match ip {
+                Some(ip) => ip,
+                None => *ip.insert(reverse_name_address(key)?),
+            };
+            let Some(&target) = shard.reverse.get(&ip) else {
+                continue;
+            };
+            if target == PTR_MULTI || found.is_some() {
+                return None;
+            }
+            found = Some(if target & PTR_HOST != 0 {
+                &*shard.reverse_hosts[(target & !PTR_HOST) as usize]
+            } else {
+                shard.names.get(target)
+            });
+        }
+        found
+    }
+
+    /// The static addresses of a name outside the cluster domain.
+    pub fn outside(&self, key: &str) -> Option<&OutsideHost> {
+        if self.base.outside.is_empty() {
+            return None;
+        }
+        self.base.outside.get(key)
+    }
+
+    /// Whether a query for `key` (a name outside the cluster domain, lowercase with trailing
+    /// dot) of type `qtype` is answered from this snapshot rather than forwarded: the PTR
+    /// name of an address the cluster knows by exactly one name, or an A/AAAA/ANY query for a
+    /// name of the static records file. The DNS router's one hook for names outside the
+    /// domain; everything else it forwards as before.
+    pub fn answers_outside_zone(&self, key: &str, qtype: RecordType) -> bool {
+        match qtype {
+            RecordType::PTR => self.ptr(key).is_some(),
+            RecordType::A | RecordType::AAAA => self.outside(key).is_some(),
+            RecordType::ANY => self.ptr(key).is_some() || self.outside(key).is_some(),
+            _ => false,
+        }
+    }
+
     /// Every record as a sorted `name TYPE value` line (empty non-terminals too): the form of
     /// the reviewed record listings the tests compare whole snapshots against.
     pub fn listing(&self) -> Vec<String> {
@@ -327,5 +447,36 @@ impl Snapshot {
         }
         lines.sort();
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_names_round_trip_and_reject_what_is_not_one() {
+        for ip in ["10.9.0.1", "255.0.0.7", "2001:db8::5", "::ffff:10.0.0.1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(reverse_name_address(&reverse_name(ip)), Some(ip), "{ip}");
+        }
+        assert_eq!(
+            reverse_name("10.9.0.1".parse().unwrap()),
+            "1.0.9.10.in-addr.arpa."
+        );
+        assert!(reverse_name("2001:db8::5".parse().unwrap())
+            .starts_with("5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2."));
+        for bad in [
+            "1.0.9.in-addr.arpa.",
+            "1.1.0.9.10.in-addr.arpa.",
+            "01.0.9.10.in-addr.arpa.",
+            "256.0.9.10.in-addr.arpa.",
+            "0.9.10.in-addr.arpa.",
+            "x.0.9.10.in-addr.arpa.",
+            "5.0.ip6.arpa.",
+            "web.marathon.mesos.",
+        ] {
+            assert_eq!(reverse_name_address(bad), None, "{bad}");
+        }
     }
 }

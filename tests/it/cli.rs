@@ -116,10 +116,12 @@ fn resolvconf_install_checks_the_daemon_first_and_restore_gives_the_file_back() 
 
 #[test]
 fn mesos_dns_flags_from_its_docs_start_the_daemon() {
-    // Mesos-DNS's FAQ spelling (`-v=1`, `-v=2`) and glog's `-logtostderr`, as in its units.
+    // Mesos-DNS's FAQ spelling (`-v=1`, `-v=2`) and glog's `-logtostderr`, as in its units;
+    // Go's separate-value spelling (`-v 2`, as in Docker images' command lines, `-log_dir DIR`).
     for flags in [
         &["-v=1", "-logtostderr"][..],
         &["-v=2", "-logtostderr=true"][..],
+        &["-v", "2", "-log_dir", "/tmp", "-stderrthreshold", "ERROR"][..],
     ] {
         let mut args = vec!["--demo", "--no-forward"];
         args.extend_from_slice(flags);

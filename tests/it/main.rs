@@ -11,6 +11,7 @@ mod common;
 
 mod cache_memory;
 mod cli;
+mod cluster_extras;
 mod conformance;
 mod dns_server;
 mod forwarding;
