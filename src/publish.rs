@@ -111,6 +111,9 @@ pub struct Current {
     pub hosts: HostAddrs,
     /// When the source produced it (for a persisted copy: when it was saved).
     pub as_of: SystemTime,
+    /// The serial of the snapshot built from it: the snapshot is served first after an
+    /// update, so the served snapshot can be newer than this state for a moment.
+    pub serial: u32,
 }
 
 impl Current {
@@ -376,6 +379,12 @@ impl Publisher {
     }
 
     /// Builds and serves the snapshot of `state`; the state is kept as its compact document.
+    ///
+    /// When only some shards are rebuilt (one framework's tasks changed), the new snapshot is
+    /// served first and the state's document (a copy of the whole cluster, costly at 100,000
+    /// tasks) written after, so an event's names answer as soon as their shard is built. A
+    /// full build keeps the order that returns memory best: document, state freed, then the
+    /// snapshot's long-lived parts allocated.
     async fn publish_inner(
         &self,
         state: State,
@@ -386,37 +395,65 @@ impl Publisher {
         let settings = self.settings.clone();
         let serial = self.next_serial();
         let previous = self.snapshot();
-        let (snapshot, document, hosts) = self
+        let (snapshot, built) = self
             .builder
             .run(move || -> Result<_, PublishError> {
                 // Only the shards whose inputs changed are rebuilt (see records::shards).
                 let generated = update(previous.as_deref(), &state, &settings, &hosts, serial)?;
                 drop(previous);
+                if !generated.is_full() {
+                    return Ok((generated.finish(), Built::Later(state, hosts)));
+                }
                 let document = serde_json::to_vec(&state).map_err(StateError::from)?;
                 // Freed before the snapshot's long-lived parts are allocated (see Generated).
                 drop(state);
                 release_free_memory();
-                Ok((generated.finish(), document.into_boxed_slice(), hosts))
+                let current = Current {
+                    document: document.into_boxed_slice(),
+                    hosts,
+                    as_of,
+                    serial,
+                };
+                Ok((generated.finish(), Built::Now(current)))
             })
             .await??;
         let stats = snapshot.stats;
         let changed = self.snapshot().is_none_or(|old| old.stats != stats);
-        // The state first, then the snapshot: a relay document is keyed by the snapshot's
-        // serial, so it must never be built from an older state under a newer serial.
-        let current = Arc::new(Current {
-            document,
-            hosts,
-            as_of,
-        });
-        let old_state = self.current.swap(Some(current.clone()));
-        let old_snapshot = self.store.swap(Some(Arc::new(snapshot)));
+        let (current, old_snapshot) = match built {
+            Built::Now(current) => {
+                let current = Arc::new(current);
+                let old_state = self.current.swap(Some(current.clone()));
+                let old_snapshot = self.store.swap(Some(Arc::new(snapshot)));
+                self.drop_on_builder((old_state, old_snapshot)).await;
+                (current, None)
+            }
+            Built::Later(state, hosts) => {
+                let old_snapshot = self.store.swap(Some(Arc::new(snapshot)));
+                let current = self
+                    .builder
+                    .run(move || -> Result<_, PublishError> {
+                        let document = serde_json::to_vec(&state).map_err(StateError::from)?;
+                        drop(state);
+                        Ok(Current {
+                            document: document.into_boxed_slice(),
+                            hosts,
+                            as_of,
+                            serial,
+                        })
+                    })
+                    .await??;
+                let current = Arc::new(current);
+                let old_state = self.current.swap(Some(current.clone()));
+                self.drop_on_builder(old_state).await;
+                (current, Some(old_snapshot))
+            }
+        };
         self.updated_at.store(Some(Arc::new(as_of)));
+        // After the state: a relay waiting for a change must find the new state's document.
         self.changes.send_replace(serial);
-        // Freed where they were built (unless a reader still holds one), then trimmed.
-        let _ = self
-            .builder
-            .run(move || drop((old_state, old_snapshot)))
-            .await;
+        if let Some(old) = old_snapshot {
+            self.drop_on_builder(old).await;
+        }
         let ms = started.elapsed().as_millis() as u64;
         if changed {
             info!(
@@ -434,6 +471,20 @@ impl Publisher {
         }
         Ok((stats, current))
     }
+
+    /// Frees replaced states and snapshots where they were built (unless a reader still holds
+    /// one), then trims.
+    async fn drop_on_builder<T: Send + 'static>(&self, replaced: T) {
+        let _ = self.builder.run(move || drop(replaced)).await;
+    }
+}
+
+/// What the build thread hands back besides the snapshot.
+enum Built {
+    /// The served state's document, made before the snapshot (a full build).
+    Now(Current),
+    /// The state, for its document to be made once the snapshot is served (an update).
+    Later(State, HostAddrs),
 }
 
 /// The temporary file `write_atomically` writes before renaming it over `path`.
@@ -542,6 +593,36 @@ mod tests {
         let state = current.state().unwrap();
         assert_eq!(state.leader, "master@10.0.0.1:5050");
         assert_eq!(current.document(), serde_json::to_vec(&state).unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_update_serves_its_shard_and_then_its_state() {
+        let p = publisher(None);
+        let mut doc = crate::mesos::synthetic::uniform_state_value(40, 2, 2, "first");
+        p.publish(serde_json::to_vec(&doc).unwrap()).await.unwrap();
+        let before = p.snapshot().unwrap();
+        assert_eq!(p.current().unwrap().serial, before.soa.serial);
+
+        doc["frameworks"][1]["tasks"][0]["name"] = serde_json::json!("second");
+        doc["frameworks"][1]["tasks"][0]["discovery"]["name"] = serde_json::json!("second");
+        let state = State::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        p.publish_state(state).await.unwrap();
+        let after = p.snapshot().unwrap();
+        assert!(after.soa.serial > before.soa.serial);
+        assert!(after.lookup("second.framework-1.mesos.").is_some());
+        // The other framework's shard is the same one, not a copy.
+        assert!(Arc::ptr_eq(
+            &before.groups["framework-0"],
+            &after.groups["framework-0"]
+        ));
+        let current = p.current().unwrap();
+        assert_eq!(current.serial, after.soa.serial);
+        let names: Vec<String> = current.state().unwrap().frameworks[1]
+            .tasks
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        assert!(names.contains(&"second".to_string()));
     }
 
     #[tokio::test]

@@ -172,11 +172,15 @@ impl Server {
         if let Some(doc) = cached.as_ref().filter(|d| d.serial == serial) {
             return Some(doc.clone());
         }
-        // The publisher swaps the state in before the snapshot, so this state is at least as
-        // new as `serial`.
-        let state = self.publisher.current()?.state().ok()?;
-        let doc = Arc::new(RelayDoc::new(&state, serial).ok()?);
-        *cached = Some(doc.clone());
+        // Right after an update the served snapshot can be newer than the state (see
+        // Publisher::publish_state): the document then carries the state's own serial, and
+        // the next request after the state catches up builds the newer one.
+        let current = self.publisher.current()?;
+        let state = current.state().ok()?;
+        let doc = Arc::new(RelayDoc::new(&state, current.serial).ok()?);
+        if current.serial == serial {
+            *cached = Some(doc.clone());
+        }
         Some(doc)
     }
 

@@ -150,6 +150,11 @@ impl Generated<'_> {
                 .count()
     }
 
+    /// Whether every shard is rebuilt (no previous snapshot, or its base inputs changed).
+    pub fn is_full(&self) -> bool {
+        self.base_rebuilt && self.groups.iter().all(|(_, p)| matches!(p, Part::New(..)))
+    }
+
     /// The snapshot of the generated records.
     pub fn finish(self) -> Snapshot {
         let base = self.base.finish();
