@@ -161,3 +161,55 @@ fn enumeration_off_hides_every_whole_cluster_document() {
     let (status, _) = crate::common::master::http_get(d.http, "/v1/hosts/leader.mesos");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn the_mesos_dns_sample_config_serves_as_mesos_dns_does() {
+    use crate::common::master::{cluster_json, http_get, FakeMaster};
+    use crate::common::upstream::FakeUpstream;
+    use crate::common::{answers, fixture, start_with_config_unready};
+    use hickory_proto::rr::RecordType;
+    use serde_json::json;
+
+    // Mesos-DNS's sample configuration as its documentation gives it, with only the addresses
+    // of this test's master and upstream put in (and no ZooKeeper, which it would also name).
+    let master = FakeMaster::start(&cluster_json());
+    let upstream = FakeUpstream::start();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("config.json.sample")).unwrap()).unwrap();
+    config.as_object_mut().unwrap().remove("zk");
+    config["masters"] = json!([master.addr.to_string()]);
+    config["resolvers"] = json!([upstream.addr.to_string()]);
+    config["stateFile"] = json!("");
+    let (d, _dir) = start_with_config_unready(config, &["-v=1", "-logtostderr"]);
+    d.wait_answering("leader.mesos.");
+
+    // Cluster names: the sample's TTL (45), RA from recurseon, AA as the zone's server.
+    let m = d.udp("leader.mesos.", RecordType::A, None);
+    assert_eq!(answers(&m), ["A 127.0.0.1"]);
+    assert_eq!(m.answers[0].ttl, 45);
+    assert!(m.metadata.authoritative && m.metadata.recursion_available);
+    // SRV records carry srvRecordDefaultWeight (2).
+    let m = d.udp("_leader._tcp.mesos.", RecordType::SRV, None);
+    let rdata = m.answers[0].data.to_string();
+    assert!(rdata.starts_with("0 2 "), "{rdata}");
+    // The SOA from SOAMname/SOARname and the SOA timers.
+    let m = d.udp("mesos.", RecordType::SOA, None);
+    let soa = m.answers[0].data.to_string();
+    assert!(
+        soa.starts_with("ns1.mesos. root.ns1.mesos. ") && soa.ends_with(" 60 600 86400 60"),
+        "{soa}"
+    );
+    // externalon: names outside the domain are forwarded to the resolvers.
+    let m = d.udp("www.example.com.", RecordType::A, None);
+    assert!(!m.answers.is_empty(), "{m:?}");
+    assert!(m.metadata.recursion_available);
+    // The HTTP API (httpon) with Mesos-DNS's /v1 paths.
+    let (status, body) = http_get(d.http, "/v1/hosts/leader.mesos");
+    assert_eq!(status, 200);
+    assert!(body.contains("127.0.0.1"), "{body}");
+    let (status, body) = http_get(d.http, "/v1/config");
+    assert_eq!(status, 200);
+    let shown: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(shown["TTL"], 45);
+    assert_eq!(shown["IPSources"], json!(["docker", "mesos", "host"]));
+}
