@@ -6,7 +6,8 @@
 //! TASK_UPDATED(TASK_RUNNING) for new tasks at a fixed rate, and kills tasks once they are two
 //! seconds old so the cluster keeps its size. A prober asks the daemon over UDP for each new
 //! name until it answers. Reported per cluster size and event rate: p50, p99 and maximum
-//! event-to-answer latency. Loopback only, about a minute in all. `TASKS=1000,100000` and
+//! event-to-answer latency. Loopback only, about a minute in all. `FRAMEWORKS=10` spreads the
+//! cluster's tasks over ten frameworks (one Marathon by default). `TASKS=1000,100000` and
 //! `RATES=100` choose the cluster sizes and event rates (every tenth new task is timed at
 //! 1,000 events/s).
 
@@ -42,19 +43,36 @@ fn get_state(tasks: usize) -> Value {
     let tasks: Vec<Value> = (0..tasks)
         .map(|i| {
             let app = format!("app-{}", i % apps);
-            v1_task(
+            let mut task = v1_task(
                 &format!("{app}.{i}"),
                 &app,
                 &format!("agent-{}", i % AGENTS),
                 "TASK_RUNNING",
-            )
+            );
+            task["framework_id"]["value"] = format!("fw-{}", 1 + i % frameworks()).into();
+            task
+        })
+        .collect();
+    let frameworks: Vec<Value> = (1..=frameworks())
+        .map(|f| {
+            let name = if f == 1 { "marathon".to_string() } else { format!("framework-{f}") };
+            json!({"framework_info": {"id": {"value": format!("fw-{f}")}, "name": name, "hostname": "m"}})
         })
         .collect();
     json!({
-        "get_frameworks": {"frameworks": [{"framework_info": {"id": {"value": "fw-1"},
-                                                              "name": "marathon", "hostname": "m"}}]},
+        "get_frameworks": {"frameworks": frameworks},
         "get_agents": {"agents": agents},
         "get_tasks": {"tasks": tasks}})
+}
+
+/// How many frameworks share the cluster's tasks (`FRAMEWORKS`, default 1: one Marathon); the
+/// new tasks all belong to the first.
+fn frameworks() -> usize {
+    std::env::var("FRAMEWORKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .max(1)
 }
 
 /// Whether `name` has A records at `addr` now.
