@@ -11,19 +11,22 @@
 //! - [`daemon`]: wires a configuration into running parts: state source, publisher, DNS
 //!   listeners, HTTP API, systemd notification.
 //! - [`mesos`]: the typed master state ([`mesos::model::State`]) and the sources that deliver
-//!   it: a file ([`mesos::file`]), the bundled demo ([`mesos::demo`]), polling the masters
-//!   ([`mesos::master`]), their event stream ([`mesos::stream`]), ZooKeeper leader detection
-//!   ([`mesos::zk`]), another daemon ([`mesos::relay`]), an existing Mesos-DNS
-//!   ([`mesos::mesos_dns`]); hostname resolution ([`mesos::hosts`]), HTTP clients
-//!   ([`mesos::http_client`]) and synthetic states for tests and benchmarks
-//!   ([`mesos::synthetic`]).
+//!   it, all of one shape ([`mesos::source`]: built from the config, `run(publisher)`, one
+//!   capped reader, backoff and reachability log): a file ([`mesos::file`]), the bundled demo
+//!   ([`mesos::demo`]), the masters ([`mesos::masters`]: leader detection with ZooKeeper
+//!   [`mesos::zk`], the state over HTTP [`mesos::master`], the event stream
+//!   [`mesos::stream`]), another daemon ([`mesos::relay`]: the relay document, its server and
+//!   its client), an existing Mesos-DNS ([`mesos::mesos_dns`]); hostname resolution
+//!   ([`mesos::hosts`]), HTTP clients ([`mesos::http_client`]) and synthetic states for tests
+//!   and benchmarks ([`mesos::synthetic`]).
 //! - [`records`]: Mesos-DNS's naming rules: label sanitising ([`records::labels`]), the task
 //!   hash ([`records::hash`]), the generator ([`records::generator`]) and the immutable,
-//!   query-ready [`records::Snapshot`], whose names are stored once in one buffer
-//!   ([`records::names::NameTable`]), and the static records file
+//!   query-ready [`records::Snapshot`], split into shards per group of frameworks so that an
+//!   update rebuilds only what changed ([`records::shards`]), whose names are stored once per
+//!   shard in one buffer ([`records::names::NameTable`]), and the static records file
 //!   ([`records::static_records`]).
-//! - [`publish`]: state document -> snapshot, swapped in atomically; the last good one stays
-//!   on any failure; persistence and the relay document.
+//! - [`publish`]: state -> snapshot, swapped in atomically; the last good one stays on any
+//!   failure; the served state's compact document and its persistence.
 //! - [`dns`]: the responder for the cluster domain ([`dns::answer`], its wire-level fast path
 //!   [`dns::fast`]), the UDP/TCP listeners ([`dns::server`], batched UDP I/O in
 //!   [`dns::udp_batch`]), and forwarding ([`dns::forward`], [`dns::upstream`], the cache
@@ -82,7 +85,8 @@
 //!    [`mesos::model::State::from_json`]; a Mesos-DNS zone becomes a snapshot directly,
 //!    [`publish::Publisher::publish_snapshot`]). The publisher resolves the hostnames the
 //!    state names ([`mesos::hosts::HostResolver::resolve`]), builds the records with
-//!    [`records::build`] (Mesos-DNS's generator order and rules), and swaps the new
+//!    [`records::update`] (Mesos-DNS's generator order and rules; only the shards whose
+//!    inputs changed since the served snapshot are rebuilt), and swaps the new
 //!    [`records::Snapshot`] into the store the responder reads; parsing, building and freeing
 //!    the replaced state all run on one thread ([`publish::BuildThread`]) whose memory is
 //!    handed back to the system after each job. A document that fails keeps the previous

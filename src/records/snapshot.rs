@@ -298,7 +298,7 @@ pub(crate) type Groups = HashMap<Box<str>, Arc<Shard>, ahash::RandomState>;
 /// The names are split into shards ([`Shard`]): one for the names of each group of frameworks
 /// sharing the label just below the domain (`marathon` for `web.marathon.mesos` and
 /// `web.marathon.slave.mesos`), and a base shard with everything else. A query looks in the
-/// base shard and in the shards its name's labels point at ([`group_keys`]); the builder
+/// base shard and in the shards its name's labels point at (`group_keys`); the builder
 /// guarantees that a name lives in exactly one shard and that this lookup finds it, and falls
 /// back to a single base shard holding everything when a state breaks that rule.
 #[derive(Debug)]
