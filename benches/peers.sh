@@ -15,6 +15,11 @@
 #
 #   benches/peers.sh        # DURATION=10 seconds per run, ROUNDS=3, TASKS=1000
 #   SCENARIOS=cluster SERVERS="mesos-dns-sidecar unbound" RESPERF=0 benches/peers.sh  # a subset
+#   BASE=/tmp/base/mesos-dns-sidecar benches/peers.sh  # also an older build, as server "base"
+#
+# With BASE (a mesos-dns-sidecar binary built elsewhere, e.g. from the commit before a change),
+# that build runs as one more server with the same config and port, interleaved with the others
+# in every round, and the table gets a "vs base" column: before and after in one run.
 #
 # Needs: dnsperf (with resperf), dnsmasq, unbound, python3 (apt-get install dnsperf dnsmasq
 # unbound python3). Everything listens on 127.0.0.1 only.
@@ -26,6 +31,11 @@ SCENARIOS=${SCENARIOS:-cluster hits mix}
 SERVERS=${SERVERS:-mesos-dns-sidecar dnsmasq unbound}
 RESPERF=${RESPERF:-1}
 ROUNDS=${ROUNDS:-3}
+BASE=${BASE:-}
+if [ -n "$BASE" ]; then
+  [ -x "$BASE" ] || { echo "BASE=$BASE is not an executable" >&2; exit 1; }
+  SERVERS="$SERVERS base"
+fi
 UP_PORT=5400 OURS_PORT=5401 DNSMASQ_PORT=5402 UNBOUND_PORT=5403 CEILING_PORT=5404 HTTP_PORT=5405
 CACHE_ENTRIES=10000
 
@@ -168,6 +178,7 @@ start_server() { # name scenario -> sets server_pid and server_port
   [ "$2" = cluster ] && kind=cluster
   case $1 in
     mesos-dns-sidecar) taskset -c 1 "${ours_cmd[@]}" & server_port=$OURS_PORT ;;
+    base) taskset -c 1 "$BASE" "${ours_cmd[@]:1}" & server_port=$OURS_PORT ;;
     dnsmasq) taskset -c 1 dnsmasq --conf-file="$work/dnsmasq-$kind.conf" 2>/dev/null & server_port=$DNSMASQ_PORT ;;
     unbound) taskset -c 1 unbound -d -c "$work/unbound-$kind.conf" 2>/dev/null & server_port=$UNBOUND_PORT ;;
     ceiling) taskset -c 1 target/release/examples/ceiling_responder 127.0.0.1:$CEILING_PORT & server_port=$CEILING_PORT ;;
@@ -259,15 +270,17 @@ for line in open(sys.argv[1]):
     rows.setdefault((f[0], f[1]), []).append(f)
 median = {k: sorted(v, key=lambda f: float(f[2] or 0))[len(v) // 2] for k, v in rows.items()}
 qps = {k: float(f[2] or 0) for k, f in median.items()}
-print("| scenario | server | QPS | p50 us | p99 us | CPU | peak RSS MiB | lost | vs dnsmasq | vs unbound |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+base = any(server == "base" for _, server in median)
+print("| scenario | server | QPS | p50 us | p99 us | CPU | peak RSS MiB | lost | vs dnsmasq | vs unbound |"
+      + (" vs base |" if base else ""))
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if base else ""))
 for (scenario, server), f in median.items():
     ratio = lambda peer: (f"{qps[(scenario, server)] / qps[(scenario, peer)]:.2f}x"
                           if server != peer and qps.get((scenario, peer)) else "")
     spread = sorted(float(r[2] or 0) for r in rows[(scenario, server)])
     shown = f"{f[2]}" + (f" ({spread[0]:.0f}-{spread[-1]:.0f})" if len(spread) > 1 else "")
     print(f"| {scenario} | {server} | {shown} | {f[3]} | {f[4]} | {f[5]}% | {f[6]} | {f[7]} "
-          f"| {ratio('dnsmasq')} | {ratio('unbound')} |")
+          f"| {ratio('dnsmasq')} | {ratio('unbound')} |" + (f" {ratio('base') if server == 'mesos-dns-sidecar' else ''} |" if base else ""))
 c, o = qps.get(("ceiling", "ceiling")), qps.get(("cluster", "mesos-dns-sidecar"))
 if c and o:
     print(f"\nceiling (one precomputed answer): {c:.0f} QPS; our cluster QPS is {o / c:.2f} of it")
@@ -280,5 +293,7 @@ awk '
     for (s in m) printf "%s %s QPS (%s); ", s, m[s], l[s]
     if (m["dnsmasq"] > 0 && m["unbound"] > 0)
       printf "ours %.2fx dnsmasq, %.2fx unbound", m["mesos-dns-sidecar"] / m["dnsmasq"], m["mesos-dns-sidecar"] / m["unbound"]
+    if (m["base"] > 0)
+      printf ", %.2fx base", m["mesos-dns-sidecar"] / m["base"]
     printf "\n"
   }' "$work/resperf"

@@ -48,17 +48,24 @@ fn skip_name(b: &[u8], mut at: usize) -> Result<usize, WireError> {
 }
 
 /// Reads the name at `at` (following compression pointers) as lowercase label bytes joined by
-/// dots, for cache keys.
-fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), WireError> {
+/// dots, for cache keys and the zone test. Returns whether the name is plain: uncompressed, and
+/// made of letters, digits, hyphens and underscores only, so that the text is an exact image of
+/// the wire name (no label holds a dot).
+fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<bool, WireError> {
     let mut jumps = 0;
+    let mut plain = true;
     loop {
         let len = *b.get(at).ok_or(WireError::Truncated)?;
         match len & 0xc0 {
-            0x00 if len == 0 => return Ok(()),
+            0x00 if len == 0 => return Ok(plain),
             0x00 => {
                 let label = b
                     .get(at + 1..at + 1 + len as usize)
                     .ok_or(WireError::Truncated)?;
+                plain = plain
+                    && label
+                        .iter()
+                        .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_');
                 out.extend(label.iter().map(u8::to_ascii_lowercase));
                 out.push(b'.');
                 at += 1 + len as usize;
@@ -68,6 +75,7 @@ fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), Wir
                 if jumps > 64 {
                     return Err(WireError::BadName);
                 }
+                plain = false;
                 at = (u16_at(b, at)? & 0x3fff) as usize;
             }
             _ => return Err(WireError::BadName),
@@ -227,8 +235,11 @@ pub struct Question {
     pub qtype: u16,
     /// Query class.
     pub qclass: u16,
-    /// Lowercase name text (`example.com.`), for cache keys.
+    /// Lowercase name text (`example.com.`), for cache keys and the zone test.
     pub name_lower: Vec<u8>,
+    /// The name is uncompressed and made of letters, digits, hyphens and underscores only:
+    /// `name_lower` is then an exact image of it (the fast path and the zone test rely on it).
+    pub plain: bool,
 }
 
 /// Whether the lowercase name text `name` (as in `Question::name_lower`) is `zone` (spelled
@@ -248,7 +259,7 @@ pub fn question(b: &[u8]) -> Result<Question, WireError> {
     }
     let name_end = skip_name(b, HEADER)?;
     let mut name_lower = Vec::with_capacity(name_end - HEADER);
-    read_name_lower(b, HEADER, &mut name_lower)?;
+    let plain = read_name_lower(b, HEADER, &mut name_lower)?;
     if name_lower.is_empty() {
         name_lower.push(b'.');
     }
@@ -257,6 +268,7 @@ pub fn question(b: &[u8]) -> Result<Question, WireError> {
         qtype: u16_at(b, name_end)?,
         qclass: u16_at(b, name_end + 2)?,
         name_lower,
+        plain,
     })
 }
 
@@ -331,12 +343,14 @@ pub fn set_ttls(b: &mut [u8], offsets: &[usize], ttl_for: impl Fn(u32) -> u32) {
     }
 }
 
-/// The client's EDNS information: presence, UDP payload size, DO bit, and whether our loop
-/// marker option is present.
+/// The client's EDNS information, read once per query: presence, version, UDP payload size, DO
+/// bit, and where the OPT record's options are (for the loop marker).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EdnsInfo {
     /// An OPT record is present.
     pub present: bool,
+    /// EDNS version (only 0 is served; others are answered BADVERS).
+    pub version: u8,
     /// Advertised UDP payload size.
     pub payload: u16,
     /// DNSSEC OK.
@@ -355,6 +369,7 @@ pub fn edns(b: &[u8]) -> Result<EdnsInfo, WireError> {
         if rtype == TYPE_OPT && i >= (an + ns) as usize {
             return Ok(EdnsInfo {
                 present: true,
+                version: *b.get(at + 5).ok_or(WireError::Truncated)?,
                 payload: u16_at(b, at + 2)?,
                 dnssec_ok: u32_at(b, at + 4)? & 0x8000 != 0,
                 rdlen_at: at + 8,
@@ -410,7 +425,7 @@ pub fn append_option(b: &mut Vec<u8>, info: &EdnsInfo, code: u16, value: &[u8]) 
     } else {
         b.push(0); // root name
         b.extend_from_slice(&TYPE_OPT.to_be_bytes());
-        b.extend_from_slice(&1232u16.to_be_bytes());
+        b.extend_from_slice(&OUR_UDP_PAYLOAD.to_be_bytes());
         b.extend_from_slice(&0u32.to_be_bytes());
         b.extend_from_slice(&(opt.len() as u16).to_be_bytes());
         b.extend_from_slice(&opt);
@@ -456,37 +471,43 @@ pub fn empty_response(b: &[u8], rcode: u8, tc: bool) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The UDP payload size our own OPT records advertise.
-const OWN_EDNS_PAYLOAD: u16 = 1232;
+/// The UDP payload size our OPT records advertise, the largest UDP response we send, and the
+/// largest we invite from upstreams: the DNS flag day 2020 value, which avoids IP fragmentation
+/// on ordinary paths.
+pub const OUR_UDP_PAYLOAD: u16 = 1232;
 
-/// A truncated response to `query`: header and question, TC set, no records but an OPT
-/// record when the query had one (RFC 6891 §6.1.1: a responder that understands EDNS answers
-/// an EDNS query with one), its DO bit echoed.
-pub fn truncated_response(query: &[u8], q: &Question, rcode: u8) -> Vec<u8> {
+/// A truncated response to `query` (its question `q`, its EDNS `edns`): header and question,
+/// TC set, no records but an OPT record when the query had one (RFC 6891 §6.1.1: a responder
+/// that understands EDNS answers an EDNS query with one), its DO bit echoed.
+pub fn truncated_response(query: &[u8], q: &Question, edns: &EdnsInfo, rcode: u8) -> Vec<u8> {
     let end = (q.name_end + 4).min(query.len());
     let mut out = query[..end].to_vec();
     out[2] = 0x80 | (query[2] & 0x79) | 0x02;
     out[3] = (query[3] & 0x10) | 0x80 | (rcode & 0x0f);
     out[4..6].copy_from_slice(&1u16.to_be_bytes());
     out[6..12].fill(0);
-    if let Ok(e) = edns(query) {
-        if e.present {
-            out[10..12].copy_from_slice(&1u16.to_be_bytes());
-            out.push(0);
-            out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-            out.extend_from_slice(&OWN_EDNS_PAYLOAD.to_be_bytes());
-            let flags: u32 = if e.dnssec_ok { 0x8000 } else { 0 };
-            out.extend_from_slice(&flags.to_be_bytes());
-            out.extend_from_slice(&0u16.to_be_bytes());
-        }
+    if edns.present {
+        out[10..12].copy_from_slice(&1u16.to_be_bytes());
+        out.push(0);
+        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        out.extend_from_slice(&OUR_UDP_PAYLOAD.to_be_bytes());
+        let flags: u32 = if edns.dnssec_ok { 0x8000 } else { 0 };
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
     }
     out
 }
 
-/// A response to `query` with no records and the given rcode (SERVFAIL, REFUSED...), with an
-/// OPT record when the query had one.
-pub fn error_response(query: &[u8], q: &Question, rcode: u8, recursion_available: bool) -> Vec<u8> {
-    let mut out = truncated_response(query, q, rcode);
+/// A response to `query` with no records and the given rcode (the forwarder's SERVFAIL), with
+/// an OPT record when the query had one.
+pub fn error_response(
+    query: &[u8],
+    q: &Question,
+    edns: &EdnsInfo,
+    rcode: u8,
+    recursion_available: bool,
+) -> Vec<u8> {
+    let mut out = truncated_response(query, q, edns, rcode);
     out[2] &= !0x02;
     out[3] = (query[3] & 0x10) | (rcode & 0x0f) | if recursion_available { 0x80 } else { 0 };
     out
@@ -681,9 +702,10 @@ mod tests {
         let with_opt = m.to_vec().unwrap();
         for (query, opt) in [(&plain, false), (&with_opt, true)] {
             let q = question(query).unwrap();
+            let e = edns(query).unwrap();
             for resp in [
-                truncated_response(query, &q, 0),
-                error_response(query, &q, 2, true),
+                truncated_response(query, &q, &e, 0),
+                error_response(query, &q, &e, 2, true),
             ] {
                 let parsed = Message::from_vec(&resp).unwrap();
                 assert_eq!(parsed.edns.is_some(), opt, "OPT iff the query had one");
