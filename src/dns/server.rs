@@ -421,3 +421,99 @@ async fn serve_connection(
         h.metrics.observe(path, started.elapsed(), 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arc_swap::ArcSwapOption;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::dns::access::{ClientAcl, RateLimit};
+    use crate::dns::forward::ForwardSettings;
+    use crate::dns::upstream::UpstreamSet;
+    use crate::mesos::demo::DEMO_STATE;
+    use crate::mesos::model::State;
+    use crate::records::generator::{build, HostAddrs, RecordSettings};
+
+    fn handlers(forwarding: bool) -> Handlers {
+        let metrics = Arc::new(Metrics::default());
+        let state = State::from_json(DEMO_STATE).unwrap();
+        let settings = RecordSettings::from_config(&Config::default(), vec![]);
+        let snap = build(&state, &settings, &HostAddrs::new(), 1).unwrap();
+        let store = Arc::new(ArcSwapOption::from_pointee(snap));
+        let responder = Responder::new("mesos", store, metrics.clone(), true).unwrap();
+        let forwarder = forwarding.then(|| {
+            Arc::new(Forwarder::new(
+                UpstreamSet::new(&[], false),
+                vec![],
+                ForwardSettings::default(),
+                metrics.clone(),
+            ))
+        });
+        Handlers {
+            responder: Arc::new(responder),
+            forwarder,
+            guard: Arc::new(ClientGuard::new(
+                Arc::new(ClientAcl::open()),
+                RateLimit::default(),
+                metrics.clone(),
+            )),
+            metrics,
+            in_flight: InFlight::default(),
+        }
+    }
+
+    fn query(name: &str) -> Vec<u8> {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        m.to_vec().unwrap()
+    }
+
+    /// The cluster domain goes to the responder (whatever the letter case), everything else
+    /// to the forwarder, or REFUSED without one; a name that only looks like it is in the
+    /// domain as text (a label holding a dot) is not.
+    #[test]
+    fn one_zone_test_routes_each_name() {
+        let on = handlers(true);
+        let off = handlers(false);
+        for h in [&on, &off] {
+            for name in ["web.marathon.mesos.", "WEB.Marathon.MESOS.", "mesos."] {
+                let Routed::Reply(reply) = h.route(&query(name), Transport::Udp) else {
+                    panic!("{name} not answered at once");
+                };
+                assert_eq!(
+                    (reply.path, reply.qtype),
+                    (Path::Cluster, Some(1)),
+                    "{name}"
+                );
+                assert!(
+                    Message::from_vec(&reply.bytes)
+                        .unwrap()
+                        .metadata
+                        .authoritative
+                );
+            }
+        }
+        // One label `x.mesos`: the text reads `x.mesos.`, but the name is under the root.
+        let mut dotted = query("placeholder.");
+        dotted.splice(12..25, *b"\x07x.mesos\x00");
+        let q = wire::question(&dotted).unwrap();
+        assert_eq!(q.name_lower, b"x.mesos.");
+        assert!(!q.plain && !on.responder.serves(&q, &dotted));
+        for (name, bytes) in [("example.com.", query("example.com.")), ("x.mesos", dotted)] {
+            assert!(
+                matches!(on.route(&bytes, Transport::Udp), Routed::Forward(_)),
+                "{name} not forwarded"
+            );
+            let Routed::Reply(refused) = off.route(&bytes, Transport::Tcp) else {
+                panic!("{name} not refused");
+            };
+            assert_eq!((refused.rcode, refused.path), (5, Path::RefusedOrError));
+            assert_eq!(refused.qtype, Some(1));
+        }
+        // Not a query at all: nothing.
+        assert!(matches!(on.route(&[1, 2, 3], Transport::Udp), Routed::Drop));
+    }
+}
