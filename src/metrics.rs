@@ -324,7 +324,7 @@ metrics! {
     /// Upstream exchanges that timed out.
     upstream_timeouts => "upstream_timeouts_total", "Upstream attempts that got no answer within their attempt timeout.";
     /// Forwarded queries dropped because too many were already waiting on upstreams.
-    forward_overload_drops => "forward_overload_drops_total", "Forwarded queries dropped at the forwarding cap (or with forwarding off).";
+    forward_overload_drops => "forward_overload_drops_total", "Forwarded queries dropped at the forwarding cap.";
     /// Queries answered REFUSED because the client is not allowed (`allowClients`).
     refused_clients => "refused_clients_total", "Queries refused because the client is not allowed.";
     /// UDP responses dropped by response rate limiting.
