@@ -19,7 +19,7 @@ use tracing::debug;
 use super::cache::{AnswerCache, CacheKey, CachePolicy, Cached};
 use super::request::{Reply, Request, Transport};
 use super::upstream::{exchange_tcp, ExchangeError, Upstream, UpstreamSet};
-use super::wire::{self, EdnsInfo, OUR_UDP_PAYLOAD};
+use super::wire::{self, EdnsInfo};
 use crate::metrics::{Metrics, Path};
 
 /// EDNS option code (private use range) carrying this process's loop marker.
@@ -378,7 +378,8 @@ impl Forwarder {
         if edns.present {
             // Cap the payload size we invite, and mark the query so a loop back to us shows.
             let class_at = edns.rdlen_at - 6;
-            let payload = edns.payload.clamp(512, OUR_UDP_PAYLOAD);
+            // The same bound as our own answers' (`Transport::max_size`).
+            let payload = Transport::Udp.max_size(Some(edns.payload)) as u16;
             upstream_query[class_at..class_at + 2].copy_from_slice(&payload.to_be_bytes());
             wire::append_option(&mut upstream_query, &edns, LOOP_OPTION, &self.marker);
         }

@@ -572,6 +572,54 @@ mod tests {
     }
 
     #[test]
+    fn question_names_are_read_once_with_their_plainness() {
+        let q = |name: &[u8]| {
+            let mut b = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            b.extend_from_slice(name);
+            b.extend_from_slice(&[0, 1, 0, 1]);
+            question(&b).unwrap()
+        };
+        let plain = q(b"\x03Web\x08marathon\x05mesos\x00");
+        assert_eq!(plain.name_lower, b"web.marathon.mesos.");
+        assert!(plain.plain);
+        assert!(q(b"\x04_web\x04_tcp\x03a-b\x00").plain);
+        assert!(q(b"\x00").plain);
+        for odd in [
+            &b"\x03a*b\x05mesos\x00"[..],
+            b"\x07x.mesos\x00",
+            b"\x03a b\x00",
+        ] {
+            assert!(!q(odd).plain, "{odd:?}");
+        }
+        // A compressed question name: read through the pointer, not plain.
+        let mut b = vec![
+            0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0xc0, 20, 0, 1, 0, 1,
+        ];
+        b.extend_from_slice(b"\x05mesos\x00");
+        let c = question(&b).unwrap();
+        assert_eq!(
+            (c.name_lower.as_slice(), c.plain),
+            (&b"a.mesos."[..], false)
+        );
+    }
+
+    #[test]
+    fn edns_version_and_payload_are_read() {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii("a.").unwrap(), RecordType::A));
+        let mut e = Edns::new();
+        e.set_version(1);
+        e.set_max_payload(4000);
+        e.set_dnssec_ok(true);
+        m.set_edns(e);
+        let info = edns(&m.to_vec().unwrap()).unwrap();
+        assert_eq!(
+            (info.present, info.version, info.payload, info.dnssec_ok),
+            (true, 1, 4000, true)
+        );
+    }
+
+    #[test]
     fn edns_options_round_trip() {
         let mut b = response();
         let info = edns(&b).unwrap();
