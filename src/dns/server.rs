@@ -283,7 +283,8 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
                         let job = job.into_owned();
                         let socket = socket.clone();
                         let peer = r.peer;
-                        let h = h.clone();
+                        let guard = h.guard.clone();
+                        let metrics = h.metrics.clone();
                         let in_flight = h.in_flight.enter();
                         // Timed from the batch's receipt: no clock read of its own until it is
                         // answered.
@@ -291,11 +292,11 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
                         tokio::spawn(async move {
                             let reply = job.resolve().await;
                             let (path, qtype, rcode) = (reply.path, reply.qtype, reply.rcode);
-                            if let Some(bytes) = h.guard.limit(peer.ip(), reply.bytes) {
+                            if let Some(bytes) = guard.limit(peer.ip(), reply.bytes) {
                                 match socket.send_to(&bytes, peer).await {
                                     Ok(_) => {
-                                        count_sent(&h.metrics, qtype, rcode, &bytes);
-                                        h.metrics.observe(path, started.elapsed(), 1);
+                                        count_sent(&metrics, qtype, rcode, &bytes);
+                                        metrics.observe(path, started.elapsed(), 1);
                                     }
                                     Err(e) => debug!(error = %e, %peer, "udp send error"),
                                 }
