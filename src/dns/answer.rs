@@ -45,6 +45,8 @@ pub struct Responder {
     domain: Name,
     /// The domain as lowercase text with trailing dot, the spelling of `Question::name_lower`.
     domain_text: Vec<u8>,
+    /// The domain in wire form (length-prefixed lowercase labels, then the root).
+    domain_wire: Vec<u8>,
     recursion_available: bool,
     /// `staleAfterSeconds`: `None` never signals staleness.
     staleness: Option<Staleness>,
@@ -60,11 +62,19 @@ impl Responder {
         metrics: Arc<Metrics>,
         recursion_available: bool,
     ) -> Result<Responder, hickory_proto::ProtoError> {
+        let name = Name::from_ascii(format!("{domain}."))?.to_lowercase();
+        let mut domain_wire = Vec::new();
+        for label in name.iter() {
+            domain_wire.push(label.len() as u8);
+            domain_wire.extend_from_slice(label);
+        }
+        domain_wire.push(0);
         Ok(Responder {
             snapshot,
             metrics,
-            domain: Name::from_ascii(format!("{domain}."))?,
+            domain: name,
             domain_text: format!("{domain}.").into_bytes(),
+            domain_wire,
             recursion_available,
             staleness: None,
             max_udp_answers: 0,
@@ -89,15 +99,26 @@ impl Responder {
     }
 
     /// The zone test, the one the router asks: whether the question's name (in `packet`) is
-    /// the cluster domain or below it. Decided on the lowercase text, which is exact for plain
-    /// names; a name whose labels could hold a dot is decided on its decoded labels (one that
-    /// does not decode counts as ours, and gets FORMERR from the general path).
+    /// the cluster domain or below it, label by label and ignoring ASCII case, as hickory's
+    /// `Name::zone_of` decides. Read on the wire: a hop over each label to the one where the
+    /// domain's length is left, then one comparison, so it costs a forwarded name almost
+    /// nothing. A compressed question name (rare) is decoded and tested by hickory; one that
+    /// does not decode counts as ours, and gets FORMERR from the general path.
     pub fn serves(&self, q: &Question, packet: &[u8]) -> bool {
-        if !wire::in_zone(&q.name_lower, &self.domain_text) {
-            return false;
+        let name = &packet[wire::HEADER..q.name_end];
+        let mut at = 0;
+        while let Some(&len) = name.get(at) {
+            if name.len() - at == self.domain_wire.len() {
+                return name[at..].eq_ignore_ascii_case(&self.domain_wire);
+            }
+            match len {
+                0 => return false,
+                1..=63 => at += 1 + len as usize,
+                _ => break,
+            }
         }
-        if q.plain {
-            return true;
+        if at >= name.len() {
+            return false;
         }
         let mut decoder = BinDecoder::new(packet);
         if decoder.read_slice(wire::HEADER).is_err() {
@@ -137,7 +158,9 @@ impl Responder {
         let question = &req.question;
         // Nothing in answer/authority, only an OPT record after the question, and only plain
         // hostname labels (which makes the lowercase text an exact image of the wire name).
-        if packet[6..12] != [0, 0, 0, 0, 0, u8::from(req.edns.present)] || !question.plain {
+        if packet[6..12] != [0, 0, 0, 0, 0, u8::from(req.edns.present)]
+            || !wire::plain_name(packet, question)
+        {
             return None;
         }
         let snapshot = self.snapshot.load();

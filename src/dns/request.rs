@@ -331,7 +331,7 @@ mod tests {
             let r = parse(&bytes, transport).unwrap();
             assert_eq!(r.max_size, size, "{edns:?} {transport:?}");
             assert_eq!(r.question.name_lower, b"www.example.com.");
-            assert!(r.question.plain);
+            assert!(wire::plain_name(&bytes, &r.question));
             assert_eq!(r.question.qtype, 1);
             assert_eq!(r.edns.present, edns.is_some());
             assert!(matches!(r.packet, Cow::Borrowed(_)));

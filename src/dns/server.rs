@@ -17,6 +17,7 @@
 //! Before any of that, `ClientGuard` decides per query whether the client is answered at all
 //! (REFUSED otherwise) and rate limits UDP responses to non-loopback clients.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,16 +87,17 @@ pub enum Routed<'a> {
 
 /// A forwarded request waiting for upstreams (or for a stale entry's refresh).
 pub struct Forwarding<'a> {
-    forwarder: Arc<Forwarder>,
+    /// Borrowed from the handlers until the job moves to a task of its own.
+    forwarder: Cow<'a, Arc<Forwarder>>,
     request: Request<'a>,
     looked: Lookup,
 }
 
 impl Forwarding<'_> {
-    /// The same job owning its packet, to run on a task of its own.
+    /// The same job owning its packet and forwarder, to run on a task of its own.
     pub fn into_owned(self) -> Forwarding<'static> {
         Forwarding {
-            forwarder: self.forwarder,
+            forwarder: Cow::Owned(self.forwarder.into_owned()),
             request: self.request.into_owned(),
             looked: self.looked,
         }
@@ -113,7 +115,7 @@ impl Handlers {
     /// cluster domain to the responder and everything else to the forwarder's cache
     /// ([`Forwarder::lookup`]), or answers REFUSED when forwarding is off. Never waits: what
     /// needs upstreams comes back as [`Routed::Forward`].
-    pub fn route<'a>(&self, packet: &'a [u8], transport: Transport) -> Routed<'a> {
+    pub fn route<'a>(&'a self, packet: &'a [u8], transport: Transport) -> Routed<'a> {
         let request = match Request::parse(packet, transport, &self.metrics) {
             Ok(request) => request,
             Err(Rejected::Reply(reply)) => return Routed::Reply(reply),
@@ -133,7 +135,7 @@ impl Handlers {
         match forwarder.lookup(&request) {
             Lookup::Hit(reply) => Routed::Reply(reply),
             looked => Routed::Forward(Forwarding {
-                forwarder: forwarder.clone(),
+                forwarder: Cow::Borrowed(forwarder),
                 request,
                 looked,
             }),
@@ -502,7 +504,7 @@ mod tests {
         dotted.splice(12..25, *b"\x07x.mesos\x00");
         let q = wire::question(&dotted).unwrap();
         assert_eq!(q.name_lower, b"x.mesos.");
-        assert!(!q.plain && !on.responder.serves(&q, &dotted));
+        assert!(!wire::plain_name(&dotted, &q) && !on.responder.serves(&q, &dotted));
         for (name, bytes) in [("example.com.", query("example.com.")), ("x.mesos", dotted)] {
             assert!(
                 matches!(on.route(&bytes, Transport::Udp), Routed::Forward(_)),

@@ -48,24 +48,17 @@ fn skip_name(b: &[u8], mut at: usize) -> Result<usize, WireError> {
 }
 
 /// Reads the name at `at` (following compression pointers) as lowercase label bytes joined by
-/// dots, for cache keys and the zone test. Returns whether the name is plain: uncompressed, and
-/// made of letters, digits, hyphens and underscores only, so that the text is an exact image of
-/// the wire name (no label holds a dot).
-fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<bool, WireError> {
+/// dots, for cache keys and the zone test.
+fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), WireError> {
     let mut jumps = 0;
-    let mut plain = true;
     loop {
         let len = *b.get(at).ok_or(WireError::Truncated)?;
         match len & 0xc0 {
-            0x00 if len == 0 => return Ok(plain),
+            0x00 if len == 0 => return Ok(()),
             0x00 => {
                 let label = b
                     .get(at + 1..at + 1 + len as usize)
                     .ok_or(WireError::Truncated)?;
-                plain = plain
-                    && label
-                        .iter()
-                        .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_');
                 out.extend(label.iter().map(u8::to_ascii_lowercase));
                 out.push(b'.');
                 at += 1 + len as usize;
@@ -75,12 +68,37 @@ fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<bool, W
                 if jumps > 64 {
                     return Err(WireError::BadName);
                 }
-                plain = false;
                 at = (u16_at(b, at)? & 0x3fff) as usize;
             }
             _ => return Err(WireError::BadName),
         }
     }
+}
+
+/// Whether the question name of `packet` (read as `q`) is plain: uncompressed, and made of
+/// letters, digits, hyphens and underscores only, so that `q.name_lower` is an exact image of
+/// it (no label holds a dot). Only names in the cluster domain are asked this (by the zone test
+/// and the fast path), so forwarded names never pay for the walk.
+pub fn plain_name(packet: &[u8], q: &Question) -> bool {
+    let name = &packet[HEADER..q.name_end];
+    let mut at = 0;
+    while let Some(&len) = name.get(at) {
+        if len == 0 {
+            return at + 1 == name.len();
+        }
+        let Some(label) = name.get(at + 1..at + 1 + len as usize) else {
+            return false;
+        };
+        if len > 63
+            || !label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        {
+            return false;
+        }
+        at += 1 + len as usize;
+    }
+    false
 }
 
 /// Checks the name at `at` as a receiver following it would: labels within the message,
@@ -237,9 +255,6 @@ pub struct Question {
     pub qclass: u16,
     /// Lowercase name text (`example.com.`), for cache keys and the zone test.
     pub name_lower: Vec<u8>,
-    /// The name is uncompressed and made of letters, digits, hyphens and underscores only:
-    /// `name_lower` is then an exact image of it (the fast path and the zone test rely on it).
-    pub plain: bool,
 }
 
 /// Whether the lowercase name text `name` (as in `Question::name_lower`) is `zone` (spelled
@@ -259,7 +274,7 @@ pub fn question(b: &[u8]) -> Result<Question, WireError> {
     }
     let name_end = skip_name(b, HEADER)?;
     let mut name_lower = Vec::with_capacity(name_end - HEADER);
-    let plain = read_name_lower(b, HEADER, &mut name_lower)?;
+    read_name_lower(b, HEADER, &mut name_lower)?;
     if name_lower.is_empty() {
         name_lower.push(b'.');
     }
@@ -268,7 +283,6 @@ pub fn question(b: &[u8]) -> Result<Question, WireError> {
         qtype: u16_at(b, name_end)?,
         qclass: u16_at(b, name_end + 2)?,
         name_lower,
-        plain,
     })
 }
 
@@ -572,35 +586,27 @@ mod tests {
     }
 
     #[test]
-    fn question_names_are_read_once_with_their_plainness() {
-        let q = |name: &[u8]| {
+    fn question_names_are_read_once_and_told_plain_or_not() {
+        let packet = |name: &[u8]| {
             let mut b = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
             b.extend_from_slice(name);
             b.extend_from_slice(&[0, 1, 0, 1]);
-            question(&b).unwrap()
+            b
         };
-        let plain = q(b"\x03Web\x08marathon\x05mesos\x00");
-        assert_eq!(plain.name_lower, b"web.marathon.mesos.");
-        assert!(plain.plain);
-        assert!(q(b"\x04_web\x04_tcp\x03a-b\x00").plain);
-        assert!(q(b"\x00").plain);
-        for odd in [
-            &b"\x03a*b\x05mesos\x00"[..],
-            b"\x07x.mesos\x00",
-            b"\x03a b\x00",
-        ] {
-            assert!(!q(odd).plain, "{odd:?}");
+        let plain = |b: &[u8]| plain_name(b, &question(b).unwrap());
+        let web = packet(b"\x03Web\x08marathon\x05mesos\x00");
+        assert_eq!(question(&web).unwrap().name_lower, b"web.marathon.mesos.");
+        assert!(plain(&web));
+        assert!(plain(&packet(b"\x04_web\x04_tcp\x03a-b\x00")));
+        assert!(plain(&packet(b"\x00")));
+        for odd in [&b"\x03a*b\x05mesos\x00"[..], b"\x07x.mesos\x00", b"\x03a b\x00"] {
+            assert!(!plain(&packet(odd)), "{odd:?}");
         }
         // A compressed question name: read through the pointer, not plain.
-        let mut b = vec![
-            0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0xc0, 20, 0, 1, 0, 1,
-        ];
+        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0xc0, 20, 0, 1, 0, 1];
         b.extend_from_slice(b"\x05mesos\x00");
-        let c = question(&b).unwrap();
-        assert_eq!(
-            (c.name_lower.as_slice(), c.plain),
-            (&b"a.mesos."[..], false)
-        );
+        assert_eq!(question(&b).unwrap().name_lower, b"a.mesos.");
+        assert!(!plain(&b));
     }
 
     #[test]
