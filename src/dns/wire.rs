@@ -48,7 +48,7 @@ fn skip_name(b: &[u8], mut at: usize) -> Result<usize, WireError> {
 }
 
 /// Reads the name at `at` (following compression pointers) as lowercase label bytes joined by
-/// dots, for cache keys and the zone test.
+/// dots, for cache keys and snapshot lookups.
 fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), WireError> {
     let mut jumps = 0;
     loop {
@@ -77,8 +77,8 @@ fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), Wir
 
 /// Whether the question name of `packet` (read as `q`) is plain: uncompressed, and made of
 /// letters, digits, hyphens and underscores only, so that `q.name_lower` is an exact image of
-/// it (no label holds a dot). Only names in the cluster domain are asked this (by the zone test
-/// and the fast path), so forwarded names never pay for the walk.
+/// it (no label holds a dot). Only the fast path asks, for names in the cluster domain, so
+/// forwarded names never pay for the walk.
 pub fn plain_name(packet: &[u8], q: &Question) -> bool {
     let name = &packet[HEADER..q.name_end];
     let mut at = 0;
@@ -253,7 +253,7 @@ pub struct Question {
     pub qtype: u16,
     /// Query class.
     pub qclass: u16,
-    /// Lowercase name text (`example.com.`), for cache keys and the zone test.
+    /// Lowercase name text (`example.com.`), for cache keys and snapshot lookups.
     pub name_lower: Vec<u8>,
 }
 
@@ -599,11 +599,17 @@ mod tests {
         assert!(plain(&web));
         assert!(plain(&packet(b"\x04_web\x04_tcp\x03a-b\x00")));
         assert!(plain(&packet(b"\x00")));
-        for odd in [&b"\x03a*b\x05mesos\x00"[..], b"\x07x.mesos\x00", b"\x03a b\x00"] {
+        for odd in [
+            &b"\x03a*b\x05mesos\x00"[..],
+            b"\x07x.mesos\x00",
+            b"\x03a b\x00",
+        ] {
             assert!(!plain(&packet(odd)), "{odd:?}");
         }
         // A compressed question name: read through the pointer, not plain.
-        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0xc0, 20, 0, 1, 0, 1];
+        let mut b = vec![
+            0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0xc0, 20, 0, 1, 0, 1,
+        ];
         b.extend_from_slice(b"\x05mesos\x00");
         assert_eq!(question(&b).unwrap().name_lower, b"a.mesos.");
         assert!(!plain(&b));
