@@ -10,11 +10,18 @@
 #
 # plus the ceiling: a UDP responder sending one precomputed answer, the limit of the socket API.
 # Every server runs alone on CPU 1, dnsperf (and the shared upstream) on CPU 0. Prints a table
-# of QPS, latency percentiles, server CPU and peak RSS, our ratio to each peer, and resperf's
-# maximum throughput on the cache-hit mix.
+# of QPS, latency percentiles, server CPU, server CPU time per answered query, peak RSS, our
+# ratio to each peer, and resperf's maximum throughput on the cache-hit mix. On a machine shared
+# with other work, QPS moves with the CPU share the server gets; CPU time per query moves much
+# less, so it is the figure to compare builds by there.
 #
 #   benches/peers.sh        # DURATION=10 seconds per run, ROUNDS=3, TASKS=1000
 #   SCENARIOS=cluster SERVERS="mesos-dns-sidecar unbound" RESPERF=0 benches/peers.sh  # a subset
+#   BASE=/tmp/base/mesos-dns-sidecar benches/peers.sh  # also an older build, as server "base"
+#
+# With BASE (a mesos-dns-sidecar binary built elsewhere, e.g. from the commit before a change),
+# that build runs as one more server with the same config and port, interleaved with the others
+# in every round, and the table gets a "vs base" column: before and after in one run.
 #
 # Needs: dnsperf (with resperf), dnsmasq, unbound, python3 (apt-get install dnsperf dnsmasq
 # unbound python3). Everything listens on 127.0.0.1 only.
@@ -26,6 +33,11 @@ SCENARIOS=${SCENARIOS:-cluster hits mix}
 SERVERS=${SERVERS:-mesos-dns-sidecar dnsmasq unbound}
 RESPERF=${RESPERF:-1}
 ROUNDS=${ROUNDS:-3}
+BASE=${BASE:-}
+if [ -n "$BASE" ]; then
+  [ -x "$BASE" ] || { echo "BASE=$BASE is not an executable" >&2; exit 1; }
+  SERVERS="$SERVERS base"
+fi
 UP_PORT=5400 OURS_PORT=5401 DNSMASQ_PORT=5402 UNBOUND_PORT=5403 CEILING_PORT=5404 HTTP_PORT=5405
 CACHE_ENTRIES=10000
 
@@ -168,6 +180,7 @@ start_server() { # name scenario -> sets server_pid and server_port
   [ "$2" = cluster ] && kind=cluster
   case $1 in
     mesos-dns-sidecar) taskset -c 1 "${ours_cmd[@]}" & server_port=$OURS_PORT ;;
+    base) taskset -c 1 "$BASE" "${ours_cmd[@]:1}" & server_port=$OURS_PORT ;;
     dnsmasq) taskset -c 1 dnsmasq --conf-file="$work/dnsmasq-$kind.conf" 2>/dev/null & server_port=$DNSMASQ_PORT ;;
     unbound) taskset -c 1 unbound -d -c "$work/unbound-$kind.conf" 2>/dev/null & server_port=$UNBOUND_PORT ;;
     ceiling) taskset -c 1 target/release/examples/ceiling_responder 127.0.0.1:$CEILING_PORT & server_port=$CEILING_PORT ;;
@@ -195,9 +208,10 @@ measure() { # scenario server queryfile
   t0=$(date +%s.%N); c0=$(cpu_ticks "$server_pid")
   out=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$queries" -l "$DURATION" -c 4 -q 256 2>&1)
   t1=$(date +%s.%N); c1=$(cpu_ticks "$server_pid")
-  local qps lost noerror
+  local qps lost noerror completed
   qps=$(awk '/Queries per second/ {printf "%.0f", $4}' <<<"$out")
   lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
+  completed=$(awk '/Queries completed/ {print $3}' <<<"$out")
   # Every query has a real answer; a server that fails fast (its upstream gone, say) would
   # otherwise show a fine QPS made of SERVFAILs.
   noerror=$(awk '/Response codes/ {for (i = 1; i < NF; i++) if ($i == "NOERROR") print $(i + 2)}' <<<"$out" | tr -d '(%)')
@@ -211,9 +225,10 @@ measure() { # scenario server queryfile
   pcts=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$queries" -l 3 -Q 20000 -v 2>/dev/null \
     | awk '$1 == ">" {print $NF}' | sort -g \
     | awk '{v[NR]=$1} END {if (NR) printf "%.0f %.0f", v[int(NR*0.5)]*1e6, v[int(NR*0.99)]*1e6; else print "- -"}')
-  local cpu
+  local cpu us_per_query
   cpu=$(awk -v c="$((c1 - c0))" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", 100 * c / hz / (t1 - t0)}')
-  echo "$scenario $server $qps $pcts $cpu $(peak_rss_mib "$server_pid") $lost" >> "$results"
+  us_per_query=$(awk -v c="$((c1 - c0))" -v n="${completed:-0}" -v hz="$(getconf CLK_TCK)" 'BEGIN {if (n > 0) printf "%.2f", 1e6 * c / hz / n; else print "-"}')
+  echo "$scenario $server $qps $pcts $cpu $(peak_rss_mib "$server_pid") $lost $us_per_query" >> "$results"
 }
 
 resperf_max() { # server: resperf's maximum throughput on the cache-hit mix
@@ -259,15 +274,31 @@ for line in open(sys.argv[1]):
     rows.setdefault((f[0], f[1]), []).append(f)
 median = {k: sorted(v, key=lambda f: float(f[2] or 0))[len(v) // 2] for k, v in rows.items()}
 qps = {k: float(f[2] or 0) for k, f in median.items()}
-print("| scenario | server | QPS | p50 us | p99 us | CPU | peak RSS MiB | lost | vs dnsmasq | vs unbound |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+base = any(server == "base" for _, server in median)
+# CPU time per query: the median round of its own, and (with a base build) the median of the
+# per-round ratios, since rounds interleave the servers and a busy minute hits both alike.
+cpu_us = {k: sorted(float(r[8]) for r in v if r[8] != "-") for k, v in rows.items()}
+cpu_med = {k: v[len(v) // 2] if v else None for k, v in cpu_us.items()}
+def cpu_ratio(scenario):
+    ours, old = rows.get((scenario, "mesos-dns-sidecar"), []), rows.get((scenario, "base"), [])
+    r = sorted(float(a[8]) / float(b[8]) for a, b in zip(ours, old) if "-" not in (a[8], b[8]))
+    return f"{r[len(r) // 2]:.2f}x ({r[0]:.2f}-{r[-1]:.2f})" if r else ""
+print("| scenario | server | QPS | p50 us | p99 us | CPU | CPU us/query | peak RSS MiB | lost | vs dnsmasq | vs unbound |"
+      + (" vs base | CPU/query vs base |" if base else ""))
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- | --- |" if base else ""))
 for (scenario, server), f in median.items():
     ratio = lambda peer: (f"{qps[(scenario, server)] / qps[(scenario, peer)]:.2f}x"
                           if server != peer and qps.get((scenario, peer)) else "")
     spread = sorted(float(r[2] or 0) for r in rows[(scenario, server)])
     shown = f"{f[2]}" + (f" ({spread[0]:.0f}-{spread[-1]:.0f})" if len(spread) > 1 else "")
-    print(f"| {scenario} | {server} | {shown} | {f[3]} | {f[4]} | {f[5]}% | {f[6]} | {f[7]} "
-          f"| {ratio('dnsmasq')} | {ratio('unbound')} |")
+    ours = server == "mesos-dns-sidecar"
+    us = cpu_med[(scenario, server)]
+    print(f"| {scenario} | {server} | {shown} | {f[3]} | {f[4]} | {f[5]}% | {us if us is not None else '-'} | {f[6]} | {f[7]} "
+          f"| {ratio('dnsmasq')} | {ratio('unbound')} |"
+          + (f" {ratio('base') if ours else ''} | {cpu_ratio(scenario) if ours else ''} |" if base else ""))
+if base:
+    print("\nCPU/query vs base: our CPU time per query divided by the base build's, per round;"
+          " the median round (range). Below 1 is cheaper.")
 c, o = qps.get(("ceiling", "ceiling")), qps.get(("cluster", "mesos-dns-sidecar"))
 if c and o:
     print(f"\nceiling (one precomputed answer): {c:.0f} QPS; our cluster QPS is {o / c:.2f} of it")
@@ -280,5 +311,7 @@ awk '
     for (s in m) printf "%s %s QPS (%s); ", s, m[s], l[s]
     if (m["dnsmasq"] > 0 && m["unbound"] > 0)
       printf "ours %.2fx dnsmasq, %.2fx unbound", m["mesos-dns-sidecar"] / m["dnsmasq"], m["mesos-dns-sidecar"] / m["unbound"]
+    if (m["base"] > 0)
+      printf ", %.2fx base", m["mesos-dns-sidecar"] / m["base"]
     printf "\n"
   }' "$work/resperf"

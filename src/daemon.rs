@@ -197,19 +197,13 @@ pub async fn start(
             info!("forwarding is off (externalon false): other names are refused");
         }
         let responder = Arc::new(
-            Responder::new(
-                &config.domain,
-                store,
-                metrics.clone(),
-                config.recurse_on,
-                forwarder.is_some(),
-            )?
-            .with_stale_after(Duration::from_secs(config.stale_after_seconds), {
-                let publisher = publisher.clone();
-                Arc::new(move || publisher.age())
-            })
-            .with_max_udp_answers(config.max_udp_answers)
-            .with_truncate_bit(config.set_truncate_bit),
+            Responder::new(&config.domain, store, metrics.clone(), config.recurse_on)?
+                .with_stale_after(Duration::from_secs(config.stale_after_seconds), {
+                    let publisher = publisher.clone();
+                    Arc::new(move || publisher.age())
+                })
+                .with_max_udp_answers(config.max_udp_answers)
+                .with_truncate_bit(config.set_truncate_bit),
         );
         let limit = RateLimit {
             per_second: config.rate_limit,

@@ -27,10 +27,11 @@
 //!   ([`records::static_records`]).
 //! - [`publish`]: state -> snapshot, swapped in atomically; the last good one stays on any
 //!   failure; the served state's compact document and its persistence.
-//! - [`dns`]: the responder for the cluster domain ([`dns::answer`], its wire-level fast path
-//!   [`dns::fast`]), the UDP/TCP listeners ([`dns::server`], batched UDP I/O in
-//!   [`dns::udp_batch`]), and forwarding ([`dns::forward`], [`dns::upstream`], the cache
-//!   [`dns::cache`], raw message handling [`dns::wire`]).
+//! - [`dns`]: a query parsed once ([`dns::request`]), the UDP/TCP listeners and the one routing
+//!   point ([`dns::server`], batched UDP I/O in [`dns::udp_batch`]), the authoritative
+//!   responder for the cluster domain ([`dns::answer`], its wire-level fast path
+//!   [`dns::fast`]), client access rules ([`dns::access`]), and forwarding ([`dns::forward`],
+//!   [`dns::upstream`], the cache [`dns::cache`], raw message handling [`dns::wire`]).
 //! - [`http`]: the HTTP API: Mesos-DNS's `/v1/*`, `/v1/snapshot` for relays, `/metrics`,
 //!   `/health`, `/ready`.
 //! - [`resolv`]: which upstreams forwarding uses (`resolvers`, the saved or the system
@@ -44,21 +45,34 @@
 //! # How a query flows
 //!
 //! 1. [`dns::server::Listeners::serve`] runs one UDP loop (datagrams read and written in
-//!    batches by [`dns::udp_batch::Batcher`]) and one TCP accept loop; every packet goes to
-//!    [`dns::answer::Responder::handle`].
-//! 2. `Responder::handle` first tries its fast path, which answers the common cluster
+//!    batches by [`dns::udp_batch::Batcher`]) and one TCP accept loop. The client guard
+//!    ([`dns::access::ClientGuard`]) first decides whether a client is answered at all; every
+//!    packet it lets through goes to [`dns::server::Handlers::route`], the one routing point.
+//! 2. `route` parses the packet once into a [`dns::Request`] ([`dns::Request::parse`]:
+//!    question, EDNS, size limit, transport; packets that are no plain query are decoded with
+//!    hickory and get FORMERR, NOTIMP or BADVERS from [`dns::request::error_reply`], or
+//!    nothing). One zone test, [`dns::Responder::serves`], then sends the cluster domain to
+//!    [`dns::Responder::answer`] and everything else to the forwarder (REFUSED, from the same
+//!    helper, when forwarding is off).
+//! 3. `Responder::answer` is authoritative only: its fast path answers the common cluster
 //!    questions (A, AAAA, SRV, NODATA, NXDOMAIN) straight from the current
-//!    [`records::Snapshot`] into wire bytes ([`dns::fast::answer`]); anything else takes the
-//!    general path, which parses the message with hickory and builds the authoritative answer
-//!    (SOA/NS at the apex, empty non-terminals, EDNS, truncation). Names outside the cluster
-//!    domain come back as `Outcome::Forward` (or REFUSED when forwarding is off), unless
-//!    [`records::Snapshot::answers_outside_zone`] says the snapshot answers them (the PTR of a
-//!    cluster address, a static record).
-//! 3. For a forwarded name the server asks [`dns::forward::Forwarder::lookup`]: a fresh cache
-//!    entry ([`dns::cache::AnswerCache`]) is answered at once with its TTLs counted down;
-//!    otherwise [`dns::forward::Forwarder::resolve`] sends the query upstream (one shared
-//!    exchange per identical miss; upstreams chosen and timed by [`dns::upstream`]), caches
-//!    the answer and relays it byte for byte, or serves a stale entry when upstreams fail.
+//!    [`records::Snapshot`] into wire bytes ([`dns::fast::answer`]); the rest (SOA/NS at the
+//!    apex, ANY, stale or capped answers, odd packets) is built with hickory. A name
+//!    outside the domain that the snapshot answers ([`records::Snapshot::answers_outside_zone`]:
+//!    the PTR of a cluster address, a static record) is routed there too
+//!    ([`dns::Responder::answer_outside_zone`]).
+//! 4. A forwarded name is first looked up in the cache by [`dns::forward::Forwarder::lookup`]:
+//!    a fresh entry ([`dns::cache::AnswerCache`]) is answered at once with its TTLs counted
+//!    down. A miss comes back from `route` as [`dns::server::Routed::Forward`] and is resolved
+//!    by [`dns::forward::Forwarder::resolve`] (on its own task for UDP): the query goes
+//!    upstream (one shared exchange per identical miss; upstreams chosen and timed by
+//!    [`dns::upstream`]), the answer is cached and relayed byte for byte, or a stale entry is
+//!    served when upstreams fail.
+//! 5. Whatever built it, the response is a [`dns::Reply`]; the listener counts it once, where
+//!    it is sent ([`metrics::Metrics::count_response`]: query type, response code, TC; and
+//!    [`metrics::Metrics::observe`] by path: cluster, cache hit, forwarded, stale, error). UDP
+//!    cluster answers and cache hits are answered inline on the receiving loop and sent as one
+//!    batch; only misses cost a task.
 //!
 //! # How state flows
 //!

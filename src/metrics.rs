@@ -78,13 +78,20 @@ impl Path {
         }
     }
 
-    /// The path of an answer the responder built itself, from its response code: NOERROR and
-    /// NXDOMAIN are cluster answers, anything else an error.
-    pub fn of_local_answer(response: &[u8]) -> Path {
-        match response.get(3).map(|b| b & 0x0f) {
-            Some(0) | Some(3) => Path::Cluster,
+    /// The path of an answer the daemon built itself, from its response code: NOERROR and
+    /// NXDOMAIN are cluster answers, anything else (BADVERS included) an error.
+    pub fn of_rcode(rcode: u16) -> Path {
+        match rcode {
+            0 | 3 => Path::Cluster,
             _ => Path::RefusedOrError,
         }
+    }
+
+    /// [`Path::of_rcode`] for a response whose code is in its header (not BADVERS).
+    pub fn of_local_answer(response: &[u8]) -> Path {
+        response.get(3).map_or(Path::RefusedOrError, |b| {
+            Path::of_rcode(u16::from(b & 0x0f))
+        })
     }
 
     fn index(self) -> usize {
@@ -317,7 +324,7 @@ metrics! {
     /// Upstream exchanges that timed out.
     upstream_timeouts => "upstream_timeouts_total", "Upstream attempts that got no answer within their attempt timeout.";
     /// Forwarded queries dropped because too many were already waiting on upstreams.
-    forward_overload_drops => "forward_overload_drops_total", "Forwarded queries dropped at the forwarding cap (or with forwarding off).";
+    forward_overload_drops => "forward_overload_drops_total", "Forwarded queries dropped at the forwarding cap.";
     /// Queries answered REFUSED because the client is not allowed (`allowClients`).
     refused_clients => "refused_clients_total", "Queries refused because the client is not allowed.";
     /// UDP responses dropped by response rate limiting.
@@ -401,6 +408,19 @@ impl Metrics {
     pub fn count_rcode(&self, rcode: u16) {
         let i = (rcode as usize).min(RCODES - 1);
         Self::inc(&self.responses_by_rcode[i]);
+    }
+
+    /// Counts a response as it is sent: its question's type (when it answers a routed
+    /// query), its response code, and whether it has TC set. The one place responses are
+    /// counted, whichever part of the daemon built them.
+    pub fn count_response(&self, qtype: Option<u16>, rcode: u16, truncated: bool) {
+        if let Some(qtype) = qtype {
+            self.count_qtype(qtype);
+        }
+        self.count_rcode(rcode);
+        if truncated {
+            Self::inc(&self.truncated_responses);
+        }
     }
 
     /// Records `n` answers on `path` that took `d` each.

@@ -1,5 +1,6 @@
-//! Any bytes as a DNS request, to the responder (cluster names from fake.json-like state)
-//! and to the raw-message walkers the forwarder uses.
+//! Any bytes as a DNS request: parsed as the listeners parse it, routed by the responder's
+//! zone test, answered by the responder (cluster names from the demo state) when it is ours,
+//! and fed to the raw-message walkers and builders the forwarder uses.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -7,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use arc_swap::ArcSwapOption;
 use libfuzzer_sys::fuzz_target;
 use mesos_dns_sidecar::config::Config;
-use mesos_dns_sidecar::dns::{wire, Outcome, Responder, Transport};
+use mesos_dns_sidecar::dns::{wire, Request, Responder, Transport};
 use mesos_dns_sidecar::mesos::{demo, model::State};
 use mesos_dns_sidecar::metrics::Metrics;
 use mesos_dns_sidecar::records::{build, HostAddrs, RecordSettings};
@@ -20,16 +21,22 @@ fn responder() -> &'static Responder {
         let state = State::from_json(demo::DEMO_STATE).unwrap();
         let snap = build(&state, &settings, &HostAddrs::new(), 1).unwrap();
         let store = Arc::new(ArcSwapOption::from_pointee(snap));
-        Responder::new("mesos", store, Arc::new(Metrics::default()), true, true).unwrap()
+        Responder::new("mesos", store, Arc::new(Metrics::default()), true).unwrap()
     })
 }
 
 fuzz_target!(|data: &[u8]| {
+    let metrics = Metrics::default();
     for transport in [Transport::Udp, Transport::Tcp] {
-        if let Outcome::Forward { question, max_size } = responder().handle(data, transport) {
-            assert!(max_size >= 512);
-            let _ = wire::error_response(data, &question, 2, true);
-            let _ = wire::truncated_response(data, &question, 0);
+        let Ok(req) = Request::parse(data, transport, &metrics) else {
+            continue;
+        };
+        assert!(req.max_size >= 512);
+        if responder().serves(&req.question, data) {
+            let _ = responder().answer(&req);
+        } else {
+            let _ = wire::error_response(data, &req.question, &req.edns, 2, true);
+            let _ = wire::truncated_response(data, &req.question, &req.edns, 0);
         }
     }
     let _ = wire::layout(data);

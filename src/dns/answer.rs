@@ -1,54 +1,29 @@
-//! Turns one DNS request into one response: the authoritative logic for the cluster domain.
+//! The authoritative answers for the cluster domain.
 //!
-//! Pure with respect to I/O: bytes in, bytes out, so both transports share it and tests can
-//! drive it directly. Answers follow RFC 1034/2308 where Mesos-DNS is loose (NODATA with the SOA
-//! for an existing name of another type, NXDOMAIN only when nothing exists at or below a name),
-//! with Mesos-DNS's record values.
+//! Pure with respect to I/O: a [`Request`] in, a [`Reply`] out, so both transports share it
+//! and tests can drive it directly. The router ([`crate::dns::server::Handlers::route`]) sends
+//! here only names [`Responder::serves`]; everything else is the forwarder's. Answers follow RFC
+//! 1034/2308 where Mesos-DNS is loose (NODATA with the SOA for an existing name of another type,
+//! NXDOMAIN only when nothing exists at or below a name), with Mesos-DNS's record values.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::rdata::{A, AAAA, NS, PTR, SOA, SRV};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use rand::seq::SliceRandom;
 
 use super::fast;
-use super::wire::{self, Question};
-use crate::metrics::Metrics;
+use super::request::{
+    encode_cut, encode_within, error_reply, response_to, Reply, Request, Transport,
+};
+use super::wire::{self, Question, OUR_UDP_PAYLOAD};
+use crate::metrics::{Metrics, Path};
 use crate::records::snapshot::{Entry, Snapshot};
-
-/// The transport a request came over, which bounds the response size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// UDP: 512 bytes, or the client's EDNS payload size up to our own limit.
-    Udp,
-    /// TCP: up to 65535 bytes.
-    Tcp,
-}
-
-/// What to do with a request.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Send this response.
-    Reply(Vec<u8>),
-    /// Send nothing (not a query, or no header).
-    Drop,
-    /// The name is outside the cluster domain: forward it, answering in at most `max_size`
-    /// bytes.
-    Forward {
-        /// The question, located in the raw packet.
-        question: Question,
-        /// Response size limit for the client's transport.
-        max_size: usize,
-    },
-}
-
-/// UDP payload size we advertise and accept at most (the DNS flag day 2020 value, which avoids
-/// IP fragmentation on ordinary paths).
-pub const DEFAULT_MAX_UDP_PAYLOAD: u16 = 1232;
 
 /// The EDNS option code of an Extended DNS Error (RFC 8914 section 2).
 const EDNS_EDE: u16 = 15;
@@ -65,16 +40,16 @@ struct Staleness {
     age: StateAge,
 }
 
-/// Answers requests from the current snapshot.
+/// Answers requests for the cluster domain from the current snapshot.
 pub struct Responder {
     snapshot: Arc<ArcSwapOption<Snapshot>>,
     metrics: Arc<Metrics>,
     domain: Name,
-    /// The domain as lowercase wire-style text with trailing dot, for the raw fast path.
+    /// The domain as lowercase text with trailing dot, the spelling of `Question::name_lower`.
     domain_text: Vec<u8>,
+    /// The domain in wire form (length-prefixed lowercase labels, then the root).
+    domain_wire: Vec<u8>,
     recursion_available: bool,
-    forwarding: bool,
-    max_udp_payload: u16,
     /// `staleAfterSeconds`: `None` never signals staleness.
     staleness: Option<Staleness>,
     /// `maxUdpAnswers`: 0 never caps.
@@ -84,23 +59,27 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// A responder for `domain` (lowercase, no trailing dot) reading `snapshot`. With
-    /// `forwarding`, other names are handed to the forwarder; without, they are refused.
+    /// A responder for `domain` (lowercase, no trailing dot) reading `snapshot`.
     pub fn new(
         domain: &str,
         snapshot: Arc<ArcSwapOption<Snapshot>>,
         metrics: Arc<Metrics>,
         recursion_available: bool,
-        forwarding: bool,
     ) -> Result<Responder, hickory_proto::ProtoError> {
+        let name = Name::from_ascii(format!("{domain}."))?.to_lowercase();
+        let mut domain_wire = Vec::new();
+        for label in name.iter() {
+            domain_wire.push(label.len() as u8);
+            domain_wire.extend_from_slice(label);
+        }
+        domain_wire.push(0);
         Ok(Responder {
             snapshot,
             metrics,
-            domain: Name::from_ascii(format!("{domain}."))?,
+            domain: name,
             domain_text: format!("{domain}.").into_bytes(),
+            domain_wire,
             recursion_available,
-            forwarding,
-            max_udp_payload: DEFAULT_MAX_UDP_PAYLOAD,
             staleness: None,
             max_udp_answers: 0,
             truncate_bit: true,
@@ -132,6 +111,35 @@ impl Responder {
         self
     }
 
+    /// The zone test, the one the router asks: whether the question's name (in `packet`) is
+    /// the cluster domain or below it, label by label and ignoring ASCII case, as hickory's
+    /// `Name::zone_of` decides. Read on the wire: a hop over each label to the one where the
+    /// domain's length is left, then one comparison, so it costs a forwarded name almost
+    /// nothing. A compressed question name (rare) is decoded and tested by hickory; one that
+    /// does not decode counts as ours, and gets FORMERR from the general path.
+    pub fn serves(&self, q: &Question, packet: &[u8]) -> bool {
+        let name = &packet[wire::HEADER..q.name_end];
+        let mut at = 0;
+        while let Some(&len) = name.get(at) {
+            if name.len() - at == self.domain_wire.len() {
+                return name[at..].eq_ignore_ascii_case(&self.domain_wire);
+            }
+            match len {
+                0 => return false,
+                1..=63 => at += 1 + len as usize,
+                _ => break,
+            }
+        }
+        if at >= name.len() {
+            return false;
+        }
+        let mut decoder = BinDecoder::new(packet);
+        if decoder.read_slice(wire::HEADER).is_err() {
+            return true;
+        }
+        Name::read(&mut decoder).map_or(true, |name| self.domain.zone_of(&name))
+    }
+
     /// The served state's age when it is older than `staleAfterSeconds`.
     fn stale_age(&self) -> Option<Duration> {
         let s = self.staleness.as_ref()?;
@@ -145,47 +153,27 @@ impl Responder {
             && matches!(qtype, RecordType::A | RecordType::AAAA)
     }
 
-    /// Decides what to do with one request packet: answer it (cluster names and errors),
-    /// drop it, or forward it.
-    pub fn handle(&self, packet: &[u8], transport: Transport) -> Outcome {
-        if let Some(outcome) = self.fast_path(packet, transport) {
-            return outcome;
+    /// Answers a request for a name [`Responder::serves`], authoritatively: the common
+    /// answers on the fast path ([`fast::answer`]), the rest on the general path. `None` sends
+    /// nothing (a packet hickory cannot decode and that has no header to answer).
+    pub fn answer(&self, req: &Request<'_>) -> Option<Reply> {
+        if let Some(reply) = self.fast_path(req) {
+            return Some(reply);
         }
-        self.handle_parsed(packet, transport)
+        self.general(req)
     }
 
-    /// Handles a plain query from its raw bytes, without parsing it into a `Message`: names
-    /// outside the domain are handed to the forwarder as they are (the upstream sees them
-    /// whole anyway), and the common cluster answers are written by `fast`. `None` sends the
-    /// request down the general path.
-    fn fast_path(&self, packet: &[u8], transport: Transport) -> Option<Outcome> {
-        // QR=0 and OPCODE=QUERY; one question, nothing in answer/authority.
-        if packet.len() < wire::HEADER || packet[2] & 0xf8 != 0 || packet[6..10] != [0, 0, 0, 0] {
-            return None;
-        }
-        let question = wire::question(packet).ok()?;
-        let edns = wire::edns(packet).ok()?;
-        if edns.present && packet.get(edns.rdlen_at - 3).is_some_and(|v| *v > 0) {
-            // EDNS version > 0: the general path answers BADVERS.
-            return None;
-        }
-        let max_size = match transport {
-            Transport::Tcp => u16::MAX as usize,
-            Transport::Udp if edns.present => {
-                edns.payload.clamp(512, self.max_udp_payload) as usize
-            }
-            Transport::Udp => 512,
-        };
-        if !wire::in_zone(&question.name_lower, &self.domain_text) {
-            if !self.forwarding || self.answers_outside_zone(&question) {
-                return None;
-            }
-            self.metrics.count_qtype(question.qtype);
-            return Some(Outcome::Forward { question, max_size });
-        }
-        // Only an OPT record may follow the question, and only plain hostname labels (which
-        // makes the lowercase text an exact image of the wire name).
-        if packet[10..12] != [0, u8::from(edns.present)] || !plain_labels(packet, &question) {
+    /// Answers a plain question from the raw request, without decoding it into a `Message`:
+    /// the common cluster answers are written by `fast`. `None` sends the request down the
+    /// general path.
+    fn fast_path(&self, req: &Request<'_>) -> Option<Reply> {
+        let packet = req.bytes();
+        let question = &req.question;
+        // Nothing in answer/authority, only an OPT record after the question, and only plain
+        // hostname labels (which makes the lowercase text an exact image of the wire name).
+        if packet[6..12] != [0, 0, 0, 0, 0, u8::from(req.edns.present)]
+            || !wire::plain_name(packet, question)
+        {
             return None;
         }
         let snapshot = self.snapshot.load();
@@ -194,7 +182,7 @@ impl Responder {
             return None;
         }
         let qtype = RecordType::from(question.qtype);
-        if self.caps(transport, qtype) {
+        if self.caps(req.transport, qtype) {
             let key = std::str::from_utf8(&question.name_lower).ok()?;
             let entry = snapshot.as_deref()?.lookup(key);
             let size = entry.map_or(0, |e| match qtype {
@@ -205,35 +193,41 @@ impl Responder {
                 return None;
             }
         }
-        let req = fast::Request {
-            edns: edns.present,
-            dnssec_ok: edns.dnssec_ok,
-            max_size,
-            our_payload: self.max_udp_payload,
+        let framing = fast::Framing {
+            edns: req.edns.present,
+            dnssec_ok: req.edns.dnssec_ok,
+            max_size: req.max_size,
+            our_payload: OUR_UDP_PAYLOAD,
             recursion_available: self.recursion_available,
         };
-        let (resp, rcode) = fast::answer(
+        let (bytes, rcode) = fast::answer(
             packet,
-            &question,
+            question,
             self.domain_text.len(),
             snapshot.as_deref()?,
-            req,
+            framing,
         )?;
-        if !self.truncate_bit && wire::truncated(&resp) {
+        if !self.truncate_bit && wire::truncated(&bytes) {
             // Cut without TC on the general path.
             return None;
         }
-        self.metrics.count_qtype(question.qtype);
-        self.metrics.count_rcode(rcode.into());
-        if wire::truncated(&resp) {
-            Metrics::inc(&self.metrics.truncated_responses);
-        }
-        Some(Outcome::Reply(resp))
+        Some(Reply {
+            bytes,
+            path: Path::of_rcode(rcode.into()),
+            rcode: rcode.into(),
+            qtype: Some(question.qtype),
+        })
+    }
+
+    /// Answers a question outside the cluster domain that [`Responder::answers_outside_zone`]
+    /// claims (the PTR of a cluster address, a static record), on the general path.
+    pub fn answer_outside_zone(&self, req: &Request<'_>) -> Option<Reply> {
+        self.general(req)
     }
 
     /// Whether a question outside the cluster domain is answered from the snapshot (reverse
     /// lookups, static records) instead of forwarded: the router's one hook for such names.
-    fn answers_outside_zone(&self, question: &Question) -> bool {
+    pub fn answers_outside_zone(&self, question: &Question) -> bool {
         let Ok(key) = std::str::from_utf8(&question.name_lower) else {
             return false;
         };
@@ -244,88 +238,78 @@ impl Responder {
             .is_some_and(|s| s.answers_outside_zone(key, qtype))
     }
 
-    fn handle_parsed(&self, packet: &[u8], transport: Transport) -> Outcome {
-        let request = match Message::from_vec(packet) {
-            Ok(m) => m,
-            Err(_) => {
-                Metrics::inc(&self.metrics.malformed_packets);
-                return match formerr_from_header(packet) {
-                    Some(resp) => {
-                        self.metrics.count_rcode(ResponseCode::FormErr.into());
-                        Outcome::Reply(resp)
-                    }
-                    None => Outcome::Drop,
-                };
-            }
+    /// Decodes the request with hickory and builds the answer as a `Message`: SOA and NS at
+    /// the apex, ANY, stale and capped answers, and whatever the fast path declines.
+    fn general(&self, req: &Request<'_>) -> Option<Reply> {
+        let qtype = Some(req.question.qtype);
+        let Ok(request) = Message::from_vec(req.bytes()) else {
+            // Read from the raw bytes, but not a message hickory accepts (a name over 255
+            // bytes, say): FORMERR, as for any malformed packet.
+            return req.error(ResponseCode::FormErr, &self.metrics);
         };
-        if request.metadata.message_type != MessageType::Query {
-            Metrics::inc(&self.metrics.malformed_packets);
-            return Outcome::Drop;
-        }
-
-        let mut resp = Message::response(request.metadata.id, request.metadata.op_code);
-        resp.metadata.recursion_desired = request.metadata.recursion_desired;
-        resp.metadata.checking_disabled = request.metadata.checking_disabled;
-        resp.add_queries(request.queries.iter().cloned());
-
-        let max_size = match (transport, &request.edns) {
-            (Transport::Tcp, _) => u16::MAX as usize,
-            (Transport::Udp, Some(e)) => e.max_payload().clamp(512, self.max_udp_payload) as usize,
-            (Transport::Udp, None) => 512,
+        let Some(query) = request.queries.first() else {
+            return Some(error_reply(
+                &request,
+                ResponseCode::FormErr,
+                req.max_size,
+                qtype,
+            ));
         };
-        if let Some(req_edns) = &request.edns {
-            let mut edns = Edns::new();
-            edns.set_max_payload(self.max_udp_payload);
-            edns.set_version(0);
-            edns.set_dnssec_ok(req_edns.flags().dnssec_ok);
-            resp.set_edns(edns);
-            if req_edns.version() > 0 {
-                return Outcome::Reply(self.finish(resp, ResponseCode::BADVERS, max_size));
-            }
-        }
-        if request.metadata.op_code != OpCode::Query {
-            return Outcome::Reply(self.finish(resp, ResponseCode::NotImp, max_size));
-        }
-        if request.queries.len() != 1 {
-            return Outcome::Reply(self.finish(resp, ResponseCode::FormErr, max_size));
-        }
-        let query = &request.queries[0];
         let qname = query.name();
-        self.metrics.count_qtype(query.query_type().into());
         if !self.domain.zone_of(qname) {
+            // Routed here only when the snapshot answers it (Responder::answers_outside_zone).
             let key = qname.to_lowercase().to_ascii();
             let local = self
                 .snapshot
                 .load_full()
-                .filter(|s| s.answers_outside_zone(&key, query.query_type()));
-            if let Some(snapshot) = local.filter(|_| query.query_class() == DNSClass::IN) {
-                resp.metadata.authoritative = true;
-                resp.metadata.recursion_available = self.recursion_available;
-                answer_outside(&snapshot, qname, &key, query.query_type(), &mut resp);
-                return Outcome::Reply(self.finish(resp, ResponseCode::NoError, max_size));
-            }
-            if self.forwarding {
-                if let Ok(question) = wire::question(packet) {
-                    return Outcome::Forward { question, max_size };
-                }
-            }
-            return Outcome::Reply(self.finish(resp, ResponseCode::Refused, max_size));
+                .filter(|s| s.answers_outside_zone(&key, query.query_type()))
+                .filter(|_| query.query_class() == DNSClass::IN);
+            let Some(snapshot) = local else {
+                return Some(error_reply(
+                    &request,
+                    ResponseCode::Refused,
+                    req.max_size,
+                    qtype,
+                ));
+            };
+            let mut resp = response_to(&request);
+            resp.metadata.authoritative = true;
+            resp.metadata.recursion_available = self.recursion_available;
+            answer_outside(&snapshot, qname, &key, query.query_type(), &mut resp);
+            resp.metadata.response_code = ResponseCode::NoError;
+            return Some(Reply {
+                bytes: encode_within(&mut resp, req.max_size),
+                path: Path::of_rcode(ResponseCode::NoError.into()),
+                rcode: ResponseCode::NoError.into(),
+                qtype,
+            });
         }
-        if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY) {
-            return Outcome::Reply(self.finish(resp, ResponseCode::Refused, max_size));
-        }
-        if matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR) {
+        if !matches!(query.query_class(), DNSClass::IN | DNSClass::ANY)
             // No zone transfers over DNS (Mesos-DNS offers the zone as /v1/axfr instead).
-            return Outcome::Reply(self.finish(resp, ResponseCode::Refused, max_size));
+            || matches!(query.query_type(), RecordType::AXFR | RecordType::IXFR)
+        {
+            return Some(error_reply(
+                &request,
+                ResponseCode::Refused,
+                req.max_size,
+                qtype,
+            ));
         }
         let Some(snapshot) = self.snapshot.load_full() else {
             // No cluster state yet: an NXDOMAIN now would be cached by clients as a lie.
-            return Outcome::Reply(self.finish(resp, ResponseCode::ServFail, max_size));
+            return Some(error_reply(
+                &request,
+                ResponseCode::ServFail,
+                req.max_size,
+                qtype,
+            ));
         };
+        let mut resp = response_to(&request);
         resp.metadata.authoritative = true;
         resp.metadata.recursion_available = self.recursion_available;
         let rcode = answer(&snapshot, qname, query.query_type(), &mut resp);
-        if self.caps(transport, query.query_type()) && resp.answers.len() > self.max_udp_answers {
+        if self.caps(req.transport, query.query_type()) && resp.answers.len() > self.max_udp_answers
+        {
             // The answers are shuffled: the first ones are a random subset.
             resp.answers.truncate(self.max_udp_answers);
             Metrics::inc(&self.metrics.capped_answers);
@@ -337,100 +321,18 @@ impl Responder {
                 .insert(EdnsOption::Unknown(EDNS_EDE, info));
             Metrics::inc(&self.metrics.stale_cluster_answers);
         }
-        Outcome::Reply(self.finish(resp, rcode, max_size))
-    }
-
-    /// Sets the response code, encodes, and truncates to `max_size` when needed.
-    fn finish(&self, mut resp: Message, rcode: ResponseCode, max_size: usize) -> Vec<u8> {
         resp.metadata.response_code = rcode;
-        self.metrics.count_rcode(rcode.into());
-        encode_within(&mut resp, max_size, &self.metrics, self.truncate_bit)
-    }
-}
-
-/// Encodes `resp` in at most `max_size` bytes: whole if it fits; else without the additional
-/// section (which needs no TC, RFC 2181 section 9); else header, question and OPT with TC set,
-/// so the client retries over TCP. Without `truncate_bit`, the answers that fit are sent
-/// instead, without TC (Mesos-DNS's `SetTruncateBit: false`).
-fn encode_within(
-    resp: &mut Message,
-    max_size: usize,
-    metrics: &Metrics,
-    truncate_bit: bool,
-) -> Vec<u8> {
-    let full = resp.to_vec().unwrap_or_default();
-    if full.len() <= max_size && !full.is_empty() {
-        return full;
-    }
-    resp.additionals.clear();
-    let trimmed = resp.to_vec().unwrap_or_default();
-    if trimmed.len() <= max_size && !trimmed.is_empty() {
-        return trimmed;
-    }
-    if !truncate_bit && !resp.answers.is_empty() {
-        let fits = |resp: &Message| resp.to_vec().is_ok_and(|b| b.len() <= max_size);
-        let all = std::mem::take(&mut resp.answers);
-        // The most answers that fit (Mesos-DNS's search from the back of the list).
-        let (mut lo, mut hi) = (0, all.len());
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            resp.answers = all[..mid].to_vec();
-            if fits(resp) {
-                lo = mid;
+        Some(Reply {
+            bytes: if self.truncate_bit {
+                encode_within(&mut resp, req.max_size)
             } else {
-                hi = mid - 1;
-            }
-        }
-        resp.answers = all[..lo].to_vec();
-        if lo > 0 && fits(resp) {
-            Metrics::inc(&metrics.capped_answers);
-            return resp.to_vec().unwrap_or_default();
-        }
+                encode_cut(&mut resp, req.max_size, &self.metrics)
+            },
+            path: Path::of_rcode(rcode.into()),
+            rcode: rcode.into(),
+            qtype,
+        })
     }
-    Metrics::inc(&metrics.truncated_responses);
-    resp.answers.clear();
-    resp.authorities.clear();
-    resp.metadata.truncation = true;
-    resp.to_vec().unwrap_or_default()
-}
-
-/// Whether the question name is uncompressed and made of letters, digits, hyphens and
-/// underscores only.
-fn plain_labels(packet: &[u8], q: &wire::Question) -> bool {
-    let name = &packet[wire::HEADER..q.name_end];
-    let mut at = 0;
-    while let Some(&len) = name.get(at) {
-        if len == 0 {
-            return at + 1 == name.len();
-        }
-        let Some(label) = name.get(at + 1..at + 1 + len as usize) else {
-            return false;
-        };
-        if len > 63
-            || !label
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
-        {
-            return false;
-        }
-        at += 1 + len as usize;
-    }
-    false
-}
-
-/// A FORMERR response built from the raw header of a packet that didn't parse, or `None` when
-/// there is no header or the packet claims to be a response.
-fn formerr_from_header(packet: &[u8]) -> Option<Vec<u8>> {
-    if packet.len() < 12 || packet[2] & 0x80 != 0 {
-        return None;
-    }
-    let mut out = vec![0u8; 12];
-    out[0] = packet[0];
-    out[1] = packet[1];
-    // QR=1, keep opcode and RD.
-    out[2] = 0x80 | (packet[2] & 0x79);
-    out[3] = ResponseCode::FormErr.low();
-    Some(out)
 }
 
 /// Fills the answer, authority and additional sections for `qname`/`qtype`; returns the rcode.
@@ -583,7 +485,7 @@ fn soa_record(snap: &Snapshot, ttl: u32) -> Record {
 mod tests {
     use std::path::Path;
 
-    use hickory_proto::op::Query;
+    use hickory_proto::op::{Edns, Query};
     use hickory_proto::rr::rdata::opt::EdnsCode;
 
     use super::*;
@@ -611,9 +513,19 @@ mod tests {
             Arc::new(ArcSwapOption::from_pointee(snap)),
             Arc::new(Metrics::default()),
             true,
-            true,
         )
         .unwrap()
+    }
+
+    fn request(bytes: &[u8], transport: Transport) -> Request<'_> {
+        Request::parse(bytes, transport, &Metrics::default()).unwrap()
+    }
+
+    /// The responder's answer to a query for one of its names.
+    fn handle(r: &Responder, bytes: &[u8], transport: Transport) -> Vec<u8> {
+        let req = request(bytes, transport);
+        assert!(r.serves(&req.question, bytes));
+        r.answer(&req).expect("an answer").bytes
     }
 
     fn query(name: &str, qtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
@@ -704,17 +616,24 @@ mod tests {
                     for edns in [None, Some((4096, false)), Some((512, true))] {
                         for transport in [Transport::Udp, Transport::Tcp] {
                             let q = query(name, qtype, edns);
-                            let Some(Outcome::Reply(fast)) = r.fast_path(&q, transport) else {
+                            let req = request(&q, transport);
+                            let Some(fast) = r.fast_path(&req) else {
                                 continue;
                             };
-                            let Outcome::Reply(general) = r.handle_parsed(&q, transport) else {
+                            let Some(general) = r.general(&req) else {
                                 panic!("general path didn't answer {name} {qtype}");
                             };
                             assert_eq!(
-                                canonical(&fast),
-                                canonical(&general),
+                                canonical(&fast.bytes),
+                                canonical(&general.bytes),
                                 "{name} {qtype} {edns:?} {transport:?}"
                             );
+                            // And what /metrics counts about them.
+                            assert_eq!(
+                                (fast.path, fast.rcode, fast.qtype),
+                                (general.path, general.rcode, general.qtype)
+                            );
+                            let fast = fast.bytes;
                             fast_answers += 1;
                             truncated += usize::from(wire::truncated(&fast));
                         }
@@ -736,11 +655,11 @@ mod tests {
             ("web.marathon.mesos.", RecordType::MX, 0),
             ("nope.mesos.", RecordType::A, 3),
         ] {
-            let Some(Outcome::Reply(resp)) = r.fast_path(&query(name, qtype, None), Transport::Udp)
-            else {
+            let q = query(name, qtype, None);
+            let Some(resp) = r.fast_path(&request(&q, Transport::Udp)) else {
                 panic!("{name} {qtype} not answered by the fast path");
             };
-            assert_eq!(wire::rcode(&resp), rcode);
+            assert_eq!(wire::rcode(&resp.bytes), rcode);
         }
     }
 
@@ -757,13 +676,6 @@ mod tests {
         match m.edns?.options().get(EdnsCode::Unknown(EDNS_EDE))? {
             EdnsOption::Unknown(_, data) => Some(data.clone()),
             other => panic!("unexpected option {other:?}"),
-        }
-    }
-
-    fn reply(outcome: Outcome) -> Vec<u8> {
-        match outcome {
-            Outcome::Reply(bytes) => bytes,
-            other => panic!("expected a reply, got {other:?}"),
         }
     }
 
@@ -785,12 +697,12 @@ mod tests {
         ];
         for (name, qtype) in cases {
             for transport in [Transport::Udp, Transport::Tcp] {
-                let resp = reply(r.handle(&query(name, qtype, Some((1232, false))), transport));
+                let resp = handle(&r, &query(name, qtype, Some((1232, false))), transport);
                 let ede = extended_error(&resp).unwrap_or_else(|| panic!("{name} {qtype}"));
                 assert_eq!(ede[..2], [0, 3], "{name} {qtype}");
                 assert_eq!(&ede[2..], b"cluster state 100s old");
                 // Without EDNS the answer has no OPT record at all.
-                let plain = reply(r.handle(&query(name, qtype, None), transport));
+                let plain = handle(&r, &query(name, qtype, None), transport);
                 assert!(Message::from_vec(&plain).unwrap().edns.is_none());
             }
         }
@@ -798,8 +710,8 @@ mod tests {
         // Fresh again: no marker, and the fast path answers as before.
         *age.lock().unwrap() = Duration::from_secs(30);
         let q = query("web.marathon.mesos.", RecordType::A, Some((1232, false)));
-        assert!(r.fast_path(&q, Transport::Udp).is_some());
-        assert_eq!(extended_error(&reply(r.handle(&q, Transport::Udp))), None);
+        assert!(r.fast_path(&request(&q, Transport::Udp)).is_some());
+        assert_eq!(extended_error(&handle(&r, &q, Transport::Udp)), None);
         // Off (zero) never marks.
         let off = responder(DEMO_STATE).with_stale_after(Duration::ZERO, Arc::new(|| None));
         assert!(off.staleness.is_none());
@@ -812,11 +724,11 @@ mod tests {
         let synthetic = crate::mesos::synthetic::state_json(300);
         let r = responder(&synthetic).with_max_udp_answers(3);
         let q = query("slave.mesos.", RecordType::A, None);
-        let (all, tc) = answer_set(&reply(r.handle(&q, Transport::Tcp)));
+        let (all, tc) = answer_set(&handle(&r, &q, Transport::Tcp));
         assert!(all.len() > 10 && !tc, "{} agents", all.len());
         let mut seen = std::collections::HashSet::new();
         for _ in 0..20 {
-            let (set, tc) = answer_set(&reply(r.handle(&q, Transport::Udp)));
+            let (set, tc) = answer_set(&handle(&r, &q, Transport::Udp));
             assert!(!tc);
             assert_eq!(set.len(), 3);
             assert!(set.iter().all(|a| all.contains(a)));
@@ -830,6 +742,6 @@ mod tests {
         assert_eq!(Metrics::get(&r.metrics.capped_answers), 20);
         // A set within the cap still takes the fast path.
         let leader = query("leader.mesos.", RecordType::A, None);
-        assert!(r.fast_path(&leader, Transport::Udp).is_some());
+        assert!(r.fast_path(&request(&leader, Transport::Udp)).is_some());
     }
 }

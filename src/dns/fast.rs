@@ -30,9 +30,10 @@ const RCODE_NXDOMAIN: u8 = 3;
 /// Answers with more records than this take the general path (and are rare).
 const MAX_RECORDS: usize = 64;
 
-/// What the fast path needs to know about the request besides its question.
+/// How the answer is framed: what the fast path needs to know about the request besides its
+/// question, and our own settings.
 #[derive(Debug, Clone, Copy)]
-pub struct Request {
+pub struct Framing {
     /// The client sent an OPT record (version 0): answer with ours.
     pub edns: bool,
     /// The client set DNSSEC OK.
@@ -53,7 +54,7 @@ pub fn answer(
     q: &Question,
     domain_len: usize,
     snap: &Snapshot,
-    req: Request,
+    req: Framing,
 ) -> Option<(Vec<u8>, u8)> {
     // Pointers into the question need it uncompressed: wire length = text length + 1.
     let qname_len = q.name_end - super::wire::HEADER;
@@ -108,7 +109,7 @@ impl Address for std::net::Ipv6Addr {
 fn addresses<T: Address>(
     packet: &[u8],
     q: &Question,
-    req: Request,
+    req: Framing,
     ips: &[T],
     ttl: u32,
     snap: &Snapshot,
@@ -129,7 +130,7 @@ fn addresses<T: Address>(
 fn srv(
     packet: &[u8],
     q: &Question,
-    req: Request,
+    req: Framing,
     entry: Entry<'_>,
     snap: &Snapshot,
     qname_len: usize,
@@ -174,7 +175,7 @@ fn srv(
 fn nodata(
     packet: &[u8],
     q: &Question,
-    req: Request,
+    req: Framing,
     snap: &Snapshot,
     qname_len: usize,
     domain_len: usize,
@@ -213,7 +214,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(packet: &[u8], q: &Question, req: Request, rcode: u8) -> Writer {
+    fn start(packet: &[u8], q: &Question, req: Framing, rcode: u8) -> Writer {
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(&packet[..2]);
         // QR, OPCODE=QUERY, AA, RD as asked.
@@ -289,7 +290,7 @@ impl Writer {
     /// 9), and if still too large all its records, with TC set so the client retries over TCP.
     fn finish(
         mut self,
-        req: Request,
+        req: Framing,
         mut answers: usize,
         mut authority: usize,
         mut additional: usize,

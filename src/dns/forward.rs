@@ -16,10 +16,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::debug;
 
-use super::answer::Transport;
 use super::cache::{AnswerCache, CacheKey, CachePolicy, Cached};
+use super::request::{Reply, Request, Transport};
 use super::upstream::{exchange_tcp, ExchangeError, Upstream, UpstreamSet};
-use super::wire::{self, Question};
+use super::wire::{self, EdnsInfo};
 use crate::metrics::{Metrics, Path};
 
 /// EDNS option code (private use range) carrying this process's loop marker.
@@ -31,8 +31,6 @@ const STALE_ANSWER_TTL: u32 = 30;
 const CLIENT_RESPONSE_TIMER: Duration = Duration::from_millis(1800);
 /// How long the single probe waits when every upstream is down.
 const ALL_DOWN_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
-/// UDP payload size announced upstream.
-const UPSTREAM_PAYLOAD: u16 = 1232;
 
 /// How forwarding behaves.
 #[derive(Debug, Clone)]
@@ -75,7 +73,7 @@ type FetchResult = Option<Arc<Cached>>;
 /// resolves a miss does not look again.
 pub enum Lookup {
     /// A fresh answer, ready to send.
-    Hit(Vec<u8>),
+    Hit(Reply),
     /// An expired answer, to serve if the refresh does not come in time.
     Stale(CacheKey, Arc<Cached>),
     /// Nothing cached.
@@ -165,15 +163,16 @@ impl Forwarder {
             .map_or_else(|| self.default.load_full(), |(_, set)| set.clone())
     }
 
-    /// Looks `query` up in the cache: the part of forwarding that never waits, which the
+    /// Looks `req` up in the cache: the part of forwarding that never waits, which the
     /// server runs inline so that a fresh hit costs no task. A hit in the last tenth of its
     /// entry's TTL starts a refresh in the background (prefetch).
-    pub fn lookup(self: &Arc<Self>, query: &[u8], q: &Question, max_size: usize) -> Lookup {
-        let edns = wire::edns(query).unwrap_or_default();
-        if edns.present && wire::has_option(query, edns.rdlen_at, LOOP_OPTION, &self.marker) {
+    pub fn lookup(self: &Arc<Self>, req: &Request<'_>) -> Lookup {
+        let query = req.bytes();
+        if req.edns.present && wire::has_option(query, req.edns.rdlen_at, LOOP_OPTION, &self.marker)
+        {
             return Lookup::Loop;
         }
-        let key = cache_key(query, q, &edns);
+        let key = cache_key(req);
         let now = Instant::now();
         match self.cache.get(&key) {
             Some(entry) if !entry.is_stale(now) => {
@@ -181,10 +180,10 @@ impl Forwarder {
                 if self.settings.prefetch && entry.ttl >= PREFETCH_MIN_TTL {
                     let left = entry.ttl.saturating_sub(entry.age(now));
                     if left * 10 < entry.ttl {
-                        self.prefetch(key, query);
+                        self.prefetch(key, req);
                     }
                 }
-                Lookup::Hit(self.serve(query, q, &entry, max_size, None))
+                Lookup::Hit(self.serve(req, &entry, None, Path::CacheHit))
             }
             Some(stale) => Lookup::Stale(key, stale),
             None => Lookup::Miss(key),
@@ -192,7 +191,7 @@ impl Forwarder {
     }
 
     /// Refreshes `key` in the background, unless a refresh is already on its way.
-    fn prefetch(self: &Arc<Self>, key: CacheKey, query: &[u8]) {
+    fn prefetch(self: &Arc<Self>, key: CacheKey, req: &Request<'_>) {
         let busy = self
             .inflight
             .lock()
@@ -203,59 +202,46 @@ impl Forwarder {
         }
         Metrics::inc(&self.metrics.prefetches);
         let this = self.clone();
-        let query = query.to_vec();
+        let query = req.bytes().to_vec();
+        let edns = req.edns;
         tokio::spawn(async move {
-            let _ = this.fetch_coalesced(key, &query, Transport::Udp).await;
+            let _ = this
+                .fetch_coalesced(key, &query, edns, Transport::Udp)
+                .await;
         });
     }
 
-    /// Answers `query` (whose question is `q`) from cache or upstream, in at most
-    /// `max_size` bytes; says which path the answer took.
-    pub async fn forward(
-        self: &Arc<Self>,
-        query: &[u8],
-        q: &Question,
-        transport: Transport,
-        max_size: usize,
-    ) -> (Vec<u8>, Path) {
-        let looked = self.lookup(query, q, max_size);
-        self.resolve(query, q, transport, max_size, looked).await
+    /// Answers `req` from cache or upstream.
+    pub async fn forward(self: &Arc<Self>, req: &Request<'_>) -> Reply {
+        let looked = self.lookup(req);
+        self.resolve(req, looked).await
     }
 
-    /// Answers `query` after `lookup` found no fresh answer for it: from upstream, or from the
-    /// stale entry when upstream does not answer in time; says which path the answer took.
-    pub async fn resolve(
-        self: &Arc<Self>,
-        query: &[u8],
-        q: &Question,
-        transport: Transport,
-        max_size: usize,
-        looked: Lookup,
-    ) -> (Vec<u8>, Path) {
+    /// Answers `req` after `lookup` found no fresh answer for it: from upstream, or from the
+    /// stale entry when upstream does not answer in time.
+    pub async fn resolve(self: &Arc<Self>, req: &Request<'_>, looked: Lookup) -> Reply {
+        let query = req.bytes();
+        let servfail = || {
+            let bytes = wire::error_response(query, &req.question, &req.edns, 2, true);
+            Reply::to(req, bytes, Path::RefusedOrError)
+        };
         let key = match looked {
-            Lookup::Hit(answer) => return (answer, Path::CacheHit),
+            Lookup::Hit(reply) => return reply,
             Lookup::Loop => {
                 // Our own query came back to us: answering it by forwarding would loop forever.
                 Metrics::inc(&self.metrics.forward_loops);
-                return (
-                    wire::error_response(query, q, 2, true),
-                    Path::RefusedOrError,
-                );
+                return servfail();
             }
             Lookup::Stale(key, stale) => {
                 Metrics::inc(&self.metrics.cache_stale_hits);
-                let fetch = self.fetch_coalesced(key, query, transport);
+                let fetch = self.fetch_coalesced(key, query, req.edns, req.transport);
                 match tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await {
                     Ok(Some(fresh)) if wire::rcode(&fresh.bytes) != 2 => {
-                        return (
-                            self.serve(query, q, &fresh, max_size, None),
-                            Path::Forwarded,
-                        );
+                        return self.serve(req, &fresh, None, Path::Forwarded);
                     }
                     _ => {
                         Metrics::inc(&self.metrics.stale_answers);
-                        let answer = self.serve(query, q, &stale, max_size, Some(STALE_ANSWER_TTL));
-                        return (answer, Path::Stale);
+                        return self.serve(req, &stale, Some(STALE_ANSWER_TTL), Path::Stale);
                     }
                 }
             }
@@ -264,10 +250,7 @@ impl Forwarder {
                     // It failed moments ago: asking again now would only load a failing
                     // upstream (RFC 2308 section 7.1).
                     Metrics::inc(&self.metrics.servfail_cache_hits);
-                    return (
-                        wire::error_response(query, q, 2, true),
-                        Path::RefusedOrError,
-                    );
+                    return servfail();
                 }
                 Metrics::inc(&self.metrics.cache_misses);
                 key
@@ -276,43 +259,39 @@ impl Forwarder {
         let failed_key = key.clone();
         let fetched = tokio::time::timeout(
             self.settings.timeout,
-            self.fetch_coalesced(key, query, transport),
+            self.fetch_coalesced(key, query, req.edns, req.transport),
         )
         .await
         .ok()
         .flatten();
         match fetched {
-            Some(entry) => (
-                self.serve(query, q, &entry, max_size, None),
-                Path::Forwarded,
-            ),
+            Some(entry) => self.serve(req, &entry, None, Path::Forwarded),
             None => {
                 Metrics::inc(&self.metrics.forward_failures);
                 if !self.settings.servfail_cache.is_zero() {
                     self.failed.insert(failed_key, ());
                 }
-                (
-                    wire::error_response(query, q, 2, true),
-                    Path::RefusedOrError,
-                )
+                servfail()
             }
         }
     }
 
     /// Builds the client's answer from a stored upstream answer: the client's ID, RD and CD
     /// bits and question spelling, TTLs counted down (or set to `fixed_ttl`), truncated to
-    /// `max_size` with TC when it doesn't fit.
+    /// the request's size limit with TC when it doesn't fit.
     fn serve(
         &self,
-        query: &[u8],
-        q: &Question,
+        req: &Request<'_>,
         entry: &Cached,
-        max_size: usize,
         fixed_ttl: Option<u32>,
-    ) -> Vec<u8> {
-        if entry.bytes.len() > max_size {
-            Metrics::inc(&self.metrics.truncated_responses);
-            return wire::truncated_response(query, q, wire::rcode(&entry.bytes));
+        path: Path,
+    ) -> Reply {
+        let query = req.bytes();
+        let q = &req.question;
+        if entry.bytes.len() > req.max_size {
+            let rcode = wire::rcode(&entry.bytes);
+            let bytes = wire::truncated_response(query, q, &req.edns, rcode);
+            return Reply::to(req, bytes, path);
         }
         let mut out = entry.bytes.clone();
         wire::set_id(&mut out, wire::id(query));
@@ -333,7 +312,7 @@ impl Forwarder {
                     .saturating_sub(age),
             });
         }
-        out
+        Reply::to(req, out, path)
     }
 
     /// Joins the upstream query in flight for `key`, or starts one. The query runs on its own
@@ -342,6 +321,7 @@ impl Forwarder {
         self: &Arc<Self>,
         key: CacheKey,
         query: &[u8],
+        edns: EdnsInfo,
         transport: Transport,
     ) -> FetchResult {
         let mut rx = {
@@ -359,7 +339,7 @@ impl Forwarder {
                     tokio::spawn(async move {
                         let result = tokio::time::timeout(
                             this.settings.timeout,
-                            this.fetch(&key, &query, transport),
+                            this.fetch(&key, &query, edns, transport),
                         )
                         .await
                         .ok()
@@ -381,18 +361,25 @@ impl Forwarder {
         result
     }
 
-    /// Asks upstreams in health order until one answers usefully; stores the answer.
-    async fn fetch(&self, key: &CacheKey, query: &[u8], transport: Transport) -> FetchResult {
+    /// Asks upstreams in health order until one answers usefully; stores the answer. `edns`
+    /// is the query's EDNS record as the request read it.
+    async fn fetch(
+        &self,
+        key: &CacheKey,
+        query: &[u8],
+        edns: EdnsInfo,
+        transport: Transport,
+    ) -> FetchResult {
         let set = self.upstreams_for(&key.name);
         if set.is_empty() {
             return None;
         }
         let mut upstream_query = query.to_vec();
-        let edns = wire::edns(&upstream_query).unwrap_or_default();
         if edns.present {
             // Cap the payload size we invite, and mark the query so a loop back to us shows.
             let class_at = edns.rdlen_at - 6;
-            let payload = edns.payload.clamp(512, UPSTREAM_PAYLOAD);
+            // The same bound as our own answers' (`Transport::max_size`).
+            let payload = Transport::Udp.max_size(Some(edns.payload)) as u16;
             upstream_query[class_at..class_at + 2].copy_from_slice(&payload.to_be_bytes());
             wire::append_option(&mut upstream_query, &edns, LOOP_OPTION, &self.marker);
         }
@@ -568,14 +555,15 @@ async fn exchange(
     }
 }
 
-/// The cache key of a query: its question and the DO and CD bits.
-fn cache_key(query: &[u8], q: &Question, edns: &wire::EdnsInfo) -> CacheKey {
+/// The cache key of a request: its question and the DO and CD bits.
+fn cache_key(req: &Request<'_>) -> CacheKey {
+    let q = &req.question;
     CacheKey {
         name: q.name_lower.clone().into_boxed_slice(),
         qtype: q.qtype,
         qclass: q.qclass,
-        dnssec_ok: edns.dnssec_ok,
-        checking_disabled: query[3] & 0x10 != 0,
+        dnssec_ok: req.edns.dnssec_ok,
+        checking_disabled: req.bytes()[3] & 0x10 != 0,
     }
 }
 
@@ -641,25 +629,25 @@ mod tests {
         assert_eq!(pick(b"www.example.org."), 1);
     }
 
-    fn query(name: &str) -> (Vec<u8>, Question) {
+    fn query(name: &str) -> Vec<u8> {
         let mut m = hickory_proto::op::Message::query();
         m.add_query(hickory_proto::op::Query::query(
             Name::from_ascii(name).unwrap(),
             hickory_proto::rr::RecordType::A,
         ));
-        let bytes = m.to_vec().unwrap();
-        let q = wire::question(&bytes).unwrap();
-        (bytes, q)
+        m.to_vec().unwrap()
     }
 
     #[tokio::test]
     async fn an_upstream_that_never_answers_gives_servfail_and_clears_its_key() {
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let f = forwarder(&[silent.local_addr().unwrap()], vec![]);
-        let (bytes, q) = query("slow.example.");
-        let (answer, path) = f.forward(&bytes, &q, Transport::Udp, 512).await;
-        assert_eq!(wire::rcode(&answer), 2);
-        assert_eq!(path, Path::RefusedOrError);
+        let bytes = query("slow.example.");
+        let req = Request::parse(&bytes, Transport::Udp, &f.metrics).unwrap();
+        let reply = f.forward(&req).await;
+        assert_eq!(wire::rcode(&reply.bytes), 2);
+        assert_eq!((reply.rcode, reply.qtype), (2, Some(1)));
+        assert_eq!(reply.path, Path::RefusedOrError);
         // The upstream query's own timeout ends it too, and the next query starts afresh.
         let cleared = async {
             while !f.inflight.lock().unwrap().is_empty() {

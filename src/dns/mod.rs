@@ -6,11 +6,13 @@ pub mod answer;
 pub mod cache;
 pub mod fast;
 pub mod forward;
+pub mod request;
 pub mod server;
 pub mod udp_batch;
 pub mod upstream;
 pub mod wire;
 
-pub use answer::{Outcome, Responder, Transport};
+pub use answer::Responder;
 pub use forward::Forwarder;
-pub use server::{Handlers, Listeners, ServerLimits};
+pub use request::{Reply, Request, Transport};
+pub use server::{Handlers, Listeners, Routed, ServerLimits};

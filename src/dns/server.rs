@@ -1,4 +1,12 @@
-//! UDP and TCP listeners feeding the responder.
+//! UDP and TCP listeners, and the one routing point between them and the responder and
+//! forwarder ([`Handlers::route`]).
+//!
+//! Every packet is parsed once into a [`Request`] where it arrives; one zone test
+//! ([`Responder::serves`]) sends the cluster domain to the responder, which only answers
+//! authoritatively, and everything else to the forwarder (or REFUSED when forwarding is off);
+//! FORMERR, NOTIMP and BADVERS come from the parse, REFUSED from the same helper
+//! ([`super::request::error_reply`]). Each response is counted once, where it is sent
+//! ([`Metrics::count_response`], and the latency histogram of its path).
 //!
 //! UDP takes queries in batches (`udp_batch`) and answers cluster names and fresh cache hits
 //! inline on the receiving task, sending the answers as one batch: both only read memory, so
@@ -9,19 +17,23 @@
 //! Before any of that, `ClientGuard` decides per query whether the client is answered at all
 //! (REFUSED otherwise) and rate limits UDP responses to non-loopback clients.
 
-use std::net::SocketAddr;
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hickory_proto::op::ResponseCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::access::{Admission, ClientGuard};
-use super::answer::{Outcome, Responder, Transport};
+use super::answer::Responder;
 use super::forward::{Forwarder, Lookup};
+use super::request::{Rejected, Reply, Request, Transport};
 use super::udp_batch::{Batcher, UdpIo, BATCH};
+use super::wire;
 use crate::metrics::{Metrics, Path};
 
 /// Socket buffer size asked for on UDP listeners.
@@ -51,9 +63,9 @@ impl Default for ServerLimits {
 /// What serves queries: the responder, and the forwarder when forwarding is on.
 #[derive(Clone)]
 pub struct Handlers {
-    /// Cluster names and protocol errors.
+    /// The cluster domain, authoritatively.
     pub responder: Arc<Responder>,
-    /// Everything else, when forwarding is on.
+    /// Everything else, when forwarding is on (`None`: other names are refused).
     pub forwarder: Option<Arc<Forwarder>>,
     /// Counters.
     pub metrics: Arc<Metrics>,
@@ -61,6 +73,105 @@ pub struct Handlers {
     pub guard: Arc<ClientGuard>,
     /// Queries answered off the listener loops, for draining.
     pub in_flight: InFlight,
+}
+
+/// What a packet comes to, as [`Handlers::route`] decides.
+pub enum Routed<'a> {
+    /// Send this response now: a cluster answer, a fresh cache hit, or an error.
+    Reply(Reply),
+    /// Send nothing.
+    Drop,
+    /// A forwarded name the cache cannot answer at once: resolve it, off the UDP loop.
+    Forward(Forwarding<'a>),
+}
+
+/// A forwarded request waiting for upstreams (or for a stale entry's refresh).
+pub struct Forwarding<'a> {
+    /// Borrowed from the handlers until the job moves to a task of its own.
+    forwarder: Cow<'a, Arc<Forwarder>>,
+    request: Request<'a>,
+    looked: Lookup,
+}
+
+impl Forwarding<'_> {
+    /// The same job owning its packet and forwarder, to run on a task of its own.
+    pub fn into_owned(self) -> Forwarding<'static> {
+        Forwarding {
+            forwarder: Cow::Owned(self.forwarder.into_owned()),
+            request: self.request.into_owned(),
+            looked: self.looked,
+        }
+    }
+
+    /// Answers it: from upstream, a stale entry, or SERVFAIL.
+    pub async fn resolve(self) -> Reply {
+        self.forwarder.resolve(&self.request, self.looked).await
+    }
+}
+
+impl Handlers {
+    /// The one routing point: parses `packet` once ([`Request::parse`]; malformed packets get
+    /// their error or nothing), then by one zone test ([`Responder::serves`]) hands the
+    /// cluster domain to the responder and everything else to the forwarder's cache
+    /// ([`Forwarder::lookup`]), or answers REFUSED when forwarding is off. Never waits: what
+    /// needs upstreams comes back as [`Routed::Forward`].
+    pub fn route<'a>(&'a self, packet: &'a [u8], transport: Transport) -> Routed<'a> {
+        let request = match Request::parse(packet, transport, &self.metrics) {
+            Ok(request) => request,
+            Err(Rejected::Reply(reply)) => return Routed::Reply(reply),
+            Err(Rejected::Drop) => return Routed::Drop,
+        };
+        if self.responder.serves(&request.question, packet) {
+            return self
+                .responder
+                .answer(&request)
+                .map_or(Routed::Drop, Routed::Reply);
+        }
+        // Reverse names of cluster addresses and static records, answered from the snapshot.
+        if self.responder.answers_outside_zone(&request.question) {
+            return self
+                .responder
+                .answer_outside_zone(&request)
+                .map_or(Routed::Drop, Routed::Reply);
+        }
+        let Some(forwarder) = &self.forwarder else {
+            return request
+                .error(ResponseCode::Refused, &self.metrics)
+                .map_or(Routed::Drop, Routed::Reply);
+        };
+        match forwarder.lookup(&request) {
+            Lookup::Hit(reply) => Routed::Reply(reply),
+            looked => Routed::Forward(Forwarding {
+                forwarder: Cow::Borrowed(forwarder),
+                request,
+                looked,
+            }),
+        }
+    }
+
+    /// Passes `reply` through the response rate limit for `peer` (UDP) and counts what goes
+    /// out; `None` when the limit drops it.
+    fn send_udp(&self, peer: IpAddr, reply: Reply) -> Option<Vec<u8>> {
+        let bytes = self.guard.limit(peer, reply.bytes)?;
+        count_sent(&self.metrics, reply.qtype, reply.rcode, &bytes);
+        Some(bytes)
+    }
+}
+
+/// Counts a response as it goes out (after rate limiting, which may have cut it to TC).
+fn count_sent(metrics: &Metrics, qtype: Option<u16>, rcode: u16, sent: &[u8]) {
+    metrics.count_response(qtype, rcode, wire::truncated(sent));
+}
+
+/// A response the client guard made up (REFUSED for a refused client, TC for ANY), as a
+/// [`Reply`].
+fn guard_reply(bytes: Vec<u8>) -> Reply {
+    Reply {
+        path: Path::of_local_answer(&bytes),
+        rcode: u16::from(wire::rcode(&bytes)),
+        qtype: wire::query_type(&bytes),
+        bytes,
+    }
 }
 
 /// Bound sockets of one listen address, ready to serve.
@@ -169,69 +280,50 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
                 continue;
             }
             let packet = batcher.datagram(r);
-            match h.guard.admit_udp(r.peer.ip(), packet) {
-                Admission::Serve => {}
-                Admission::Reply(resp) => {
-                    if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
-                        answered[Path::of_local_answer(&resp) as usize] += 1;
-                        replies.push((resp, r.peer));
+            let reply = match h.guard.admit_udp(r.peer.ip(), packet) {
+                Admission::Serve => match h.route(packet, Transport::Udp) {
+                    Routed::Reply(reply) => reply,
+                    Routed::Drop => continue,
+                    Routed::Forward(job) => {
+                        let Ok(permit) = forwarding.clone().try_acquire_owned() else {
+                            Metrics::inc(&h.metrics.forward_overload_drops);
+                            continue;
+                        };
+                        let job = job.into_owned();
+                        let socket = socket.clone();
+                        let peer = r.peer;
+                        let guard = h.guard.clone();
+                        let metrics = h.metrics.clone();
+                        let in_flight = h.in_flight.enter();
+                        // Timed from the batch's receipt: no clock read of its own until it is
+                        // answered.
+                        let started = batch_started;
+                        tokio::spawn(async move {
+                            let reply = job.resolve().await;
+                            let (path, qtype, rcode) = (reply.path, reply.qtype, reply.rcode);
+                            if let Some(bytes) = guard.limit(peer.ip(), reply.bytes) {
+                                match socket.send_to(&bytes, peer).await {
+                                    Ok(_) => {
+                                        count_sent(&metrics, qtype, rcode, &bytes);
+                                        metrics.observe(path, started.elapsed(), 1);
+                                    }
+                                    Err(e) => debug!(error = %e, %peer, "udp send error"),
+                                }
+                            }
+                            drop(permit);
+                            drop(in_flight);
+                        });
+                        continue;
                     }
-                    continue;
-                }
+                },
+                Admission::Reply(bytes) => guard_reply(bytes),
                 Admission::Drop => continue,
+            };
+            let path = reply.path;
+            if let Some(bytes) = h.send_udp(r.peer.ip(), reply) {
+                answered[path as usize] += 1;
+                replies.push((bytes, r.peer));
             }
-            let (question, max_size) = match h.responder.handle(packet, Transport::Udp) {
-                Outcome::Reply(resp) => {
-                    if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
-                        answered[Path::of_local_answer(&resp) as usize] += 1;
-                        replies.push((resp, r.peer));
-                    }
-                    continue;
-                }
-                Outcome::Drop => continue,
-                Outcome::Forward { question, max_size } => (question, max_size),
-            };
-            let Some(fwd) = &h.forwarder else {
-                Metrics::inc(&h.metrics.forward_overload_drops);
-                continue;
-            };
-            let looked = match fwd.lookup(packet, &question, max_size) {
-                Lookup::Hit(resp) => {
-                    // A fresh cache hit needs no task: answer it here, like a cluster name.
-                    if let Some(resp) = h.guard.limit(r.peer.ip(), resp) {
-                        replies.push((resp, r.peer));
-                        answered[Path::CacheHit as usize] += 1;
-                    }
-                    continue;
-                }
-                other => other,
-            };
-            let Ok(permit) = forwarding.clone().try_acquire_owned() else {
-                Metrics::inc(&h.metrics.forward_overload_drops);
-                continue;
-            };
-            let fwd = fwd.clone();
-            let socket = socket.clone();
-            let packet = packet.to_vec();
-            let peer = r.peer;
-            let guard = h.guard.clone();
-            let in_flight = h.in_flight.enter();
-            let metrics = h.metrics.clone();
-            // Timed from the batch's receipt: no clock read of its own until it is answered.
-            let started = batch_started;
-            tokio::spawn(async move {
-                let (resp, path) = fwd
-                    .resolve(&packet, &question, Transport::Udp, max_size, looked)
-                    .await;
-                if let Some(resp) = guard.limit(peer.ip(), resp) {
-                    match socket.send_to(&resp, peer).await {
-                        Ok(_) => metrics.observe(path, started.elapsed(), 1),
-                        Err(e) => debug!(error = %e, %peer, "udp send error"),
-                    }
-                }
-                drop(permit);
-                drop(in_flight);
-            });
         }
         socket
             .send_batch(
@@ -307,7 +399,7 @@ async fn serve_connection(
         let started = Instant::now();
         if !allowed {
             h.guard.refused_tcp();
-            let Some(resp) = super::wire::empty_response(&buf, 5, false) else {
+            let Some(resp) = wire::empty_response(&buf, 5, false) else {
                 return Ok(());
             };
             let mut out = (resp.len() as u16).to_be_bytes().to_vec();
@@ -317,28 +409,121 @@ async fn serve_connection(
                 .map_err(|_| {
                     std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")
                 })??;
+            count_sent(&h.metrics, wire::query_type(&resp), 5, &resp);
             h.metrics
                 .observe(Path::RefusedOrError, started.elapsed(), 1);
             // One answer says why; the connection slot goes back at once.
             return Ok(());
         }
-        let (resp, path) = match h.responder.handle(&buf, Transport::Tcp) {
-            Outcome::Reply(r) => {
-                let path = Path::of_local_answer(&r);
-                (r, path)
-            }
-            Outcome::Drop => continue,
-            Outcome::Forward { question, max_size } => match &h.forwarder {
-                Some(fwd) => fwd.forward(&buf, &question, Transport::Tcp, max_size).await,
-                None => continue,
-            },
+        let reply = match h.route(&buf, Transport::Tcp) {
+            Routed::Reply(reply) => reply,
+            Routed::Drop => continue,
+            Routed::Forward(job) => job.resolve().await,
         };
-        let mut out = Vec::with_capacity(resp.len() + 2);
-        out.extend_from_slice(&(resp.len() as u16).to_be_bytes());
-        out.extend_from_slice(&resp);
+        let mut out = Vec::with_capacity(reply.bytes.len() + 2);
+        out.extend_from_slice(&(reply.bytes.len() as u16).to_be_bytes());
+        out.extend_from_slice(&reply.bytes);
         tokio::time::timeout(idle, stream.write_all(&out))
             .await
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out"))??;
+        count_sent(&h.metrics, reply.qtype, reply.rcode, &reply.bytes);
+        let path = reply.path;
         h.metrics.observe(path, started.elapsed(), 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arc_swap::ArcSwapOption;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::dns::access::{ClientAcl, RateLimit};
+    use crate::dns::forward::ForwardSettings;
+    use crate::dns::upstream::UpstreamSet;
+    use crate::mesos::demo::DEMO_STATE;
+    use crate::mesos::model::State;
+    use crate::records::{build, HostAddrs, RecordSettings};
+
+    fn handlers(forwarding: bool) -> Handlers {
+        let metrics = Arc::new(Metrics::default());
+        let state = State::from_json(DEMO_STATE).unwrap();
+        let settings = RecordSettings::from_config(&Config::default(), vec![]);
+        let snap = build(&state, &settings, &HostAddrs::new(), 1).unwrap();
+        let store = Arc::new(ArcSwapOption::from_pointee(snap));
+        let responder = Responder::new("mesos", store, metrics.clone(), true).unwrap();
+        let forwarder = forwarding.then(|| {
+            Arc::new(Forwarder::new(
+                UpstreamSet::new(&[], false),
+                vec![],
+                ForwardSettings::default(),
+                metrics.clone(),
+            ))
+        });
+        Handlers {
+            responder: Arc::new(responder),
+            forwarder,
+            guard: Arc::new(ClientGuard::new(
+                Arc::new(ClientAcl::open()),
+                RateLimit::default(),
+                metrics.clone(),
+            )),
+            metrics,
+            in_flight: InFlight::default(),
+        }
+    }
+
+    fn query(name: &str) -> Vec<u8> {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+        m.to_vec().unwrap()
+    }
+
+    /// The cluster domain goes to the responder (whatever the letter case), everything else
+    /// to the forwarder, or REFUSED without one; a name that only looks like it is in the
+    /// domain as text (a label holding a dot) is not.
+    #[test]
+    fn one_zone_test_routes_each_name() {
+        let on = handlers(true);
+        let off = handlers(false);
+        for h in [&on, &off] {
+            for name in ["web.marathon.mesos.", "WEB.Marathon.MESOS.", "mesos."] {
+                let Routed::Reply(reply) = h.route(&query(name), Transport::Udp) else {
+                    panic!("{name} not answered at once");
+                };
+                assert_eq!(
+                    (reply.path, reply.qtype),
+                    (Path::Cluster, Some(1)),
+                    "{name}"
+                );
+                assert!(
+                    Message::from_vec(&reply.bytes)
+                        .unwrap()
+                        .metadata
+                        .authoritative
+                );
+            }
+        }
+        // One label `x.mesos`: the text reads `x.mesos.`, but the name is under the root.
+        let mut dotted = query("placeholder.");
+        dotted.splice(12..25, *b"\x07x.mesos\x00");
+        let q = wire::question(&dotted).unwrap();
+        assert_eq!(q.name_lower, b"x.mesos.");
+        assert!(!wire::plain_name(&dotted, &q) && !on.responder.serves(&q, &dotted));
+        for (name, bytes) in [("example.com.", query("example.com.")), ("x.mesos", dotted)] {
+            assert!(
+                matches!(on.route(&bytes, Transport::Udp), Routed::Forward(_)),
+                "{name} not forwarded"
+            );
+            let Routed::Reply(refused) = off.route(&bytes, Transport::Tcp) else {
+                panic!("{name} not refused");
+            };
+            assert_eq!((refused.rcode, refused.path), (5, Path::RefusedOrError));
+            assert_eq!(refused.qtype, Some(1));
+        }
+        // Not a query at all: nothing.
+        assert!(matches!(on.route(&[1, 2, 3], Transport::Udp), Routed::Drop));
     }
 }

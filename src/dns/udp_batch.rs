@@ -186,7 +186,7 @@ impl UdpIo {
     }
 
     /// Sends every reply, batches at a time; while the send buffer is full it waits
-    /// [`SEND_RETRY`] and tries again. A reply the kernel refuses outright (unreachable peer)
+    /// `SEND_RETRY` and tries again. A reply the kernel refuses outright (unreachable peer)
     /// is dropped and reported to `refused`.
     pub async fn send_batch(
         &self,

@@ -48,7 +48,7 @@ fn skip_name(b: &[u8], mut at: usize) -> Result<usize, WireError> {
 }
 
 /// Reads the name at `at` (following compression pointers) as lowercase label bytes joined by
-/// dots, for cache keys.
+/// dots, for cache keys and snapshot lookups.
 fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), WireError> {
     let mut jumps = 0;
     loop {
@@ -73,6 +73,32 @@ fn read_name_lower(b: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<(), Wir
             _ => return Err(WireError::BadName),
         }
     }
+}
+
+/// Whether the question name of `packet` (read as `q`) is plain: uncompressed, and made of
+/// letters, digits, hyphens and underscores only, so that `q.name_lower` is an exact image of
+/// it (no label holds a dot). Only the fast path asks, for names in the cluster domain, so
+/// forwarded names never pay for the walk.
+pub fn plain_name(packet: &[u8], q: &Question) -> bool {
+    let name = &packet[HEADER..q.name_end];
+    let mut at = 0;
+    while let Some(&len) = name.get(at) {
+        if len == 0 {
+            return at + 1 == name.len();
+        }
+        let Some(label) = name.get(at + 1..at + 1 + len as usize) else {
+            return false;
+        };
+        if len > 63
+            || !label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        {
+            return false;
+        }
+        at += 1 + len as usize;
+    }
+    false
 }
 
 /// Checks the name at `at` as a receiver following it would: labels within the message,
@@ -227,7 +253,7 @@ pub struct Question {
     pub qtype: u16,
     /// Query class.
     pub qclass: u16,
-    /// Lowercase name text (`example.com.`), for cache keys.
+    /// Lowercase name text (`example.com.`), for cache keys and snapshot lookups.
     pub name_lower: Vec<u8>,
 }
 
@@ -331,12 +357,14 @@ pub fn set_ttls(b: &mut [u8], offsets: &[usize], ttl_for: impl Fn(u32) -> u32) {
     }
 }
 
-/// The client's EDNS information: presence, UDP payload size, DO bit, and whether our loop
-/// marker option is present.
+/// The client's EDNS information, read once per query: presence, version, UDP payload size, DO
+/// bit, and where the OPT record's options are (for the loop marker).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EdnsInfo {
     /// An OPT record is present.
     pub present: bool,
+    /// EDNS version (only 0 is served; others are answered BADVERS).
+    pub version: u8,
     /// Advertised UDP payload size.
     pub payload: u16,
     /// DNSSEC OK.
@@ -355,6 +383,7 @@ pub fn edns(b: &[u8]) -> Result<EdnsInfo, WireError> {
         if rtype == TYPE_OPT && i >= (an + ns) as usize {
             return Ok(EdnsInfo {
                 present: true,
+                version: *b.get(at + 5).ok_or(WireError::Truncated)?,
                 payload: u16_at(b, at + 2)?,
                 dnssec_ok: u32_at(b, at + 4)? & 0x8000 != 0,
                 rdlen_at: at + 8,
@@ -410,7 +439,7 @@ pub fn append_option(b: &mut Vec<u8>, info: &EdnsInfo, code: u16, value: &[u8]) 
     } else {
         b.push(0); // root name
         b.extend_from_slice(&TYPE_OPT.to_be_bytes());
-        b.extend_from_slice(&1232u16.to_be_bytes());
+        b.extend_from_slice(&OUR_UDP_PAYLOAD.to_be_bytes());
         b.extend_from_slice(&0u32.to_be_bytes());
         b.extend_from_slice(&(opt.len() as u16).to_be_bytes());
         b.extend_from_slice(&opt);
@@ -456,37 +485,43 @@ pub fn empty_response(b: &[u8], rcode: u8, tc: bool) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The UDP payload size our own OPT records advertise.
-const OWN_EDNS_PAYLOAD: u16 = 1232;
+/// The UDP payload size our OPT records advertise, the largest UDP response we send, and the
+/// largest we invite from upstreams: the DNS flag day 2020 value, which avoids IP fragmentation
+/// on ordinary paths.
+pub const OUR_UDP_PAYLOAD: u16 = 1232;
 
-/// A truncated response to `query`: header and question, TC set, no records but an OPT
-/// record when the query had one (RFC 6891 §6.1.1: a responder that understands EDNS answers
-/// an EDNS query with one), its DO bit echoed.
-pub fn truncated_response(query: &[u8], q: &Question, rcode: u8) -> Vec<u8> {
+/// A truncated response to `query` (its question `q`, its EDNS `edns`): header and question,
+/// TC set, no records but an OPT record when the query had one (RFC 6891 §6.1.1: a responder
+/// that understands EDNS answers an EDNS query with one), its DO bit echoed.
+pub fn truncated_response(query: &[u8], q: &Question, edns: &EdnsInfo, rcode: u8) -> Vec<u8> {
     let end = (q.name_end + 4).min(query.len());
     let mut out = query[..end].to_vec();
     out[2] = 0x80 | (query[2] & 0x79) | 0x02;
     out[3] = (query[3] & 0x10) | 0x80 | (rcode & 0x0f);
     out[4..6].copy_from_slice(&1u16.to_be_bytes());
     out[6..12].fill(0);
-    if let Ok(e) = edns(query) {
-        if e.present {
-            out[10..12].copy_from_slice(&1u16.to_be_bytes());
-            out.push(0);
-            out.extend_from_slice(&TYPE_OPT.to_be_bytes());
-            out.extend_from_slice(&OWN_EDNS_PAYLOAD.to_be_bytes());
-            let flags: u32 = if e.dnssec_ok { 0x8000 } else { 0 };
-            out.extend_from_slice(&flags.to_be_bytes());
-            out.extend_from_slice(&0u16.to_be_bytes());
-        }
+    if edns.present {
+        out[10..12].copy_from_slice(&1u16.to_be_bytes());
+        out.push(0);
+        out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+        out.extend_from_slice(&OUR_UDP_PAYLOAD.to_be_bytes());
+        let flags: u32 = if edns.dnssec_ok { 0x8000 } else { 0 };
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
     }
     out
 }
 
-/// A response to `query` with no records and the given rcode (SERVFAIL, REFUSED...), with an
-/// OPT record when the query had one.
-pub fn error_response(query: &[u8], q: &Question, rcode: u8, recursion_available: bool) -> Vec<u8> {
-    let mut out = truncated_response(query, q, rcode);
+/// A response to `query` with no records and the given rcode (the forwarder's SERVFAIL), with
+/// an OPT record when the query had one.
+pub fn error_response(
+    query: &[u8],
+    q: &Question,
+    edns: &EdnsInfo,
+    rcode: u8,
+    recursion_available: bool,
+) -> Vec<u8> {
+    let mut out = truncated_response(query, q, edns, rcode);
     out[2] &= !0x02;
     out[3] = (query[3] & 0x10) | (rcode & 0x0f) | if recursion_available { 0x80 } else { 0 };
     out
@@ -548,6 +583,52 @@ mod tests {
         let ttls: Vec<u32> = m.answers.iter().map(|r| r.ttl).collect();
         assert_eq!(ttls, [200, 20]);
         assert_eq!(m.authorities[0].ttl, 800);
+    }
+
+    #[test]
+    fn question_names_are_read_once_and_told_plain_or_not() {
+        let packet = |name: &[u8]| {
+            let mut b = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            b.extend_from_slice(name);
+            b.extend_from_slice(&[0, 1, 0, 1]);
+            b
+        };
+        let plain = |b: &[u8]| plain_name(b, &question(b).unwrap());
+        let web = packet(b"\x03Web\x08marathon\x05mesos\x00");
+        assert_eq!(question(&web).unwrap().name_lower, b"web.marathon.mesos.");
+        assert!(plain(&web));
+        assert!(plain(&packet(b"\x04_web\x04_tcp\x03a-b\x00")));
+        assert!(plain(&packet(b"\x00")));
+        for odd in [
+            &b"\x03a*b\x05mesos\x00"[..],
+            b"\x07x.mesos\x00",
+            b"\x03a b\x00",
+        ] {
+            assert!(!plain(&packet(odd)), "{odd:?}");
+        }
+        // A compressed question name: read through the pointer, not plain.
+        let mut b = vec![
+            0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0xc0, 20, 0, 1, 0, 1,
+        ];
+        b.extend_from_slice(b"\x05mesos\x00");
+        assert_eq!(question(&b).unwrap().name_lower, b"a.mesos.");
+        assert!(!plain(&b));
+    }
+
+    #[test]
+    fn edns_version_and_payload_are_read() {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii("a.").unwrap(), RecordType::A));
+        let mut e = Edns::new();
+        e.set_version(1);
+        e.set_max_payload(4000);
+        e.set_dnssec_ok(true);
+        m.set_edns(e);
+        let info = edns(&m.to_vec().unwrap()).unwrap();
+        assert_eq!(
+            (info.present, info.version, info.payload, info.dnssec_ok),
+            (true, 1, 4000, true)
+        );
     }
 
     #[test]
@@ -681,9 +762,10 @@ mod tests {
         let with_opt = m.to_vec().unwrap();
         for (query, opt) in [(&plain, false), (&with_opt, true)] {
             let q = question(query).unwrap();
+            let e = edns(query).unwrap();
             for resp in [
-                truncated_response(query, &q, 0),
-                error_response(query, &q, 2, true),
+                truncated_response(query, &q, &e, 0),
+                error_response(query, &q, &e, 2, true),
             ] {
                 let parsed = Message::from_vec(&resp).unwrap();
                 assert_eq!(parsed.edns.is_some(), opt, "OPT iff the query had one");

@@ -31,7 +31,7 @@ use arc_swap::ArcSwapOption;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use mesos_dns_sidecar::config::{Config, IpSource};
-use mesos_dns_sidecar::dns::answer::{Outcome, Responder, Transport};
+use mesos_dns_sidecar::dns::{Request, Responder, Transport};
 use mesos_dns_sidecar::mesos::model::State;
 use mesos_dns_sidecar::metrics::Metrics;
 use mesos_dns_sidecar::records::{build, HostAddrs, RecordSettings, Snapshot};
@@ -703,16 +703,22 @@ fn over_dns(
         Arc::new(ArcSwapOption::from_pointee(snap)),
         Arc::new(Metrics::default()),
         true,
-        false,
     )
     .unwrap();
     let ask = |name: &str, qtype: RecordType| -> Message {
         let mut q = Message::query();
         q.metadata.id = 0x5eed;
         q.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
-        match responder.handle(&q.to_vec().unwrap(), Transport::Tcp) {
-            Outcome::Reply(bytes) => Message::from_vec(&bytes).unwrap(),
-            other => panic!("{tag}: {name} {qtype}: {other:?}"),
+        let bytes = q.to_vec().unwrap();
+        let request = Request::parse(&bytes, Transport::Tcp, &Metrics::default())
+            .unwrap_or_else(|_| panic!("{tag}: {name} {qtype}: not a query"));
+        assert!(
+            responder.serves(&request.question, &bytes),
+            "{tag}: {name} outside the domain"
+        );
+        match responder.answer(&request) {
+            Some(reply) => Message::from_vec(&reply.bytes).unwrap(),
+            None => panic!("{tag}: {name} {qtype}: no answer"),
         }
     };
     let mut problems = Vec::new();

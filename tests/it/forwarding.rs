@@ -505,3 +505,90 @@ fn a_zone_resolvers_upstream_has_its_rtt_histogram_too() {
     assert_eq!(rtt(zone.addr), 1.0);
     assert_eq!(rtt(default.addr), 0.0);
 }
+
+/// Every response is counted once, where it is sent, whichever path built it: by query type,
+/// response code, TC and latency path, over both transports, and the counts agree with each
+/// other (as many responses by code as answers by path).
+#[test]
+fn each_response_is_counted_once_by_type_rcode_truncation_and_path() {
+    let up = FakeUpstream::start();
+    let (d, _dir) = daemon_for(&[up.addr], json!({}));
+    let series = [
+        "responses_total{rcode=\"0\"}",
+        "responses_total{rcode=\"1\"}",
+        "responses_total{rcode=\"2\"}",
+        "responses_total{rcode=\"3\"}",
+        "queries_total{qtype=\"A\"}",
+        "queries_total{qtype=\"TXT\"}",
+        "truncated_responses_total",
+        "response_seconds_count{path=\"cluster\"}",
+        "response_seconds_count{path=\"forwarded\"}",
+        "response_seconds_count{path=\"cache_hit\"}",
+        "response_seconds_count{path=\"refused_error\"}",
+    ];
+    let read = || -> Vec<f64> {
+        let (_, body) = crate::common::master::http_get(d.http, "/metrics");
+        series
+            .iter()
+            .map(|s| {
+                let name = format!("mesos_dns_sidecar_{s} ");
+                body.lines()
+                    .find_map(|l| l.strip_prefix(&name))
+                    .map_or(0.0, |v| v.parse().unwrap())
+            })
+            .collect()
+    };
+    let before = read();
+
+    // Cluster: an answer over UDP and TCP, and an NXDOMAIN.
+    assert_eq!(
+        answers(&d.udp("nginx.marathon.mesos.", RecordType::A, None)),
+        ["A 10.44.3.3"]
+    );
+    assert_eq!(
+        answers(&d.tcp("nginx.marathon.mesos.", RecordType::A)),
+        ["A 10.44.3.3"]
+    );
+    let nx = d.udp("nope.marathon.mesos.", RecordType::A, None);
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    // Forwarded, then the same from the cache; a truncated forwarded answer.
+    let forwarded = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(forwarded.metadata.response_code, ResponseCode::NoError);
+    let hit = d.udp("www.example.com.", RecordType::A, None);
+    assert_eq!(answers(&hit), answers(&forwarded));
+    let big = d.udp("big.example.com.", RecordType::TXT, Some(1232));
+    assert!(big.metadata.truncation);
+    // A malformed packet: FORMERR, no query type.
+    let mut garbage = vec![0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    garbage.extend_from_slice(&[0x3f, 1, 2]);
+    let formerr = udp_raw(d.addr, &garbage, Duration::from_secs(3)).expect("FORMERR");
+    assert_eq!(formerr[3] & 0x0f, 1);
+    // The upstream failing: SERVFAIL.
+    up.mode.servfail.store(true, Ordering::Relaxed);
+    let failed = d.udp("alias.example.com.", RecordType::A, None);
+    assert_eq!(failed.metadata.response_code, ResponseCode::ServFail);
+
+    // rcode 0, 1, 2, 3; A, TXT; TC; cluster, forwarded, cache_hit, refused_error.
+    let want = [5.0, 1.0, 1.0, 1.0, 6.0, 1.0, 1.0, 3.0, 2.0, 1.0, 2.0];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let delta = loop {
+        // Forwarded answers are counted right after their send: wait (bounded) for them.
+        let now = read();
+        let delta: Vec<f64> = now.iter().zip(&before).map(|(a, b)| a - b).collect();
+        if delta == want || Instant::now() > deadline {
+            break delta;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let shown: Vec<String> = series
+        .iter()
+        .zip(&delta)
+        .map(|(s, v)| format!("{s} +{v}"))
+        .collect();
+    assert_eq!(delta, want, "{shown:#?}");
+    // As many responses by code as by path: each counted once.
+    assert_eq!(
+        delta[..4].iter().sum::<f64>(),
+        delta[7..].iter().sum::<f64>()
+    );
+}
