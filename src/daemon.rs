@@ -13,7 +13,6 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::dns::access::{self, ClientAcl, ClientGuard, RateLimit};
-use crate::dns::cache::CachePolicy;
 use crate::dns::forward::ForwardSettings;
 use crate::dns::server::InFlight;
 use crate::dns::upstream::UpstreamSet;
@@ -178,10 +177,11 @@ pub async fn start(
         .await?;
         listening.push(Key::Tcp(addr));
         info!(%addr, "serving the HTTP API");
-        let limits = http::HttpLimits {
-            max_connections: http_connection_cap(&config),
-            header_timeout: Duration::from_secs(config.http_header_timeout_seconds.max(1)),
-        };
+        let limits = http::HttpLimits::from_config(
+            &config,
+            raise_descriptor_limit(),
+            DNS_DESCRIPTOR_RESERVE + config.tcp_max_connections as u64,
+        );
         tasks.spawn(http::serve_apart(
             listener,
             http::router(api),
@@ -196,19 +196,11 @@ pub async fn start(
         if forwarder.is_none() {
             info!("forwarding is off (externalon false): other names are refused");
         }
-        let responder = Arc::new(
-            Responder::new(&config.domain, store, metrics.clone(), config.recurse_on)?
-                .with_stale_after(Duration::from_secs(config.stale_after_seconds), {
-                    let publisher = publisher.clone();
-                    Arc::new(move || publisher.age())
-                })
-                .with_max_udp_answers(config.max_udp_answers)
-                .with_truncate_bit(config.set_truncate_bit),
-        );
-        let limit = RateLimit {
-            per_second: config.rate_limit,
-            slip: config.rate_limit_slip,
-        };
+        let responder = Arc::new(Responder::from_config(&config, store, metrics.clone(), {
+            let publisher = publisher.clone();
+            Arc::new(move || publisher.age())
+        })?);
+        let limit = RateLimit::from_config(&config);
         let handlers = Handlers {
             guard: Arc::new(ClientGuard::new(acl, limit, metrics.clone())),
             responder,
@@ -223,11 +215,7 @@ pub async fn start(
             .await?;
             listening.extend([Key::Udp(addr), Key::Tcp(addr)]);
             info!(%addr, domain = %config.domain, "serving DNS");
-            let limits = ServerLimits {
-                max_connections: config.tcp_max_connections.max(1),
-                idle_timeout: Duration::from_secs(config.tcp_idle_timeout_seconds.max(1)),
-                ..ServerLimits::default()
-            };
+            let limits = ServerLimits::from_config(&config);
             tasks.spawn(listeners.serve(handlers.clone(), limits));
         }
     }
@@ -274,22 +262,6 @@ fn raise_descriptor_limit() -> u64 {
         Ok((soft, _)) => soft,
         Err(_) => 1024,
     }
-}
-
-/// The HTTP connection cap: `httpMaxConnections`, lowered when the descriptor limit would not
-/// leave `DNS_DESCRIPTOR_RESERVE` descriptors (and the DNS TCP cap) for DNS.
-fn http_connection_cap(config: &Config) -> usize {
-    let nofile = raise_descriptor_limit();
-    let dns = DNS_DESCRIPTOR_RESERVE + config.tcp_max_connections as u64;
-    let room = nofile.saturating_sub(dns).max(16) as usize;
-    let cap = config.http_max_connections.min(room);
-    if cap < config.http_max_connections {
-        warn!(
-            configured = config.http_max_connections,
-            cap, nofile, "httpMaxConnections lowered to keep descriptors for DNS"
-        );
-    }
-    cap
 }
 
 /// Tells systemd the daemon is ready once a snapshot is served (listeners are bound before
@@ -402,22 +374,7 @@ fn build_forwarder(
             Some((name, UpstreamSet::new(&addrs, false)))
         })
         .collect();
-    let settings = ForwardSettings {
-        timeout: Duration::from_secs(config.timeout),
-        attempt_timeout_cap: plan.attempt_timeout,
-        attempts: plan.attempts,
-        parallel: config.upstream_parallel,
-        cache: CachePolicy {
-            max_entries: config.cache_max_entries,
-            max_bytes: config.cache_max_bytes,
-            min_ttl: config.cache_min_ttl,
-            max_ttl: config.cache_max_ttl,
-            negative_max_ttl: config.cache_negative_max_ttl,
-            stale_max: Duration::from_secs(config.serve_stale_seconds),
-        },
-        servfail_cache: Duration::from_secs(config.servfail_cache_seconds),
-        prefetch: config.prefetch,
-    };
+    let settings = ForwardSettings::from_config(config, &plan);
     let forwarder = Forwarder::new(
         UpstreamSet::new(&plan.addrs, plan.rotate),
         zones,

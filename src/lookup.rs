@@ -57,7 +57,7 @@ fn build(upstreams: &[SocketAddr]) -> Option<TokioResolver> {
     let mut options = ResolverOpts::default();
     options.use_hosts_file = ResolveHosts::Always;
     options.timeout = Duration::from_secs(1);
-    options.attempts = 2;
+    options.attempts = crate::resolv::DEFAULT_ATTEMPTS as usize;
     hickory_resolver::Resolver::builder_with_config(
         ResolverConfig::from_name_servers(servers),
         TokioRuntimeProvider::default(),

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use crate::config::Config;
 
+/// Rounds over the upstream list when resolv.conf does not say (`options attempts`; glibc's
+/// default too).
+pub const DEFAULT_ATTEMPTS: u32 = 2;
+
 /// The upstreams chosen for forwarding, and where they came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamPlan {
@@ -137,7 +141,7 @@ pub fn plan(
             "config key resolvers".to_string(),
             false,
             Duration::from_secs(config.timeout),
-            2,
+            DEFAULT_ATTEMPTS,
         )
     } else {
         let path = original_resolv_conf(config);

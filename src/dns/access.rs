@@ -14,6 +14,7 @@
 //! others are dropped. Loopback clients are never limited (their source cannot be spoofed from
 //! off the host).
 
+use crate::config::Config;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -343,12 +344,20 @@ pub struct RateLimit {
     pub slip: u32,
 }
 
+impl RateLimit {
+    /// `rateLimit` and `rateLimitSlip`.
+    pub fn from_config(c: &Config) -> RateLimit {
+        RateLimit {
+            per_second: c.rate_limit,
+            slip: c.rate_limit_slip,
+        }
+    }
+}
+
+/// The configuration's defaults (written once, in [`Config::default`]).
 impl Default for RateLimit {
     fn default() -> Self {
-        RateLimit {
-            per_second: 1000,
-            slip: 2,
-        }
+        RateLimit::from_config(&Config::default())
     }
 }
 

@@ -22,6 +22,7 @@ use super::request::{
     encode_cut, encode_within, error_reply, response_to, Reply, Request, Transport,
 };
 use super::wire::{self, Question, OUR_UDP_PAYLOAD};
+use crate::config::Config;
 use crate::metrics::{Metrics, Path};
 use crate::records::snapshot::{Entry, Snapshot};
 
@@ -59,6 +60,21 @@ pub struct Responder {
 }
 
 impl Responder {
+    /// The responder the configuration asks for: `domain`, RA from `recurseon`,
+    /// `staleAfterSeconds` against `age` (how old the served state is), `maxUdpAnswers` and
+    /// `SetTruncateBit`.
+    pub fn from_config(
+        c: &Config,
+        snapshot: Arc<ArcSwapOption<Snapshot>>,
+        metrics: Arc<Metrics>,
+        age: Arc<dyn Fn() -> Option<Duration> + Send + Sync>,
+    ) -> Result<Responder, hickory_proto::ProtoError> {
+        Ok(Responder::new(&c.domain, snapshot, metrics, c.recurse_on)?
+            .with_stale_after(Duration::from_secs(c.stale_after_seconds), age)
+            .with_max_udp_answers(c.max_udp_answers)
+            .with_truncate_bit(c.set_truncate_bit))
+    }
+
     /// A responder for `domain` (lowercase, no trailing dot) reading `snapshot`.
     pub fn new(
         domain: &str,

@@ -7,6 +7,7 @@
 //! bounded in entries and in bytes at once: each entry weighs at least `max_bytes /
 //! max_entries`, so neither bound can be exceeded.
 
+use crate::config::Config;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,16 +33,25 @@ pub struct CachePolicy {
     pub stale_max: Duration,
 }
 
+impl CachePolicy {
+    /// The cache keys of the configuration (`cacheMaxEntries`, `cacheMaxBytes`, the TTL bounds,
+    /// `serveStaleSeconds`).
+    pub fn from_config(c: &Config) -> CachePolicy {
+        CachePolicy {
+            max_entries: c.cache_max_entries,
+            max_bytes: c.cache_max_bytes,
+            min_ttl: c.cache_min_ttl,
+            max_ttl: c.cache_max_ttl,
+            negative_max_ttl: c.cache_negative_max_ttl,
+            stale_max: Duration::from_secs(c.serve_stale_seconds),
+        }
+    }
+}
+
+/// The configuration's defaults (written once, in [`Config::default`]).
 impl Default for CachePolicy {
     fn default() -> Self {
-        CachePolicy {
-            max_entries: 100_000,
-            max_bytes: 64 * 1024 * 1024,
-            min_ttl: 0,
-            max_ttl: 86_400,
-            negative_max_ttl: 3_600,
-            stale_max: Duration::from_secs(3_600),
-        }
+        CachePolicy::from_config(&Config::default())
     }
 }
 

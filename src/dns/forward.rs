@@ -5,6 +5,8 @@
 //! upstream query. When every upstream fails, an expired answer is served for a while with a
 //! short TTL (RFC 8767), and otherwise SERVFAIL comes within the configured timeout.
 
+use crate::config::Config;
+use crate::resolv::UpstreamPlan;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -53,17 +55,36 @@ pub struct ForwardSettings {
     pub prefetch: bool,
 }
 
+impl ForwardSettings {
+    /// Forwarding as the configuration asks (`timeout`, `upstreamParallel`, the cache keys,
+    /// `servfailCacheSeconds`, `prefetch`), with the attempt timeout and count of the upstream
+    /// plan (resolv.conf's `options`, or their defaults with `resolvers`).
+    pub fn from_config(c: &Config, plan: &UpstreamPlan) -> ForwardSettings {
+        ForwardSettings {
+            timeout: Duration::from_secs(c.timeout),
+            attempt_timeout_cap: plan.attempt_timeout,
+            attempts: plan.attempts,
+            parallel: c.upstream_parallel,
+            cache: CachePolicy::from_config(c),
+            servfail_cache: Duration::from_secs(c.servfail_cache_seconds),
+            prefetch: c.prefetch,
+        }
+    }
+}
+
+/// The configuration's defaults, with upstreams from `resolvers` (no resolv.conf options).
 impl Default for ForwardSettings {
     fn default() -> Self {
-        ForwardSettings {
-            timeout: Duration::from_secs(5),
-            attempt_timeout_cap: Duration::from_secs(5),
-            attempts: 2,
-            parallel: false,
-            cache: CachePolicy::default(),
-            servfail_cache: Duration::from_secs(5),
-            prefetch: true,
-        }
+        let c = Config::default();
+        let plan = UpstreamPlan {
+            addrs: Vec::new(),
+            source: String::new(),
+            rotate: false,
+            attempt_timeout: Duration::from_secs(c.timeout),
+            attempts: crate::resolv::DEFAULT_ATTEMPTS,
+            dropped_self: Vec::new(),
+        };
+        ForwardSettings::from_config(&c, &plan)
     }
 }
 

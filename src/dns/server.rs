@@ -17,6 +17,7 @@
 //! Before any of that, `ClientGuard` decides per query whether the client is answered at all
 //! (REFUSED otherwise) and rate limits UDP responses to non-loopback clients.
 
+use crate::config::Config;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -50,13 +51,24 @@ pub struct ServerLimits {
     pub max_forwarding: usize,
 }
 
+/// UDP queries being forwarded at once, at most; more are dropped (the client retries).
+const MAX_FORWARDING: usize = 4096;
+
+impl ServerLimits {
+    /// `tcpMaxConnections` and `tcpIdleTimeoutSeconds` (at least 1 each).
+    pub fn from_config(c: &Config) -> ServerLimits {
+        ServerLimits {
+            max_connections: c.tcp_max_connections.max(1),
+            idle_timeout: Duration::from_secs(c.tcp_idle_timeout_seconds.max(1)),
+            max_forwarding: MAX_FORWARDING,
+        }
+    }
+}
+
+/// The configuration's defaults (written once, in [`Config::default`]).
 impl Default for ServerLimits {
     fn default() -> Self {
-        ServerLimits {
-            max_connections: 512,
-            idle_timeout: Duration::from_secs(10),
-            max_forwarding: 4096,
-        }
+        ServerLimits::from_config(&Config::default())
     }
 }
 

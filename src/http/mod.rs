@@ -158,6 +158,27 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
 }
 
+impl HttpLimits {
+    /// `httpMaxConnections`, lowered when the descriptor limit `nofile` would not leave
+    /// `dns_reserve` descriptors for DNS, and `httpHeaderTimeoutSeconds` (at least 1).
+    pub fn from_config(c: &Config, nofile: u64, dns_reserve: u64) -> HttpLimits {
+        let room = nofile.saturating_sub(dns_reserve).max(16) as usize;
+        let max_connections = c.http_max_connections.min(room);
+        if max_connections < c.http_max_connections {
+            tracing::warn!(
+                configured = c.http_max_connections,
+                cap = max_connections,
+                nofile,
+                "httpMaxConnections lowered to keep descriptors for DNS"
+            );
+        }
+        HttpLimits {
+            max_connections,
+            header_timeout: Duration::from_secs(c.http_header_timeout_seconds.max(1)),
+        }
+    }
+}
+
 /// Largest request head (and read buffer) per connection: 8 KiB (hyper's minimum; the API's
 /// requests are small GETs), so the connection cap bounds the memory unfinished heads can take
 /// (4,096 x 8 KiB = 32 MiB at most, and only for `httpHeaderTimeoutSeconds`).
