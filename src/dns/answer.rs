@@ -244,14 +244,16 @@ impl Responder {
     /// Whether a question outside the cluster domain is answered from the snapshot (reverse
     /// lookups, static records) instead of forwarded: the router's one hook for such names.
     pub fn answers_outside_zone(&self, question: &Question) -> bool {
-        let Ok(key) = std::str::from_utf8(&question.name_lower) else {
+        let qtype = RecordType::from(question.qtype);
+        let snapshot = self.snapshot.load();
+        let Some(s) = snapshot
+            .as_deref()
+            .filter(|s| s.answers_any_outside_zone(qtype))
+        else {
             return false;
         };
-        let qtype = RecordType::from(question.qtype);
-        self.snapshot
-            .load()
-            .as_deref()
-            .is_some_and(|s| s.answers_outside_zone(key, qtype))
+        std::str::from_utf8(&question.name_lower)
+            .is_ok_and(|key| s.answers_outside_zone(key, qtype))
     }
 
     /// Decodes the request with hickory and builds the answer as a `Message`: SOA and NS at

@@ -53,6 +53,7 @@ impl NameTable {
     ///
     /// # Panics
     /// When `i` is not a number this table gave out.
+    #[inline]
     pub fn get(&self, i: u32) -> &str {
         let i = i as usize;
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
@@ -60,6 +61,7 @@ impl NameTable {
     }
 
     /// The number of `name`, if the table holds it.
+    #[inline]
     pub fn find(&self, name: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(name);
         self.index.find(hash, |&i| self.get(i) == name).copied()

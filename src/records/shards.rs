@@ -193,6 +193,7 @@ pub(crate) fn compose(
     if below_slave && base.find(&slave_name).is_none() {
         stats.names += 1;
     }
+    let has_reverse = !base.reverse.is_empty() || groups.values().any(|g| !g.reverse.is_empty());
     Snapshot {
         ns: soa.mname.clone(),
         domain,
@@ -207,6 +208,7 @@ pub(crate) fn compose(
         below_slave,
         slave_name,
         sharded: false,
+        has_reverse,
     }
 }
 

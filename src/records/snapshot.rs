@@ -260,10 +260,12 @@ pub struct Shard {
 
 impl Shard {
     /// Finds a name given as lowercase text with trailing dot.
+    #[inline]
     pub(crate) fn find(&self, key: &str) -> Option<Entry<'_>> {
         self.names.find(key).map(|i| self.entry(i))
     }
 
+    #[inline]
     fn entry(&self, index: u32) -> Entry<'_> {
         let s = &self.spans[index as usize];
         Entry {
@@ -328,11 +330,14 @@ pub struct Snapshot {
     pub(crate) slave_name: Box<str>,
     /// Whether the names are split into group shards (else the base shard holds them all).
     pub(crate) sharded: bool,
+    /// Whether any shard has reverse names (a forwarded query need not look otherwise).
+    pub(crate) has_reverse: bool,
 }
 
 /// The group keys a name below the domain may be stored under, given the name without the
 /// domain (`web.marathon.slave` for `web.marathon.slave.mesos.`): its last label, and for names
 /// below `slave.<domain>` the label before `slave`.
+#[inline]
 pub(crate) fn group_keys(rest: &str) -> (&str, Option<&str>) {
     let last = rest.rsplit('.').next().unwrap_or(rest);
     let under_slave = rest
@@ -343,22 +348,24 @@ pub(crate) fn group_keys(rest: &str) -> (&str, Option<&str>) {
 
 impl Snapshot {
     /// Finds a name given as lowercase text with trailing dot (`web.marathon.mesos.`).
+    #[inline]
     pub fn lookup(&self, key: &str) -> Option<Entry<'_>> {
-        if let Some(e) = self.base.find(key) {
-            return Some(e);
-        }
+        // A name lives in exactly one shard, so the group its labels point at is asked first:
+        // that is where task names, almost every query, are.
         if self.groups.is_empty() {
-            return None;
+            return self.base.find(key);
         }
-        let rest = key.strip_suffix(&*self.tail)?;
+        let Some(rest) = key.strip_suffix(&*self.tail) else {
+            return self.base.find(key);
+        };
+        // No group is named `slave` (it is reserved), so a name below `slave.<domain>` can only
+        // be in the group of the label before `slave`, any other only in its last label's.
         let (last, under_slave) = group_keys(rest);
-        if let Some(e) = self.groups.get(last).and_then(|g| g.find(key)) {
+        let group = self.groups.get(under_slave.unwrap_or(last));
+        if let Some(e) = group.and_then(|g| g.find(key)) {
             return Some(e);
         }
-        if let Some(e) = under_slave
-            .and_then(|k| self.groups.get(k))
-            .and_then(|g| g.find(key))
-        {
+        if let Some(e) = self.base.find(key) {
             return Some(e);
         }
         (self.below_slave && rest == "slave").then(|| self.base.empty())
@@ -415,12 +422,26 @@ impl Snapshot {
         self.base.outside.get(key)
     }
 
+    /// Whether any name outside the cluster domain could be answered for `qtype` (a check
+    /// that costs no look at the name, for the many forwarded queries).
+    pub fn answers_any_outside_zone(&self, qtype: RecordType) -> bool {
+        match qtype {
+            RecordType::PTR => self.has_reverse,
+            RecordType::A | RecordType::AAAA => !self.base.outside.is_empty(),
+            RecordType::ANY => self.has_reverse || !self.base.outside.is_empty(),
+            _ => false,
+        }
+    }
+
     /// Whether a query for `key` (a name outside the cluster domain, lowercase with trailing
     /// dot) of type `qtype` is answered from this snapshot rather than forwarded: the PTR
     /// name of an address the cluster knows by exactly one name, or an A/AAAA/ANY query for a
     /// name of the static records file. The DNS router's one hook for names outside the
     /// domain; everything else it forwards as before.
     pub fn answers_outside_zone(&self, key: &str, qtype: RecordType) -> bool {
+        if !self.answers_any_outside_zone(qtype) {
+            return false;
+        }
         match qtype {
             RecordType::PTR => self.ptr(key).is_some(),
             RecordType::A | RecordType::AAAA => self.outside(key).is_some(),
