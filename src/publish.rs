@@ -117,6 +117,23 @@ pub struct Current {
 }
 
 impl Current {
+    /// The served form of `state`, which it consumes (freed as soon as it is written out).
+    fn of(
+        state: State,
+        hosts: HostAddrs,
+        as_of: SystemTime,
+        serial: u32,
+    ) -> Result<Current, PublishError> {
+        let document = serde_json::to_vec(&state).map_err(StateError::from)?;
+        drop(state);
+        Ok(Current {
+            document: document.into_boxed_slice(),
+            hosts,
+            as_of,
+            serial,
+        })
+    }
+
     /// The state as compact JSON (`serde_json::to_vec` of the parsed [`State`]): what is
     /// persisted and what a reloaded daemon is seeded with.
     pub fn document(&self) -> &[u8] {
@@ -404,56 +421,37 @@ impl Publisher {
                 if !generated.is_full() {
                     return Ok((generated.finish(), Built::Later(state, hosts)));
                 }
-                let document = serde_json::to_vec(&state).map_err(StateError::from)?;
-                // Freed before the snapshot's long-lived parts are allocated (see Generated).
-                drop(state);
+                // The state is freed before the snapshot's long-lived parts are allocated (see
+                // Generated).
+                let current = Current::of(state, hosts, as_of, serial)?;
                 release_free_memory();
-                let current = Current {
-                    document: document.into_boxed_slice(),
-                    hosts,
-                    as_of,
-                    serial,
-                };
                 Ok((generated.finish(), Built::Now(current)))
             })
             .await??;
         let stats = snapshot.stats;
         let changed = self.snapshot().is_none_or(|old| old.stats != stats);
-        let (current, old_snapshot) = match built {
+        let (current, replaced) = match built {
             Built::Now(current) => {
                 let current = Arc::new(current);
                 let old_state = self.current.swap(Some(current.clone()));
                 let old_snapshot = self.store.swap(Some(Arc::new(snapshot)));
-                self.drop_on_builder((old_state, old_snapshot)).await;
-                (current, None)
+                (current, (old_state, old_snapshot))
             }
             Built::Later(state, hosts) => {
                 let old_snapshot = self.store.swap(Some(Arc::new(snapshot)));
                 let current = self
                     .builder
-                    .run(move || -> Result<_, PublishError> {
-                        let document = serde_json::to_vec(&state).map_err(StateError::from)?;
-                        drop(state);
-                        Ok(Current {
-                            document: document.into_boxed_slice(),
-                            hosts,
-                            as_of,
-                            serial,
-                        })
-                    })
+                    .run(move || Current::of(state, hosts, as_of, serial))
                     .await??;
                 let current = Arc::new(current);
                 let old_state = self.current.swap(Some(current.clone()));
-                self.drop_on_builder(old_state).await;
-                (current, Some(old_snapshot))
+                (current, (old_state, old_snapshot))
             }
         };
         self.updated_at.store(Some(Arc::new(as_of)));
         // After the state: a relay waiting for a change must find the new state's document.
         self.changes.send_replace(serial);
-        if let Some(old) = old_snapshot {
-            self.drop_on_builder(old).await;
-        }
+        self.drop_on_builder(replaced).await;
         let ms = started.elapsed().as_millis() as u64;
         if changed {
             info!(

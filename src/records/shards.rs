@@ -14,7 +14,7 @@
 //! framework named `slave`, `leader` or `master`): such a state is built as one shard in
 //! Mesos-DNS's generator order, exactly as it would be without shards.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -71,7 +71,10 @@ pub fn update<'a>(
     };
     let groups = group_frameworks(state, settings);
     let reserved = base_labels(&base, settings);
-    if groups.iter().any(|(key, _)| reserved.contains(key)) {
+    if groups
+        .iter()
+        .any(|(key, _)| reserved.contains(key.as_str()))
+    {
         return Ok(Generated {
             settings,
             domain,
@@ -179,7 +182,7 @@ pub(crate) fn compose(
 ) -> Snapshot {
     let tail: Box<str> = format!(".{}.", settings.domain).into();
     let slave_name: Box<str> = format!("slave{tail}").into();
-    let below_slave = groups.values().any(|g| g.below_slave);
+    let implied_slave = groups.values().any(|g| g.below_slave) && base.find(&slave_name).is_none();
     let mut stats = Stats::default();
     for shard in std::iter::once(&base).chain(groups.values()) {
         let s = &shard.stats;
@@ -190,9 +193,7 @@ pub(crate) fn compose(
         stats.tasks += s.tasks;
         stats.dropped_names += s.dropped_names;
     }
-    if below_slave && base.find(&slave_name).is_none() {
-        stats.names += 1;
-    }
+    stats.names += usize::from(implied_slave);
     let has_reverse = !base.reverse.is_empty() || groups.values().any(|g| !g.reverse.is_empty());
     Snapshot {
         ns: soa.mname.clone(),
@@ -205,7 +206,7 @@ pub(crate) fn compose(
         tail,
         base,
         groups,
-        below_slave,
+        implied_slave,
         slave_name,
         sharded: false,
         has_reverse,
@@ -237,17 +238,13 @@ fn group_frameworks<'s>(
 /// The group keys the base shard's names below the apex would be looked up under (agent
 /// hostnames and static names can lie anywhere), and `slave` (whose subtree the groups'
 /// `.slave` names share): no group may use one of them.
-fn base_labels(base: &Shard, settings: &RecordSettings) -> Vec<String> {
+fn base_labels<'b>(base: &'b Shard, settings: &RecordSettings) -> HashSet<&'b str> {
     let tail = format!(".{}.", settings.domain);
-    let mut labels = vec!["slave".to_string()];
+    let mut labels = HashSet::from(["slave"]);
     for (name, _) in base.names() {
         if let Some(rest) = name.strip_suffix(&tail) {
             let (last, under_slave) = group_keys(rest);
-            for key in std::iter::once(last).chain(under_slave) {
-                if !labels.iter().any(|l| l == key) {
-                    labels.push(key.to_string());
-                }
-            }
+            labels.extend(std::iter::once(last).chain(under_slave));
         }
     }
     labels

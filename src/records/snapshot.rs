@@ -324,8 +324,9 @@ pub struct Snapshot {
     /// Agents, masters, the name server; everything when `groups` is empty.
     pub(crate) base: Arc<Shard>,
     pub(crate) groups: Groups,
-    /// Whether `slave.<domain>.` exists because a group has names below it.
-    pub(crate) below_slave: bool,
+    /// Whether `slave.<domain>.` exists only because a group has names below it (no shard
+    /// stores it): an empty non-terminal that lookups and listings add.
+    pub(crate) implied_slave: bool,
     /// `slave.<domain>.`.
     pub(crate) slave_name: Box<str>,
     /// Whether the names are split into group shards (else the base shard holds them all).
@@ -368,7 +369,7 @@ impl Snapshot {
         if let Some(e) = self.base.find(key) {
             return Some(e);
         }
-        (self.below_slave && rest == "slave").then(|| self.base.empty())
+        (self.implied_slave && rest == "slave").then(|| self.base.empty())
     }
 
     /// Every shard: the base first, then the groups.
@@ -378,9 +379,9 @@ impl Snapshot {
 
     /// Every owner name (lowercase, trailing dot) with its records, in no particular order.
     pub fn names(&self) -> impl Iterator<Item = (&str, Entry<'_>)> {
-        let slave = &*self.slave_name;
-        let implied = (self.below_slave && self.base.find(slave).is_none())
-            .then(|| (slave, self.base.empty()));
+        let implied = self
+            .implied_slave
+            .then(|| (&*self.slave_name, self.base.empty()));
         self.shards().flat_map(|s| s.names()).chain(implied)
     }
 
