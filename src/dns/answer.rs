@@ -386,15 +386,19 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
         let mut targets_seen: Vec<u32> = Vec::new();
         for srv in entry.srv {
             let target = entry.target(srv);
+            // Stored names are valid (checked when the snapshot was built).
+            let Ok(tname) = Name::from_ascii(target.name) else {
+                continue;
+            };
             answers.push(Record::from_rdata(
                 qname.clone(),
                 ttl,
-                RData::SRV(SRV::new(0, snap.srv_weight, srv.port, target.name.clone())),
+                RData::SRV(SRV::new(0, snap.srv_weight, srv.port, tname.clone())),
             ));
             if let Some(t) = target.entry {
                 if !targets_seen.contains(&t) {
                     targets_seen.push(t);
-                    push_addresses(&target.name, entry.target_entry(t), ttl, &mut additionals);
+                    push_addresses(&tname, entry.target_entry(t), ttl, &mut additionals);
                 }
             }
         }

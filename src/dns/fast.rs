@@ -148,7 +148,7 @@ fn srv(
     for &i in &order[..records.len()] {
         let rec = records[i as usize];
         let target = entry.target(&rec);
-        let name_at = w.srv(snap.ttl, snap.srv_weight, rec.port, &target.name)?;
+        let name_at = w.srv(snap.ttl, snap.srv_weight, rec.port, target.name)?;
         if let Some(e) = target.entry {
             if !targets[..n_targets].iter().any(|&(t, _)| t == e) {
                 targets[n_targets] = (e, name_at);
@@ -247,20 +247,14 @@ impl Writer {
 
     /// Writes an SRV record owned by the question name; returns where its target name starts,
     /// or `None` when the message has grown past where pointers can reach.
-    fn srv(
-        &mut self,
-        ttl: u32,
-        weight: u16,
-        port: u16,
-        target: &hickory_proto::rr::Name,
-    ) -> Option<u16> {
-        let rdlen = 6 + wire_len(target);
+    fn srv(&mut self, ttl: u32, weight: u16, port: u16, target: &str) -> Option<u16> {
+        let rdlen = 6 + text_wire_len(target);
         self.record_header(QNAME_POINTER, TYPE_SRV, ttl, rdlen as u16);
         self.out.extend_from_slice(&0u16.to_be_bytes());
         self.out.extend_from_slice(&weight.to_be_bytes());
         self.out.extend_from_slice(&port.to_be_bytes());
         let at = u16::try_from(self.out.len()).ok().filter(|&a| a < 0x4000)?;
-        write_name(&mut self.out, target);
+        write_text_name(&mut self.out, target);
         Some(at)
     }
 
@@ -329,6 +323,20 @@ impl Writer {
 /// Uncompressed wire length of a fully qualified name.
 fn wire_len(name: &hickory_proto::rr::Name) -> usize {
     name.iter().map(|l| l.len() + 1).sum::<usize>() + 1
+}
+
+/// The wire length of a stored name (lowercase text with its trailing dot, not the root).
+fn text_wire_len(name: &str) -> usize {
+    name.len() + 1
+}
+
+/// Writes a stored name (see [`text_wire_len`]) as uncompressed labels.
+fn write_text_name(out: &mut Vec<u8>, name: &str) {
+    for label in name.strip_suffix('.').unwrap_or(name).split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
 }
 
 fn write_name(out: &mut Vec<u8>, name: &hickory_proto::rr::Name) {

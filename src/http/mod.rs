@@ -408,7 +408,7 @@ async fn services(State(api): State<Api>, Path(service): Path<String>) -> Json<V
                     .map(|i| e.target_entry(i))
                     .and_then(|te| first_address(&te))
                     .unwrap_or_default();
-                out.push(json!({"service": service, "host": t.name.to_ascii(), "ip": ip, "port": r.port.to_string()}));
+                out.push(json!({"service": service, "host": t.name, "ip": ip, "port": r.port.to_string()}));
             }
         }
     }
@@ -483,7 +483,7 @@ fn axfr_document(snap: &crate::records::Snapshot, config: &Config) -> Vec<u8> {
             let v: Vec<String> = e
                 .srv
                 .iter()
-                .map(|r| format!("{}:{}", e.target(r).name.to_ascii(), r.port))
+                .map(|r| format!("{}:{}", e.target(r).name, r.port))
                 .collect();
             srv.insert(name.into(), v.into());
         }

@@ -66,7 +66,7 @@ fn srv(s: &Snapshot, name: &str) -> BTreeSet<String> {
         .map(|e| {
             e.srv
                 .iter()
-                .map(|r| format!("{}:{}", e.target(r).name.to_ascii(), r.port))
+                .map(|r| format!("{}:{}", e.target(r).name, r.port))
                 .collect()
         })
         .unwrap_or_default()
@@ -490,7 +490,7 @@ fn srv_targets_link_to_their_addresses() {
     for r in e.srv {
         let t = e.target(r);
         let by_index = e.target_entry(t.entry.expect("target entry"));
-        let by_name = s.lookup(&t.name.to_ascii()).unwrap();
+        let by_name = s.lookup(t.name).unwrap();
         assert_eq!(by_index.a, by_name.a);
         assert!(!by_index.a.is_empty());
     }
@@ -734,4 +734,48 @@ fn health_narrows_each_record_set_separately() {
     .unwrap();
     assert_eq!(a(&snap, "web.marathon.mesos."), set(&["10.9.0.2"]));
     assert_eq!(aaaa(&snap, "web.marathon.mesos."), set(&["fd00::1"]));
+}
+
+#[test]
+fn srv_targets_outside_the_snapshot_keep_their_name_and_bad_ones_are_dropped() {
+    use super::{build_from_records, ListedRecord};
+    let s = settings(LabelSpec::Rfc1123, ALL, &[]);
+    let records = [
+        ListedRecord::A("web.marathon.mesos.".into(), "10.0.0.1".parse().unwrap()),
+        ListedRecord::Srv(
+            "_web._tcp.marathon.mesos.".into(),
+            "web.marathon.mesos.".into(),
+            80,
+        ),
+        ListedRecord::Srv(
+            "_web._tcp.marathon.mesos.".into(),
+            "db.example.com.".into(),
+            81,
+        ),
+        ListedRecord::Srv("_web._tcp.marathon.mesos.".into(), "bad\\.name.".into(), 82),
+        ListedRecord::Srv("_web._tcp.marathon.mesos.".into(), "no-dot".into(), 83),
+    ];
+    let snap = build_from_records(&records, &s, 1).unwrap();
+    let e = snap.lookup("_web._tcp.marathon.mesos.").unwrap();
+    let targets: Vec<(String, u16, bool)> = e
+        .srv
+        .iter()
+        .map(|r| {
+            let t = e.target(r);
+            (t.name.to_string(), r.port, t.entry.is_some())
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        vec![
+            ("web.marathon.mesos.".to_string(), 80, true),
+            ("db.example.com.".to_string(), 81, false),
+        ]
+    );
+    let owner = e
+        .target(&e.srv[0])
+        .entry
+        .map(|i| e.target_entry(i))
+        .unwrap();
+    assert_eq!(owner.a, ["10.0.0.1".parse::<std::net::Ipv4Addr>().unwrap()]);
 }

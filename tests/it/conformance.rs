@@ -578,7 +578,7 @@ fn daemon_records(snap: &Snapshot) -> BTreeMap<String, Vec<Rdata>> {
         v.extend(
             e.srv
                 .iter()
-                .map(|r| Rdata::Srv(e.target(r).name.to_ascii(), r.port)),
+                .map(|r| Rdata::Srv(e.target(r).name.to_string(), r.port)),
         );
         if !v.is_empty() {
             out.insert(name.to_string(), v);
