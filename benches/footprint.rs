@@ -9,7 +9,8 @@
 //! - the time from spawning the process to the first answer for a task's name;
 //! - peak RSS (`VmHWM`) and RSS once settled (`VmRSS`), from `/proc`;
 //! - for each of the replacements (the file replaced by rename, one task renamed): the time
-//!   from the rename to the new name answering, and RSS once settled;
+//!   from the rename to the new name answering (the file is polled every second, so this
+//!   includes up to a second of waiting), and RSS once settled;
 //! - the RSS growth from the middle replacement to the last (growing means fragmentation).
 //!
 //! The process's environment is passed on, so `MALLOC_ARENA_MAX=2 cargo bench ...` measures
@@ -71,13 +72,24 @@ fn wait_answer(addr: SocketAddr, name: &str, since: Instant) -> Duration {
     since.elapsed()
 }
 
-fn write_state(path: &Path, tasks: usize, renamed: &str) {
+/// Writes the state beside `path` (the slow part at 100,000 tasks: making the document), for
+/// [`replace`] to move it into place.
+fn prepare_state(path: &Path, tasks: usize, renamed: &str) -> std::path::PathBuf {
     let agents = (tasks / 50).max(1);
     let doc = serde_json::to_vec(&synthetic::uniform_state_value(tasks, 10, agents, renamed))
         .expect("serialise");
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, doc).expect("write state");
-    std::fs::rename(&tmp, path).expect("rename state");
+    tmp
+}
+
+/// Replaces the state file with a prepared one, atomically.
+fn replace(prepared: &Path, path: &Path) {
+    std::fs::rename(prepared, path).expect("rename state");
+}
+
+fn write_state(path: &Path, tasks: usize, renamed: &str) {
+    replace(&prepare_state(path, tasks, renamed), path);
 }
 
 fn run(binary: &str, tasks: usize, replacements: usize) {
@@ -110,8 +122,9 @@ fn run(binary: &str, tasks: usize, replacements: usize) {
     let mut rss = Vec::new();
     for k in 1..=replacements {
         let name = format!("renamed-{k}");
+        let prepared = prepare_state(&state, tasks, &name);
         let t = Instant::now();
-        write_state(&state, tasks, &name);
+        replace(&prepared, &state);
         update.push(wait_answer(addr, &format!("{name}.framework-0.mesos."), t));
         std::thread::sleep(SETTLE);
         rss.push(status_mib(pid, "VmRSS:"));

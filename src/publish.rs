@@ -354,7 +354,10 @@ impl Publisher {
         let parsed = self
             .builder
             .run(move || {
+                let t = Instant::now();
                 let state = State::from_json(&document);
+                let parse_ms = t.elapsed().as_millis() as u64;
+                tracing::debug!(parse_ms, bytes = document.len(), "state document parsed");
                 (state, keep.then_some(document))
             })
             .await;
@@ -397,11 +400,10 @@ impl Publisher {
 
     /// Builds and serves the snapshot of `state`; the state is kept as its compact document.
     ///
-    /// When only some shards are rebuilt (one framework's tasks changed), the new snapshot is
-    /// served first and the state's document (a copy of the whole cluster, costly at 100,000
-    /// tasks) written after, so an event's names answer as soon as their shard is built. A
-    /// full build keeps the order that returns memory best: document, state freed, then the
-    /// snapshot's long-lived parts allocated.
+    /// The new snapshot is served as soon as its shards are built (only those whose inputs
+    /// changed are rebuilt); the state's document (a copy of the whole cluster, costly at
+    /// 100,000 tasks) is written after, so names answer without waiting for it. The replaced
+    /// snapshot is let go before the document is written, so the two never add up with it.
     async fn publish_inner(
         &self,
         state: State,
@@ -412,42 +414,30 @@ impl Publisher {
         let settings = self.settings.clone();
         let serial = self.next_serial();
         let previous = self.snapshot();
-        let (snapshot, built) = self
+        let (snapshot, state, hosts, rebuilt) = self
             .builder
             .run(move || -> Result<_, PublishError> {
-                // Only the shards whose inputs changed are rebuilt (see records::shards).
                 let generated = update(previous.as_deref(), &state, &settings, &hosts, serial)?;
                 drop(previous);
-                if !generated.is_full() {
-                    return Ok((generated.finish(), Built::Later(state, hosts)));
-                }
-                // The state is freed before the snapshot's long-lived parts are allocated (see
-                // Generated).
-                let current = Current::of(state, hosts, as_of, serial)?;
-                release_free_memory();
-                Ok((generated.finish(), Built::Now(current)))
+                let rebuilt = generated.rebuilt();
+                Ok((generated.finish(), state, hosts, rebuilt))
             })
             .await??;
+        let built_ms = started.elapsed().as_millis() as u64;
         let stats = snapshot.stats;
         let changed = self.snapshot().is_none_or(|old| old.stats != stats);
-        let (current, replaced) = match built {
-            Built::Now(current) => {
-                let current = Arc::new(current);
-                let old_state = self.current.swap(Some(current.clone()));
-                let old_snapshot = self.store.swap(Some(Arc::new(snapshot)));
-                (current, (old_state, old_snapshot))
-            }
-            Built::Later(state, hosts) => {
-                let old_snapshot = self.store.swap(Some(Arc::new(snapshot)));
-                let current = self
-                    .builder
-                    .run(move || Current::of(state, hosts, as_of, serial))
-                    .await??;
-                let current = Arc::new(current);
-                let old_state = self.current.swap(Some(current.clone()));
-                (current, (old_state, old_snapshot))
-            }
-        };
+        let old_snapshot = self.store.swap(Some(Arc::new(snapshot)));
+        let current = self
+            .builder
+            .run(move || {
+                drop(old_snapshot);
+                let current = Current::of(state, hosts, as_of, serial);
+                release_free_memory();
+                current
+            })
+            .await??;
+        let current = Arc::new(current);
+        let replaced = self.current.swap(Some(current.clone()));
         self.updated_at.store(Some(Arc::new(as_of)));
         // After the state: a relay waiting for a change must find the new state's document.
         self.changes.send_replace(serial);
@@ -455,6 +445,8 @@ impl Publisher {
         let ms = started.elapsed().as_millis() as u64;
         if changed {
             info!(
+                built_ms,
+                rebuilt,
                 names = stats.names,
                 a = stats.a,
                 aaaa = stats.aaaa,
@@ -465,7 +457,13 @@ impl Publisher {
                 "snapshot updated"
             );
         } else {
-            tracing::debug!(serial, ms, "snapshot refreshed, same counts");
+            tracing::debug!(
+                serial,
+                built_ms,
+                rebuilt,
+                ms,
+                "snapshot refreshed, same counts"
+            );
         }
         Ok((stats, current))
     }
@@ -475,14 +473,6 @@ impl Publisher {
     async fn drop_on_builder<T: Send + 'static>(&self, replaced: T) {
         let _ = self.builder.run(move || drop(replaced)).await;
     }
-}
-
-/// What the build thread hands back besides the snapshot.
-enum Built {
-    /// The served state's document, made before the snapshot (a full build).
-    Now(Current),
-    /// The state, for its document to be made once the snapshot is served (an update).
-    Later(State, HostAddrs),
 }
 
 /// The temporary file `write_atomically` writes before renaming it over `path`.
@@ -618,7 +608,7 @@ mod tests {
         let names: Vec<String> = current.state().unwrap().frameworks[1]
             .tasks
             .iter()
-            .map(|t| t.name.clone())
+            .map(|t| t.name.to_string())
             .collect();
         assert!(names.contains(&"second".to_string()));
     }

@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Deserializes `null` as the type's default, so `"tasks": null` reads as no tasks.
@@ -20,18 +21,39 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Deserializes a list (`null` as empty) into exactly the memory it needs.
+///
+/// A parsed list grows as it is read: one element has room for four. Shrinking it afterwards
+/// leaves the spare room behind as a small free gap between live allocations, which at 100,000
+/// tasks (several lists each) adds up to about as much memory as the state itself and cannot
+/// be returned to the system. Moving the elements into an exact allocation instead frees the
+/// whole grown buffer, which the next list's growth then reuses.
+fn exact_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let grown: Vec<T> = nullable(d)?;
+    if grown.capacity() == grown.len() {
+        return Ok(grown);
+    }
+    let mut exact = Vec::with_capacity(grown.len());
+    exact.extend(grown);
+    Ok(exact)
+}
+
 /// A whole master state document: who leads, which frameworks run which tasks, on which agents.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, Hash)]
 #[serde(default)]
 pub struct State {
     /// The leading master's PID, e.g. `master@10.0.0.1:5050`.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub leader: String,
+    pub leader: CompactString,
     /// Registered frameworks with their tasks.
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub frameworks: Vec<Framework>,
     /// Registered agents ("slaves" in the state document).
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub slaves: Vec<Slave>,
 }
 
@@ -41,10 +63,10 @@ pub struct State {
 pub struct Framework {
     /// Framework ID.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub id: String,
+    pub id: CompactString,
     /// Framework name; becomes the middle label(s) of its tasks' names.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub name: String,
+    pub name: CompactString,
     /// The scheduler's libprocess PID; absent for HTTP API frameworks.
     #[serde(
         deserialize_with = "lenient_pid",
@@ -54,9 +76,9 @@ pub struct Framework {
     pub pid: Option<Pid>,
     /// The scheduler's hostname, used when there is no PID.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub hostname: String,
+    pub hostname: CompactString,
     /// The framework's current tasks.
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub tasks: Vec<Task>,
 }
 
@@ -77,10 +99,10 @@ impl Framework {
 pub struct Slave {
     /// Agent ID; its last dash-separated part appears in task unique names.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub id: String,
+    pub id: CompactString,
     /// Agent hostname.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub hostname: String,
+    pub hostname: CompactString,
     /// The agent's libprocess PID, whose host gives the agent's address.
     #[serde(
         deserialize_with = "lenient_pid",
@@ -96,21 +118,21 @@ pub struct Slave {
 pub struct Task {
     /// Task ID; hashed into the task's unique name.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub id: String,
+    pub id: CompactString,
     /// Task name.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub name: String,
+    pub name: CompactString,
     /// ID of the framework that launched it.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub framework_id: String,
+    pub framework_id: CompactString,
     /// ID of the agent it runs on.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub slave_id: String,
+    pub slave_id: CompactString,
     /// Current state, e.g. `TASK_RUNNING`.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub state: String,
+    pub state: CompactString,
     /// Status updates, each with labels and container network information.
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub statuses: Vec<Status>,
     /// Resources, of which only the port ranges matter here.
     #[serde(deserialize_with = "nullable")]
@@ -186,12 +208,12 @@ pub struct ContainerInfo {
         deserialize_with = "nullable",
         skip_serializing_if = "is_empty"
     )]
-    pub kind: String,
+    pub kind: CompactString,
     /// Docker settings, for Docker containers.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerInfo>,
     /// The networks the container joins (with their port mappings).
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub network_infos: Vec<NetworkInfo>,
 }
 
@@ -201,7 +223,7 @@ pub struct ContainerInfo {
 pub struct DockerInfo {
     /// `HOST`, `BRIDGE`, `USER` or `NONE`.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub network: String,
+    pub network: CompactString,
 }
 
 /// One port of the agent mapped into a container.
@@ -222,12 +244,12 @@ pub struct PortMapping {
 pub struct Status {
     /// Task state at this update.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub state: String,
+    pub state: CompactString,
     /// When the update happened (seconds since the epoch).
     #[serde(deserialize_with = "nullable")]
     pub timestamp: f64,
     /// Labels set by the executor, e.g. `Docker.NetworkSettings.IPAddress`.
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub labels: Vec<Label>,
     /// Container status with network information (Mesos >= 0.25).
     #[serde(deserialize_with = "nullable")]
@@ -262,10 +284,10 @@ impl std::hash::Hash for Status {
 pub struct Label {
     /// Label key.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub key: String,
+    pub key: CompactString,
     /// Label value.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub value: String,
+    pub value: CompactString,
 }
 
 /// Container status of a task.
@@ -273,7 +295,7 @@ pub struct Label {
 #[serde(default)]
 pub struct ContainerStatus {
     /// The container's network interfaces.
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub network_infos: Vec<NetworkInfo>,
 }
 
@@ -282,16 +304,16 @@ pub struct ContainerStatus {
 #[serde(default)]
 pub struct NetworkInfo {
     /// Addresses (Mesos >= 0.26).
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub ip_addresses: Vec<IpAddressEntry>,
     /// Single address (Mesos 0.25).
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub ip_address: String,
+    pub ip_address: CompactString,
     /// Network name.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub name: String,
+    pub name: CompactString,
     /// Ports of the agent mapped into the container on this network.
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub port_mappings: Vec<PortMapping>,
 }
 
@@ -319,7 +341,7 @@ impl NetworkInfo {
 pub struct IpAddressEntry {
     /// The address as text.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub ip_address: String,
+    pub ip_address: CompactString,
 }
 
 /// Task resources; Mesos-DNS reads only the `ports` ranges.
@@ -327,11 +349,8 @@ pub struct IpAddressEntry {
 #[serde(default)]
 pub struct Resources {
     /// Port ranges as the master prints them, e.g. `[31000-31001, 31005-31005]`.
-    #[serde(
-        deserialize_with = "lenient_string",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub ports: String,
+    #[serde(deserialize_with = "lenient_string", skip_serializing_if = "is_empty")]
+    pub ports: CompactString,
 }
 
 impl Resources {
@@ -370,7 +389,7 @@ pub fn parse_port_ranges(text: &str) -> Vec<u16> {
 pub struct DiscoveryInfo {
     /// Service name; replaces the task name in records when set.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub name: String,
+    pub name: CompactString,
     /// Discovery ports.
     #[serde(deserialize_with = "nullable")]
     pub ports: DiscoveryPorts,
@@ -381,7 +400,7 @@ pub struct DiscoveryInfo {
 #[serde(default)]
 pub struct DiscoveryPorts {
     /// The ports.
-    #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
+    #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
     pub ports: Vec<DiscoveryPort>,
 }
 
@@ -394,19 +413,19 @@ pub struct DiscoveryPort {
     pub number: u64,
     /// `tcp`, `udp`, or empty for both.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub protocol: String,
+    pub protocol: CompactString,
     /// Port name, giving the `_name._task._proto` SRV records.
     #[serde(deserialize_with = "nullable", skip_serializing_if = "is_empty")]
-    pub name: String,
+    pub name: CompactString,
 }
 
 /// A libprocess PID: `id@host:port`, where host is an address or a hostname.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Pid {
     /// The process id part before `@`.
-    pub id: String,
+    pub id: CompactString,
     /// Host part, without IPv6 brackets.
-    pub host: String,
+    pub host: CompactString,
     /// Port.
     pub port: u16,
 }
@@ -421,8 +440,8 @@ impl Pid {
             return None;
         }
         Some(Pid {
-            id: id.to_string(),
-            host: host.to_string(),
+            id: id.into(),
+            host: host.into(),
             port,
         })
     }
@@ -461,6 +480,12 @@ impl IsEmpty for String {
     }
 }
 
+impl IsEmpty for CompactString {
+    fn is_empty_value(&self) -> bool {
+        self.is_empty()
+    }
+}
+
 impl<T> IsEmpty for Vec<T> {
     fn is_empty_value(&self) -> bool {
         self.is_empty()
@@ -482,9 +507,9 @@ fn lenient_pid<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Pid>, D::Error>
     Ok(v.as_str().and_then(Pid::parse))
 }
 
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<CompactString, D::Error> {
     let v = serde_json::Value::deserialize(d)?;
-    Ok(v.as_str().map(str::to_string).unwrap_or_default())
+    Ok(v.as_str().map(CompactString::from).unwrap_or_default())
 }
 
 /// Why a state document could not be read.
@@ -584,6 +609,34 @@ mod tests {
         assert!(s.frameworks[0].pid.is_none());
         assert!(s.frameworks[0].tasks.is_empty());
         assert!(s.slaves[0].pid.is_none());
+    }
+
+    #[test]
+    fn lists_are_parsed_into_exactly_the_memory_they_need() {
+        // Straight from serde, before `validated` trims anything.
+        let doc = crate::mesos::synthetic::state_json(50);
+        let s: State = serde_json::from_slice(&doc).unwrap();
+        let f = &s.frameworks[0];
+        assert_eq!(s.frameworks.capacity(), s.frameworks.len());
+        assert_eq!(s.slaves.capacity(), s.slaves.len());
+        assert_eq!(f.tasks.capacity(), f.tasks.len());
+        for t in &f.tasks {
+            assert_eq!(t.statuses.capacity(), t.statuses.len());
+            for st in &t.statuses {
+                let infos = &st.container_status.network_infos;
+                assert_eq!(infos.capacity(), infos.len());
+                for n in infos {
+                    assert_eq!(n.ip_addresses.capacity(), n.ip_addresses.len());
+                }
+            }
+            if let Some(d) = &t.discovery {
+                assert_eq!(d.ports.ports.capacity(), d.ports.ports.len());
+            }
+        }
+        let json = br#"{"leader":"master@10.0.0.1:5050","frameworks":[{"name":"m","tasks":null}]}"#;
+        assert!(State::from_json(json).unwrap().frameworks[0]
+            .tasks
+            .is_empty());
     }
 
     #[test]

@@ -325,7 +325,7 @@ pub struct FrameworkRemoved {
 
 fn status_from(s: V1Status) -> Status {
     Status {
-        state: s.state,
+        state: s.state.into(),
         timestamp: s.timestamp,
         labels: s.labels.labels,
         container_status: s.container_status,
@@ -350,13 +350,13 @@ fn ports_text(resources: &[V1Resource]) -> String {
 
 fn task_from(t: V1Task) -> Task {
     Task {
-        id: t.task_id.value,
-        name: t.name,
-        framework_id: t.framework_id.value,
-        slave_id: t.agent_id.value,
-        state: t.state,
+        id: t.task_id.value.into(),
+        name: t.name.into(),
+        framework_id: t.framework_id.value.into(),
+        slave_id: t.agent_id.value.into(),
+        state: t.state.into(),
         resources: super::model::Resources {
-            ports: ports_text(&t.resources),
+            ports: ports_text(&t.resources).into(),
         },
         statuses: t.statuses.into_iter().map(status_from).collect(),
         discovery: t.discovery,
@@ -399,7 +399,7 @@ impl StreamState {
             .map(|s| {
                 s.frameworks
                     .iter()
-                    .filter_map(|f| Some((f.id.clone(), f.pid.clone()?)))
+                    .filter_map(|f| Some((f.id.to_string(), f.pid.clone()?)))
                     .collect()
             })
             .unwrap_or_default();
@@ -420,10 +420,10 @@ impl StreamState {
         self.frameworks.insert(
             id.clone(),
             Framework {
-                id,
-                name: info.name,
+                id: id.into(),
+                name: info.name.into(),
                 pid,
-                hostname: info.hostname,
+                hostname: info.hostname.into(),
                 tasks: Vec::new(),
             },
         );
@@ -434,8 +434,8 @@ impl StreamState {
         self.agents.insert(
             id.clone(),
             Slave {
-                id,
-                hostname: a.agent_info.hostname,
+                id: id.into(),
+                hostname: a.agent_info.hostname.into(),
                 pid: Pid::parse(&a.pid),
             },
         );
@@ -444,9 +444,9 @@ impl StreamState {
     fn add_task(&mut self, t: V1Task) {
         let task = task_from(t);
         if TERMINAL.contains(&task.state.as_str()) {
-            self.tasks.remove(&task.id);
+            self.tasks.remove(task.id.as_str());
         } else {
-            self.tasks.insert(task.id.clone(), task);
+            self.tasks.insert(task.id.to_string(), task);
         }
     }
 
@@ -496,7 +496,7 @@ impl StreamState {
                 }
                 match self.tasks.get_mut(&id) {
                     Some(task) => {
-                        task.state = state;
+                        task.state = state.into();
                         task.statuses.push(status_from(status));
                         Applied::Changed
                     }
@@ -553,7 +553,7 @@ impl StreamState {
         let mut slaves: Vec<Slave> = self.agents.values().cloned().collect();
         slaves.sort_by(|a, b| a.id.cmp(&b.id));
         State {
-            leader: self.leader.clone(),
+            leader: self.leader.clone().into(),
             frameworks,
             slaves,
         }
@@ -768,7 +768,7 @@ mod tests {
             .to_state()
             .frameworks
             .into_iter()
-            .map(|f| f.name)
+            .map(|f| f.name.to_string())
             .collect();
         assert_eq!(
             names,

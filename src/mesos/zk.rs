@@ -83,7 +83,7 @@ struct Address {
 pub fn master_address(data: &[u8]) -> Option<String> {
     let info: MasterInfo = serde_json::from_slice(data).ok()?;
     let (host, port) = if let Some(pid) = info.pid.as_deref().and_then(Pid::parse) {
-        (pid.host, pid.port)
+        (pid.host.into(), pid.port)
     } else if let Some(a) = info.address {
         (a.ip.or(a.hostname)?, a.port)
     } else {

@@ -437,7 +437,7 @@ impl<'a> Builder<'a> {
         for f in frameworks {
             let mut ef = EnumFramework {
                 tasks: Vec::new(),
-                name: f.name.clone(),
+                name: f.name.to_string(),
             };
             let fname = self.s.spec.domain_frag(&f.name);
             for task in &f.tasks {
@@ -449,8 +449,8 @@ impl<'a> Builder<'a> {
                 }
                 count += 1;
                 let mut et = EnumTask {
-                    name: task.name.clone(),
-                    id: task.id.clone(),
+                    name: task.name.to_string(),
+                    id: task.id.to_string(),
                     records: Vec::new(),
                 };
                 // The enumeration lists every task's records, healthy or not.

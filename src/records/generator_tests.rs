@@ -349,7 +349,7 @@ fn master_numbering_table() {
     ];
     for (masters, leader, expect) in cases {
         let state = State {
-            leader: leader.to_string(),
+            leader: (*leader).into(),
             ..State::default()
         };
         let mut st = settings(LabelSpec::Rfc1123, &[Host], masters);

@@ -21,9 +21,7 @@ use std::time::SystemTime;
 
 use hickory_proto::rr::Name;
 
-use super::generator::{
-    agent_ips, generate_all, generate_base, generate_group, zone_names, Unfinished,
-};
+use super::generator::{agent_ips, generate_all, generate_base, generate_group, zone_names};
 use super::snapshot::{group_keys, Groups, Shard, Snapshot, Soa, Stats};
 use super::{BuildError, HostAddrs, RecordSettings};
 use crate::mesos::model::{Framework, State};
@@ -79,7 +77,7 @@ pub fn update<'a>(
             settings,
             domain,
             soa,
-            base: Part::New(Box::new(generate_all(state, settings, hosts)), 0),
+            base: Part::New(Arc::new(generate_all(state, settings, hosts).finish(0))),
             base_rebuilt: true,
             groups: Vec::new(),
             sharded: false,
@@ -94,10 +92,9 @@ pub fn update<'a>(
                 .filter(|g| g.fingerprint == print);
             let part = match kept {
                 Some(shard) => Part::Kept(shard.clone()),
-                None => Part::New(
-                    Box::new(generate_group(&frameworks, settings, hosts, &slave_ips)),
-                    print,
-                ),
+                None => Part::New(Arc::new(
+                    generate_group(&frameworks, settings, hosts, &slave_ips).finish(print),
+                )),
             };
             (key.into_boxed_str(), part)
         })
@@ -113,32 +110,30 @@ pub fn update<'a>(
     })
 }
 
-/// A shard kept from the previous snapshot, or generated and waiting to be finished.
-enum Part<'a> {
+/// A shard kept from the previous snapshot, or built anew.
+enum Part {
     Kept(Arc<Shard>),
-    New(Box<Unfinished<'a>>, u64),
+    New(Arc<Shard>),
 }
 
-impl Part<'_> {
-    fn finish(self) -> Arc<Shard> {
+impl Part {
+    fn shard(self) -> Arc<Shard> {
         match self {
-            Part::Kept(shard) => shard,
-            Part::New(unfinished, print) => Arc::new(unfinished.finish(print)),
+            Part::Kept(shard) | Part::New(shard) => shard,
         }
     }
 }
 
-/// The records of a state, generated but not yet made a snapshot: the first half of
-/// [`build`]. It no longer refers to the state, so a caller that is done with the state can
-/// free it before [`Generated::finish`] allocates the snapshot's long-lived parts, which then
-/// reuse the state's memory instead of landing above it.
+/// The shards of a state, built or kept, not yet put together as a snapshot: the first half
+/// of [`build`]. Each shard is finished as soon as its records are generated, so the working
+/// set of a build is one group's, not the whole cluster's.
 pub struct Generated<'a> {
     settings: &'a RecordSettings,
     domain: Name,
     soa: Soa,
-    base: Part<'a>,
+    base: Part,
     base_rebuilt: bool,
-    groups: Vec<(Box<str>, Part<'a>)>,
+    groups: Vec<(Box<str>, Part)>,
     sharded: bool,
 }
 
@@ -149,22 +144,22 @@ impl Generated<'_> {
             + self
                 .groups
                 .iter()
-                .filter(|(_, p)| matches!(p, Part::New(..)))
+                .filter(|(_, p)| matches!(p, Part::New(_)))
                 .count()
     }
 
     /// Whether every shard is rebuilt (no previous snapshot, or its base inputs changed).
     pub fn is_full(&self) -> bool {
-        self.base_rebuilt && self.groups.iter().all(|(_, p)| matches!(p, Part::New(..)))
+        self.base_rebuilt && self.groups.iter().all(|(_, p)| matches!(p, Part::New(_)))
     }
 
     /// The snapshot of the generated records.
     pub fn finish(self) -> Snapshot {
-        let base = self.base.finish();
+        let base = self.base.shard();
         let groups: Groups = self
             .groups
             .into_iter()
-            .map(|(key, part)| (key, part.finish()))
+            .map(|(key, part)| (key, part.shard()))
             .collect();
         let mut snapshot = compose(self.settings, self.domain, self.soa, base, groups);
         snapshot.sharded = self.sharded;
