@@ -18,10 +18,25 @@
 #   benches/peers.sh        # DURATION=10 seconds per run, ROUNDS=3, TASKS=1000
 #   SCENARIOS=cluster SERVERS="mesos-dns-sidecar unbound" RESPERF=0 benches/peers.sh  # a subset
 #   BASE=/tmp/base/mesos-dns-sidecar benches/peers.sh  # also an older build, as server "base"
+#   RATES="30000 60000" benches/peers.sh  # the fixed-rate table instead (see below)
 #
 # With BASE (a mesos-dns-sidecar binary built elsewhere, e.g. from the commit before a change),
 # that build runs as one more server with the same config and port, interleaved with the others
 # in every round, and the table gets a "vs base" column: before and after in one run.
+#
+# Fixed rates (RATES set): instead of the table above, CPU time per answered query at each of
+# the given query rates (`dnsperf -Q RATE`, DURATION seconds a run), for the scenarios cluster
+# and hits (FIXED_SCENARIOS), and the servers mesos-dns-sidecar, unbound and the ceiling (plus
+# base with BASE=), interleaved: every round runs each scenario, rate and server once. The
+# table gives per scenario, rate and server the answered QPS (a server that answers less than
+# 97% of the rate is marked as not sustaining it, since its CPU per query then says little),
+# the CPU us per answered query (median round, and range), and for us (and base) the
+# efficiency against the ceiling (the ceiling's CPU per query divided by ours, per round;
+# median and range; 1.00 is the floor of the socket API) and our CPU per query divided by
+# unbound's (below 1 is cheaper). At a fixed rate the cost per query includes each wake-up's
+# system calls, which a saturating run amortises over large batches.
+#
+#   RATES="30000 60000" ROUNDS=5 DURATION=8 BASE=/tmp/base/mesos-dns-sidecar benches/peers.sh
 #
 # Needs: dnsperf (with resperf), dnsmasq, unbound, python3 (apt-get install dnsperf dnsmasq
 # unbound python3). Everything listens on 127.0.0.1 only.
@@ -34,9 +49,13 @@ SERVERS=${SERVERS:-mesos-dns-sidecar dnsmasq unbound}
 RESPERF=${RESPERF:-1}
 ROUNDS=${ROUNDS:-3}
 BASE=${BASE:-}
+RATES=${RATES:-}
+FIXED_SCENARIOS=${FIXED_SCENARIOS:-cluster hits}
+FIXED_SERVERS=${FIXED_SERVERS:-mesos-dns-sidecar unbound ceiling}
 if [ -n "$BASE" ]; then
   [ -x "$BASE" ] || { echo "BASE=$BASE is not an executable" >&2; exit 1; }
   SERVERS="$SERVERS base"
+  FIXED_SERVERS="$FIXED_SERVERS base"
 fi
 UP_PORT=5400 OURS_PORT=5401 DNSMASQ_PORT=5402 UNBOUND_PORT=5403 CEILING_PORT=5404 HTTP_PORT=5405
 CACHE_ENTRIES=10000
@@ -193,6 +212,18 @@ start_server() { # name scenario -> sets server_pid and server_port
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 peak_rss_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
+# Every query has a real answer; a server that fails fast (its upstream gone, say) would
+# otherwise show a fine QPS made of SERVFAILs.
+check_answers() { # what dnsperf-output
+  local noerror
+  noerror=$(awk '/Response codes/ {for (i = 1; i < NF; i++) if ($i == "NOERROR") print $(i + 2)}' <<<"$2" | tr -d '(%)')
+  if ! awk -v p="${noerror:-0}" 'BEGIN {exit !(p >= 99.9)}'; then
+    echo "$1: only ${noerror:-0}% NOERROR answers; not a valid run:" >&2
+    grep -E "Response codes|Queries (sent|completed|lost)" <<<"$2" >&2
+    exit 1
+  fi
+}
+
 results=$work/results
 : > "$results"
 measure() { # scenario server queryfile
@@ -208,18 +239,11 @@ measure() { # scenario server queryfile
   t0=$(date +%s.%N); c0=$(cpu_ticks "$server_pid")
   out=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$queries" -l "$DURATION" -c 4 -q 256 2>&1)
   t1=$(date +%s.%N); c1=$(cpu_ticks "$server_pid")
-  local qps lost noerror completed
+  local qps lost completed
   qps=$(awk '/Queries per second/ {printf "%.0f", $4}' <<<"$out")
   lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
   completed=$(awk '/Queries completed/ {print $3}' <<<"$out")
-  # Every query has a real answer; a server that fails fast (its upstream gone, say) would
-  # otherwise show a fine QPS made of SERVFAILs.
-  noerror=$(awk '/Response codes/ {for (i = 1; i < NF; i++) if ($i == "NOERROR") print $(i + 2)}' <<<"$out" | tr -d '(%)')
-  if ! awk -v p="${noerror:-0}" 'BEGIN {exit !(p >= 99.9)}'; then
-    echo "$server on $scenario: only ${noerror:-0}% NOERROR answers; not a valid run:" >&2
-    grep -E "Response codes|Queries (sent|completed|lost)" <<<"$out" >&2
-    exit 1
-  fi
+  check_answers "$server on $scenario" "$out"
   # Latency percentiles from a verbose run at a fixed, moderate rate that every server sustains.
   local pcts
   pcts=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$queries" -l 3 -Q 20000 -v 2>/dev/null \
@@ -245,6 +269,85 @@ resperf_max() { # server: resperf's maximum throughput on the cache-hit mix
   loss=$(awk '/Lost at that point/ {print $5}' <<<"$out")
   echo "$1 $max $loss" >> "$work/resperf"
 }
+
+measure_rate() { # scenario server rate round: CPU per answered query at a fixed query rate
+  local scenario=$1 server=$2 rate=$3 round=$4
+  stop_all
+  start_upstream
+  start_server "$server" "$scenario"
+  taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$scenario" -n 1 -q 100 >/dev/null 2>&1 || true
+  local t0 c0 t1 c1 out qps completed lost
+  t0=$(date +%s.%N); c0=$(cpu_ticks "$server_pid")
+  out=$(taskset -c 0 dnsperf -s 127.0.0.1 -p "$server_port" -d "$work/q.$scenario" -l "$DURATION" -c 4 -q 256 -Q "$rate" 2>&1)
+  t1=$(date +%s.%N); c1=$(cpu_ticks "$server_pid")
+  check_answers "$server on $scenario at $rate QPS" "$out"
+  qps=$(awk '/Queries per second/ {printf "%.0f", $4}' <<<"$out")
+  completed=$(awk '/Queries completed/ {print $3}' <<<"$out")
+  lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
+  echo "$scenario $rate $server $round ${qps:-0} $(awk -v c="$((c1 - c0))" -v n="${completed:-0}" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {if (n > 0) printf "%.3f", 1e6 * c / hz / n; else print "-"}') ${lost:-0}" >> "$work/fixed"
+}
+
+if [ -n "$RATES" ]; then
+  : > "$work/fixed"
+  # Rounds interleave scenarios, rates and servers, so a busy minute hits all alike.
+  for round in $(seq 1 "$ROUNDS"); do
+    for scenario in $FIXED_SCENARIOS; do
+      for rate in $RATES; do
+        for server in $FIXED_SERVERS; do
+          measure_rate "$scenario" "$server" "$rate" "$round"
+        done
+      done
+    done
+  done
+  stop_all
+  echo
+  echo "peers at fixed rates: $(date -u +%F), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "${DURATION}s runs, $ROUNDS interleaved rounds, $TASKS-task cluster, unbound $(unbound -V | awk 'NR==1 {print $2}'), dnsperf -c 4 -q 256 -Q RATE on CPU 0, servers on CPU 1"
+  echo
+  python3 - "$work/fixed" <<'PY'
+import sys
+runs = {}
+for line in open(sys.argv[1]):
+    scenario, rate, server, rnd, qps, us, lost = line.split()
+    runs.setdefault((scenario, int(rate)), {}).setdefault(server, {})[int(rnd)] = (
+        float(qps), None if us == "-" else float(us), int(lost))
+def med(v):
+    v = sorted(v)
+    return v[len(v) // 2] if v else None
+def spread(v, fmt):
+    v = sorted(v)
+    if not v:
+        return "-"
+    return f"{fmt(med(v))}" + (f" ({fmt(v[0])}-{fmt(v[-1])})" if len(v) > 1 else "")
+def ratio(a, b, flip):
+    # Per round, a's CPU per query against b's (flip: b over a); median and range.
+    r = [(b[k][1] / a[k][1]) if flip else (a[k][1] / b[k][1])
+         for k in a if k in b and a[k][1] and b[k][1]]
+    return spread(r, lambda x: f"{x:.2f}")
+print("| scenario | QPS asked | server | answered QPS | CPU us/query | vs ceiling (efficiency) | CPU/query vs unbound |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for (scenario, rate), servers in runs.items():
+    for server, rounds in servers.items():
+        answered = med(r[0] for r in rounds.values())
+        shown = f"{answered:.0f}"
+        if answered < 0.97 * rate:
+            shown += f" NOT SUSTAINED ({100 * answered / rate:.0f}%)"
+        lost = sum(r[2] for r in rounds.values())
+        if lost:
+            shown += f", {lost} lost"
+        us = spread([r[1] for r in rounds.values() if r[1] is not None], lambda x: f"{x:.2f}")
+        ours = server in ("mesos-dns-sidecar", "base")
+        eff = ratio(rounds, servers["ceiling"], True) if ours and "ceiling" in servers else ""
+        unb = ratio(rounds, servers["unbound"], False) if ours and "unbound" in servers else ""
+        print(f"| {scenario} | {rate} | {server} | {shown} | {us} | {eff} | {unb} |")
+    if "base" in servers and "mesos-dns-sidecar" in servers:
+        print(f"| {scenario} | {rate} | now vs base | | {ratio(servers['mesos-dns-sidecar'], servers['base'], False)} | | |")
+print("\nvs ceiling: the ceiling's CPU per query over ours, per round (median, range); 1.00 is the floor."
+      "\nvs unbound and vs base: our CPU per query over theirs, per round; below 1 is cheaper.")
+PY
+  exit 0
+fi
 
 # Rounds interleave the servers, so a slow minute on the machine hits all of them alike; the
 # table shows each server's median round.

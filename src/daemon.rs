@@ -80,17 +80,19 @@ impl Running {
         &self.listening
     }
 
-    /// Stops reading queries at once (unread ones stay queued in the sockets for whoever
-    /// serves them next), then waits a bounded time for the queries already being forwarded
-    /// to be answered.
+    /// Stops reading queries (at once on TCP, within 50 ms on UDP, whose reader threads answer
+    /// a batch they have just read; unread ones stay queued in the sockets for whoever serves
+    /// them next), then waits a bounded time for the UDP readers to end and the queries
+    /// already being forwarded to be answered.
     pub async fn drain(mut self) {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         let pending = self.in_flight.count();
         if pending > 0 {
             info!(pending, "answering the queries in flight before stopping");
-            self.in_flight.drained(DRAIN_PATIENCE).await;
         }
+        // Also waits for the UDP reader threads, which may have read a last batch.
+        self.in_flight.drained(DRAIN_PATIENCE).await;
     }
 }
 
@@ -216,7 +218,10 @@ pub async fn start(
             listening.extend([Key::Udp(addr), Key::Tcp(addr)]);
             info!(%addr, domain = %config.domain, "serving DNS");
             let limits = ServerLimits::from_config(&config);
-            tasks.spawn(listeners.serve(handlers.clone(), limits));
+            let serving = listeners
+                .serve(handlers.clone(), limits)
+                .map_err(|source| DaemonError::Bind { addr, source })?;
+            tasks.spawn(serving);
         }
     }
     tasks.spawn(tell_systemd(

@@ -44,10 +44,10 @@
 //!
 //! # How a query flows
 //!
-//! 1. [`dns::server::Listeners::serve`] runs one UDP loop (datagrams read and written in
-//!    batches by [`dns::udp_batch::Batcher`]) and one TCP accept loop. The client guard
-//!    ([`dns::access::ClientGuard`]) first decides whether a client is answered at all; every
-//!    packet it lets through goes to [`dns::server::Handlers::route`], the one routing point.
+//! 1. [`dns::server::Listeners::serve`] runs one UDP reader thread (datagrams read with a
+//!    blocking receive and written in batches by [`dns::udp_batch::Batcher`]) and one TCP
+//!    accept loop. The client guard ([`dns::access::ClientGuard`]) first decides whether a
+//!    client is answered at all; every packet it lets through goes to [`dns::server::Handlers::route`], the one routing point.
 //! 2. `route` parses the packet once into a [`dns::Request`] ([`dns::Request::parse`]:
 //!    question, EDNS, size limit, transport; packets that are no plain query are decoded with
 //!    hickory and get FORMERR, NOTIMP or BADVERS from [`dns::request::error_reply`], or

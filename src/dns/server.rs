@@ -8,10 +8,14 @@
 //! ([`super::request::error_reply`]). Each response is counted once, where it is sent
 //! ([`Metrics::count_response`], and the latency histogram of its path).
 //!
-//! UDP takes queries in batches (`udp_batch`) and answers cluster names and fresh cache hits
-//! inline on the receiving task, sending the answers as one batch: both only read memory, so
-//! handing each packet to another task would cost more than answering it. Forwarded queries
-//! run on their own tasks, capped in number so a flood of queries to a dead upstream cannot grow
+//! UDP is read on a thread of its own per socket, in batches (`udp_batch`): a blocking
+//! `recvmmsg` takes the first datagram with whatever else is queued, cluster names and fresh
+//! cache hits are answered inline on that thread, and the answers go out as one `sendmmsg`.
+//! Both answers only read memory, so handing each packet to another task would cost more than
+//! answering it; and waiting on the socket itself rather than in the async runtime spares the
+//! `epoll_wait` and the task wake-up of every batch, which at a steady moderate rate holds one
+//! or two queries. Forwarded queries run on tasks of the async runtime, which send their
+//! answers themselves, capped in number so a flood of queries to a dead upstream cannot grow
 //! memory without bound. TCP serves each connection on its own task with a connection cap and
 //! an idle timeout, so idle or slow clients cannot pin the daemon's memory or descriptors.
 //! Before any of that, `ClientGuard` decides per query whether the client is answered at all
@@ -19,7 +23,10 @@
 
 use crate::config::Config;
 use std::borrow::Cow;
-use std::net::{IpAddr, SocketAddr};
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,18 +34,22 @@ use hickory_proto::op::ResponseCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::access::{Admission, ClientGuard};
 use super::answer::Responder;
 use super::forward::{Forwarder, Lookup};
 use super::request::{Rejected, Reply, Request, Transport};
-use super::udp_batch::{Batcher, UdpIo, BATCH};
+use super::udp_batch::{self, Batcher, BATCH};
 use super::wire;
 use crate::metrics::{Metrics, Path};
 
 /// Socket buffer size asked for on UDP listeners.
 const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
+/// How long a UDP listener thread waits on its socket at most before it looks whether it
+/// should stop: the bound on how long a stopped generation keeps reading.
+const UDP_STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// Limits for the server.
 #[derive(Debug, Clone, Copy)]
@@ -188,103 +199,209 @@ fn guard_reply(bytes: Vec<u8>) -> Reply {
 
 /// Bound sockets of one listen address, ready to serve.
 pub struct Listeners {
-    udp: UdpIo,
+    udp: Arc<UdpSocket>,
     tcp: TcpListener,
 }
 
 impl Listeners {
     /// Binds UDP and TCP on `addr` (a port of 0 takes a free UDP port and the same TCP one).
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<Listeners> {
-        let udp = std::net::UdpSocket::bind(addr)?;
-        udp.set_nonblocking(true)?;
+    pub async fn bind(addr: SocketAddr) -> io::Result<Listeners> {
+        let udp = UdpSocket::bind(addr)?;
         let tcp = std::net::TcpListener::bind(udp.local_addr()?)?;
         tcp.set_nonblocking(true)?;
         Listeners::from_std(udp, tcp)
     }
 
-    /// Serves sockets bound elsewhere (inherited from systemd, or kept across a reload); both
-    /// must be non-blocking.
-    pub fn from_std(
-        udp: std::net::UdpSocket,
-        tcp: std::net::TcpListener,
-    ) -> std::io::Result<Listeners> {
+    /// Serves sockets bound elsewhere (inherited from systemd, or kept across a reload). The
+    /// TCP listener must be non-blocking; the UDP socket is switched to blocking reads with a
+    /// receive timeout (its reader is a thread of its own, see [`Listeners::serve`]), which
+    /// carries over to whichever generation serves it next.
+    pub fn from_std(udp: UdpSocket, tcp: std::net::TcpListener) -> io::Result<Listeners> {
         // Bursts of queries must queue in the kernel rather than be dropped; the kernel caps
         // these at net.core.{r,w}mem_max, which is fine.
         let _ = nix::sys::socket::setsockopt(&udp, nix::sys::socket::sockopt::RcvBuf, &UDP_BUFFER);
         let _ = nix::sys::socket::setsockopt(&udp, nix::sys::socket::sockopt::SndBuf, &UDP_BUFFER);
+        udp.set_nonblocking(false)?;
+        udp.set_read_timeout(Some(UDP_STOP_CHECK))?;
         Ok(Listeners {
-            udp: UdpIo::new(udp)?,
+            udp: Arc::new(udp),
             tcp: TcpListener::from_std(tcp)?,
         })
     }
 
     /// The bound UDP address (useful when binding port 0).
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.udp.get_ref().local_addr()
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.udp.local_addr()
     }
 
-    /// Serves both transports until the task running this is aborted (which stops both).
-    /// Aborting stops reading at once and never loses a query already read: the loops only
-    /// wait for readiness, and forwarded queries and TCP connections finish on their own tasks
-    /// (see [`InFlight`]).
-    pub async fn serve(self, handlers: Handlers, limits: ServerLimits) {
-        let mut both = tokio::task::JoinSet::new();
-        both.spawn(serve_udp(Arc::new(self.udp), handlers.clone(), limits));
-        both.spawn(serve_tcp(self.tcp, handlers, limits));
-        while both.join_next().await.is_some() {}
+    /// Starts the UDP reader thread at once and returns the future serving TCP, to run as a
+    /// task until it is aborted. Dropping the future (aborting its task) stops both: the UDP
+    /// thread sees the stop within 50 ms (`UDP_STOP_CHECK`), answers the batch it may have
+    /// just read, and exits; it counts in [`InFlight`] until then, so a drain waits for it and
+    /// no query it read is lost. Queries not yet read stay queued in the socket for whoever
+    /// serves it next. Forwarded queries and TCP connections finish on their own tasks. Must
+    /// be called within the runtime that is to run the forwarded queries.
+    pub fn serve(
+        self,
+        handlers: Handlers,
+        limits: ServerLimits,
+    ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
+        let stop = StopOnDrop::default();
+        let reader = UdpReader {
+            socket: self.udp,
+            forwarding: Arc::new(Semaphore::new(limits.max_forwarding)),
+            runtime: tokio::runtime::Handle::current(),
+            stop: stop.0.clone(),
+            _counted: handlers.in_flight.reader(),
+            h: handlers.clone(),
+        };
+        let name = format!("dns-udp-{}", reader.socket.local_addr()?.port());
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || reader.run())?;
+        let tcp = self.tcp;
+        Ok(async move {
+            let _stop = stop;
+            serve_tcp(tcp, handlers, limits).await
+        })
     }
 }
 
-/// UDP queries being forwarded off the listener loops, so that a daemon being replaced can
-/// answer them before it exits. (TCP clients see their connection close and retry, as with any
-/// server restart; a query already read on one is answered on its task meanwhile.)
+/// Sets its flag when dropped: tells a UDP reader thread that its task was aborted.
+#[derive(Default)]
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// UDP queries being forwarded off the listener loops, and the UDP reader threads still
+/// running, so that a daemon being replaced can answer them before it exits. (TCP clients see
+/// their connection close and retry, as with any server restart; a query already read on one
+/// is answered on its task meanwhile.)
 #[derive(Clone, Default)]
-pub struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+pub struct InFlight {
+    queries: Arc<AtomicUsize>,
+    readers: Arc<AtomicUsize>,
+}
 
 impl InFlight {
     fn enter(&self) -> InFlightGuard {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        InFlightGuard(self.0.clone())
+        InFlightGuard::new(&self.queries)
     }
 
-    /// How many are still being answered.
+    fn reader(&self) -> InFlightGuard {
+        InFlightGuard::new(&self.readers)
+    }
+
+    /// How many queries are still being answered.
     pub fn count(&self) -> usize {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+        self.queries.load(Ordering::Relaxed)
     }
 
-    /// Waits until none is left, or `patience` has passed.
+    /// Waits until no query is left and every UDP reader thread has stopped, or `patience`
+    /// has passed.
     pub async fn drained(&self, patience: Duration) {
         let deadline = tokio::time::Instant::now() + patience;
-        while self.count() > 0 && tokio::time::Instant::now() < deadline {
+        while (self.count() > 0 || self.readers.load(Ordering::Acquire) > 0)
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
 
-struct InFlightGuard(Arc<std::sync::atomic::AtomicUsize>);
+struct InFlightGuard(Arc<AtomicUsize>);
 
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+impl InFlightGuard {
+    fn new(counter: &Arc<AtomicUsize>) -> InFlightGuard {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(counter.clone())
     }
 }
 
-async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
-    let forwarding = Arc::new(Semaphore::new(limits.max_forwarding));
-    let mut batcher = Batcher::default();
-    let mut received = Vec::with_capacity(BATCH);
-    let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
-    loop {
-        if let Err(e) = socket.recv_batch(&mut batcher, &mut received).await {
-            // ICMP errors from earlier sends surface here on some systems; keep serving.
-            debug!(error = %e, "udp receive error");
-            continue;
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// One UDP socket's reader, run on a thread of its own.
+struct UdpReader {
+    socket: Arc<UdpSocket>,
+    h: Handlers,
+    /// Caps the queries being forwarded at once.
+    forwarding: Arc<Semaphore>,
+    /// Where forwarded queries run.
+    runtime: tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+    /// Counts this thread in [`InFlight`] until it ends.
+    _counted: InFlightGuard,
+}
+
+impl UdpReader {
+    /// Reads, answers and sends batches until told to stop.
+    fn run(self) {
+        // Parts of answering spawn tasks of their own (a forwarded name's prefetch).
+        let _runtime = self.runtime.enter();
+        let mut batcher = Batcher::default();
+        let mut received = Vec::with_capacity(BATCH);
+        let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
+        while !self.stop.load(Ordering::Acquire) {
+            match batcher.wait(&*self.socket, &mut received) {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on some systems; keep
+                    // serving.
+                    debug!(error = %e, "udp receive error");
+                    continue;
+                }
+            }
+            // Read before the stop was seen: answered all the same. A bug that panics on some
+            // packet costs its batch, not the listener.
+            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.answer(&batcher, &received, &mut replies)
+            }));
+            if answered.is_err() {
+                error!("answering a UDP batch panicked; its queries are dropped");
+                replies.clear();
+                continue;
+            }
+            udp_batch::send_all(
+                &self.socket,
+                &mut batcher,
+                &mut replies,
+                |e, peer| debug!(error = %e, %peer, "udp send error"),
+            );
         }
+    }
+
+    /// Answers a batch: what can be answered at once into `replies`, forwarded queries on
+    /// tasks of the runtime (which send their answers themselves).
+    fn answer(
+        &self,
+        batcher: &Batcher,
+        received: &[udp_batch::Received],
+        replies: &mut Vec<(Vec<u8>, SocketAddr)>,
+    ) {
+        let h = &self.h;
         // One clock read per batch: the inline answers below are built within microseconds,
         // so each is timed as the whole batch's receive-to-send time.
         let batch_started = Instant::now();
         let mut answered = [0u64; Path::ALL.len()];
-        for r in &received {
+        for r in received {
             Metrics::inc(&h.metrics.udp_queries);
             if r.truncated {
                 // Longer than any query needs: not worth an answer.
@@ -297,34 +414,7 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
                     Routed::Reply(reply) => reply,
                     Routed::Drop => continue,
                     Routed::Forward(job) => {
-                        let Ok(permit) = forwarding.clone().try_acquire_owned() else {
-                            Metrics::inc(&h.metrics.forward_overload_drops);
-                            continue;
-                        };
-                        let job = job.into_owned();
-                        let socket = socket.clone();
-                        let peer = r.peer;
-                        let guard = h.guard.clone();
-                        let metrics = h.metrics.clone();
-                        let in_flight = h.in_flight.enter();
-                        // Timed from the batch's receipt: no clock read of its own until it is
-                        // answered.
-                        let started = batch_started;
-                        tokio::spawn(async move {
-                            let reply = job.resolve().await;
-                            let (path, qtype, rcode) = (reply.path, reply.qtype, reply.rcode);
-                            if let Some(bytes) = guard.limit(peer.ip(), reply.bytes) {
-                                match socket.send_to(&bytes, peer).await {
-                                    Ok(_) => {
-                                        count_sent(&metrics, qtype, rcode, &bytes);
-                                        metrics.observe(path, started.elapsed(), 1);
-                                    }
-                                    Err(e) => debug!(error = %e, %peer, "udp send error"),
-                                }
-                            }
-                            drop(permit);
-                            drop(in_flight);
-                        });
+                        self.forward(job, r.peer, batch_started);
                         continue;
                     }
                 },
@@ -337,19 +427,42 @@ async fn serve_udp(socket: Arc<UdpIo>, h: Handlers, limits: ServerLimits) {
                 replies.push((bytes, r.peer));
             }
         }
-        socket
-            .send_batch(
-                &mut batcher,
-                &mut replies,
-                |e, peer| debug!(error = %e, %peer, "udp send error"),
-            )
-            .await;
         if answered.iter().any(|&n| n > 0) {
             let took = batch_started.elapsed();
             for (path, n) in Path::ALL.iter().zip(answered) {
                 h.metrics.observe(*path, took, n);
             }
         }
+    }
+
+    /// Resolves `job` on a task of the runtime, which answers `peer` itself; dropped (the
+    /// client retries) when too many are being forwarded already.
+    fn forward(&self, job: Forwarding<'_>, peer: SocketAddr, started: Instant) {
+        let Ok(permit) = self.forwarding.clone().try_acquire_owned() else {
+            Metrics::inc(&self.h.metrics.forward_overload_drops);
+            return;
+        };
+        let job = job.into_owned();
+        let socket = self.socket.clone();
+        let guard = self.h.guard.clone();
+        let metrics = self.h.metrics.clone();
+        let in_flight = self.h.in_flight.enter();
+        // Timed from the batch's receipt: no clock read of its own until it is answered.
+        self.runtime.spawn(async move {
+            let reply = job.resolve().await;
+            let (path, qtype, rcode) = (reply.path, reply.qtype, reply.rcode);
+            if let Some(bytes) = guard.limit(peer.ip(), reply.bytes) {
+                match udp_batch::send_one(&socket, &bytes, peer).await {
+                    Ok(()) => {
+                        count_sent(&metrics, qtype, rcode, &bytes);
+                        metrics.observe(path, started.elapsed(), 1);
+                    }
+                    Err(e) => debug!(error = %e, %peer, "udp send error"),
+                }
+            }
+            drop(permit);
+            drop(in_flight);
+        });
     }
 }
 
@@ -491,6 +604,61 @@ mod tests {
         let mut m = Message::query();
         m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
         m.to_vec().unwrap()
+    }
+
+    /// The UDP reader answers cluster names on its thread and hands forwarded names to the
+    /// runtime, which answers them itself; dropping the serving future stops the reader
+    /// (blocked on the socket) within the stop check, and what is sent afterwards stays
+    /// queued for whoever serves the socket next.
+    #[tokio::test]
+    async fn the_udp_reader_answers_on_its_thread_and_stops_with_its_task() {
+        let h = handlers(true);
+        // Kept open as across a reload, so that a query after the stop waits in the socket.
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let kept = udp.try_clone().unwrap();
+        let tcp = std::net::TcpListener::bind(udp.local_addr().unwrap()).unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let listeners = Listeners::from_std(udp, tcp).unwrap();
+        let addr = listeners.local_addr().unwrap();
+        let serving = listeners.serve(h.clone(), ServerLimits::default()).unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        let client = tokio::net::UdpSocket::from_std(client).unwrap();
+        let mut buf = [0u8; 512];
+        for (name, rcode) in [
+            ("web.marathon.mesos.", ResponseCode::NoError),
+            ("example.com.", ResponseCode::ServFail),
+        ] {
+            client.send_to(&query(name), addr).await.unwrap();
+            let n = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{name} not answered"))
+                .unwrap();
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            assert_eq!(m.metadata.response_code, rcode, "{name}");
+        }
+        assert_eq!(h.in_flight.readers.load(Ordering::Acquire), 1);
+        drop(serving);
+        let started = Instant::now();
+        h.in_flight.drained(Duration::from_secs(3)).await;
+        assert_eq!(h.in_flight.readers.load(Ordering::Acquire), 0);
+        assert!(
+            started.elapsed() < UDP_STOP_CHECK * 4,
+            "{:?}",
+            started.elapsed()
+        );
+        client
+            .send_to(&query("web.marathon.mesos."), addr)
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), client.recv(&mut buf))
+                .await
+                .is_err(),
+            "answered after the stop"
+        );
+        let (n, _) = kept.recv_from(&mut buf).expect("left in the socket");
+        assert_eq!(&buf[2..n], &query("web.marathon.mesos.")[2..]);
     }
 
     /// The cluster domain goes to the responder (whatever the letter case), everything else

@@ -5,11 +5,11 @@
 //! one call halves the system calls per query and lets the client's socket take a burst of
 //! answers per wake-up. At low load a batch is one datagram and costs what `recvfrom` does.
 //!
-//! [`UdpIo`] registers the socket with the runtime for readability only, so that a wake-up
-//! costs the floor of two system calls (`epoll_wait`, `recvmmsg`) plus the batch's
-//! `sendmmsg`: tokio's `UdpSocket` also watches writability, whose events wake the loop
-//! after every send, and it learns that the queue is empty only from a `recvmmsg` that
-//! finds nothing, where a short batch already says so.
+//! The listener reads on a thread of its own with a blocking `recvmmsg` ([`Batcher::wait`],
+//! `MSG_WAITFORONE`: it returns as soon as one datagram is there, with whatever else is queued
+//! by then), so a wake-up costs the floor of two system calls, one receive and one send, where
+//! waiting in the async runtime costs an `epoll_wait` on top. The socket's receive timeout
+//! bounds each wait, so the thread notices in time that it should stop.
 
 use std::io;
 use std::io::{IoSlice, IoSliceMut};
@@ -17,11 +17,8 @@ use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
-
 use nix::sys::socket::{
-    recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
+    recvmmsg, sendmmsg, sendto, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
 };
 
 /// Datagrams taken or sent per system call at most.
@@ -74,6 +71,23 @@ impl Batcher {
     /// without waiting; returns how many the kernel handed over (`out` skips those from an
     /// address family we don't serve). Fewer than [`BATCH`] means the queue is now empty.
     pub fn recv(&mut self, socket: &impl AsRawFd, out: &mut Vec<Received>) -> io::Result<usize> {
+        self.recv_with(socket, out, MsgFlags::MSG_DONTWAIT)
+    }
+
+    /// Waits for a datagram on `socket` (a blocking one) and takes it with whatever else is
+    /// queued by then into `out`, in one system call; as [`Batcher::recv`] otherwise. The
+    /// wait ends with `WouldBlock` (or `TimedOut`) after the socket's receive timeout, and with
+    /// `Interrupted` on a signal.
+    pub fn wait(&mut self, socket: &impl AsRawFd, out: &mut Vec<Received>) -> io::Result<usize> {
+        self.recv_with(socket, out, MsgFlags::MSG_WAITFORONE)
+    }
+
+    fn recv_with(
+        &mut self,
+        socket: &impl AsRawFd,
+        out: &mut Vec<Received>,
+        flags: MsgFlags,
+    ) -> io::Result<usize> {
         out.clear();
         let mut slots = self.slots.iter_mut();
         let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
@@ -82,7 +96,7 @@ impl Batcher {
             socket.as_raw_fd(),
             &mut self.recv_headers,
             iovs.iter_mut(),
-            MsgFlags::MSG_DONTWAIT,
+            flags,
             None,
         )
         .map_err(io::Error::from)?;
@@ -135,91 +149,45 @@ impl Batcher {
     }
 }
 
-/// How long a send waits before trying again when the socket's send buffer is full (the socket
-/// is not watched for writability, see [`UdpIo`]).
-const SEND_RETRY: Duration = Duration::from_millis(1);
+/// How long a send waits before trying again when the socket's send buffer is full.
+pub const SEND_RETRY: Duration = Duration::from_millis(1);
 
-/// A non-blocking UDP socket registered with the runtime for readability only.
-pub struct UdpIo {
-    fd: AsyncFd<UdpSocket>,
+/// Sends every reply, batches at a time, from a thread that may block; while the send buffer is
+/// full it sleeps `SEND_RETRY` and tries again. A reply the kernel refuses outright
+/// (unreachable peer) is dropped and reported to `refused`. Clears `replies`.
+pub fn send_all(
+    socket: &UdpSocket,
+    batcher: &mut Batcher,
+    replies: &mut Vec<(Vec<u8>, SocketAddr)>,
+    mut refused: impl FnMut(&io::Error, SocketAddr),
+) {
+    let mut done = 0;
+    while done < replies.len() {
+        match batcher.send(socket, &replies[done..]) {
+            Ok(n) => done += n.max(1),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(SEND_RETRY),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                refused(&e, replies[done].1);
+                done += 1;
+            }
+        }
+    }
+    replies.clear();
 }
 
-impl UdpIo {
-    /// Registers `socket` (non-blocking) with the current runtime.
-    pub fn new(socket: UdpSocket) -> io::Result<UdpIo> {
-        // SAFETY: the `UdpSocket` owns its descriptor, which stays open and the same for as
-        // long as the `AsyncFd` owns the socket (nothing here hands the socket out mutably).
-        let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) };
-        Ok(UdpIo {
-            fd: fd.map_err(|e| e.into_parts().1)?,
-        })
-    }
-
-    /// The socket.
-    pub fn get_ref(&self) -> &UdpSocket {
-        self.fd.get_ref()
-    }
-
-    /// Waits for datagrams and takes a batch of them into `out` (at least one). A short batch
-    /// marks the socket not readable at once: the next wake-up comes from the next datagram's
-    /// event, not from a `recvmmsg` that finds the queue empty. (A datagram that arrives after
-    /// the `recvmmsg` raises a new event, which the runtime keeps: clearing only drops the
-    /// readiness this batch was taken under.)
-    pub async fn recv_batch(
-        &self,
-        batcher: &mut Batcher,
-        out: &mut Vec<Received>,
-    ) -> io::Result<()> {
-        loop {
-            let mut ready = self.fd.readable().await?;
-            match batcher.recv(self.fd.get_ref(), out) {
-                Ok(taken) => {
-                    if taken < BATCH {
-                        ready.clear_ready();
-                    }
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready.clear_ready(),
-                Err(e) => return Err(e),
+/// Sends one datagram from an async task without blocking its thread, whether or not the
+/// socket is in blocking mode (the listener thread's socket is): while the send buffer is full
+/// it waits `SEND_RETRY` on the runtime's timer and tries again.
+pub async fn send_one(socket: &UdpSocket, bytes: &[u8], peer: SocketAddr) -> io::Result<()> {
+    let to = SockaddrStorage::from(peer);
+    loop {
+        match sendto(socket.as_raw_fd(), bytes, &to, MsgFlags::MSG_DONTWAIT) {
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {
+                tokio::time::sleep(SEND_RETRY).await
             }
-        }
-    }
-
-    /// Sends every reply, batches at a time; while the send buffer is full it waits
-    /// `SEND_RETRY` and tries again. A reply the kernel refuses outright (unreachable peer)
-    /// is dropped and reported to `refused`.
-    pub async fn send_batch(
-        &self,
-        batcher: &mut Batcher,
-        replies: &mut Vec<(Vec<u8>, SocketAddr)>,
-        mut refused: impl FnMut(&io::Error, SocketAddr),
-    ) {
-        let mut done = 0;
-        while done < replies.len() {
-            match batcher.send(self.fd.get_ref(), &replies[done..]) {
-                Ok(n) => done += n.max(1),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    tokio::time::sleep(SEND_RETRY).await
-                }
-                Err(e) => {
-                    refused(&e, replies[done].1);
-                    done += 1;
-                }
-            }
-        }
-        replies.clear();
-    }
-
-    /// Sends one datagram, waiting as [`UdpIo::send_batch`] does while the buffer is full.
-    pub async fn send_to(&self, bytes: &[u8], peer: SocketAddr) -> io::Result<()> {
-        loop {
-            match self.fd.get_ref().send_to(bytes, peer) {
-                Ok(_) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    tokio::time::sleep(SEND_RETRY).await
-                }
-                Err(e) => return Err(e),
-            }
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -268,34 +236,54 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     }
 
-    #[tokio::test]
-    async fn a_short_batch_leaves_the_socket_waiting_for_the_next_datagram() {
+    #[test]
+    fn a_wait_takes_the_first_datagram_with_the_queued_ones_and_times_out_when_idle() {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        server.set_nonblocking(true).unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let to = server.local_addr().unwrap();
-        let io = UdpIo::new(server).unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         let mut b = Batcher::default();
         let mut got = Vec::new();
-        for round in 0..3u8 {
-            client.send_to(&[round; 2], to).unwrap();
-            client.send_to(&[round; 3], to).unwrap();
-            let mut n = 0;
-            while n < 2 {
-                tokio::time::timeout(Duration::from_secs(2), io.recv_batch(&mut b, &mut got))
-                    .await
-                    .expect("datagrams queued after a short batch still wake the loop")
-                    .unwrap();
-                n += got.len();
-            }
-            assert_eq!(b.datagram(&got[got.len() - 1])[0], round);
+        for i in 0..3u8 {
+            client.send_to(&[i; 2], to).unwrap();
         }
+        assert_eq!(
+            b.wait(&server, &mut got).unwrap(),
+            3,
+            "all queued ones at once"
+        );
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            client.send_to(&[9; 4], to).unwrap();
+            client
+        });
+        assert_eq!(
+            b.wait(&server, &mut got).unwrap(),
+            1,
+            "returns with the first"
+        );
+        assert_eq!(b.datagram(&got[0]), &[9; 4]);
+        let client = sender.join().unwrap();
+        let started = std::time::Instant::now();
+        let err = b.wait(&server, &mut got).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
         let mut replies = vec![(vec![1u8; 4], client.local_addr().unwrap())];
-        io.send_batch(&mut b, &mut replies, |_, _| panic!("refused"))
-            .await;
+        send_all(&server, &mut b, &mut replies, |_, _| panic!("refused"));
         assert!(replies.is_empty());
-        io.send_to(&[2u8; 5], client.local_addr().unwrap())
-            .await
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(send_one(&server, &[2u8; 5], client.local_addr().unwrap()))
             .unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(client.recv(&mut buf).unwrap(), 4);

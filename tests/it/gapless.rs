@@ -190,3 +190,18 @@ fn reloads_lose_no_query() {
     assert!(asked > 50, "the client asked only {asked} queries");
     assert_eq!(good, asked, "queries lost across reloads");
 }
+
+#[test]
+fn a_daemon_stops_promptly_though_its_udp_reader_is_waiting_on_the_socket() {
+    // The UDP reader blocks in recvmmsg; a stop must not wait out the drain's patience (3 s)
+    // for it, idle or just after serving.
+    let mut d = start_on(&["--demo", "--no-forward"], free_port());
+    d.wait_answering("web.marathon.mesos.");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    signal(d.child.id(), "TERM");
+    let status = d.child.wait().unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_millis(1500), "stopping took {took:?}");
+}
