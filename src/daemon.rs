@@ -72,7 +72,7 @@ impl Running {
 
     /// The served state as a compact document, to seed a restarted daemon without a gap.
     pub fn state_document(&self) -> Option<Vec<u8>> {
-        Some(self.publisher.current()?.document().to_vec())
+        Some(self.publisher.current()?.document())
     }
 
     /// The sockets this generation serves, by kind and address.

@@ -105,9 +105,12 @@
 //!    the replaced state all run on one thread ([`publish::BuildThread`]) whose memory is
 //!    handed back to the system after each job. A document that fails keeps the previous
 //!    snapshot and is counted in `/metrics`, as is every failed fetch
-//!    ([`publish::Publisher::fetch_failed`]). The served state is kept as its compact JSON
-//!    document ([`publish::Current`]) and parsed again only when an API needs it.
-//! 4. With `persistFile` the good document is written with [`publish::write_atomically`] and
+//!    ([`publish::Publisher::fetch_failed`]). The new snapshot is served as soon as its shards
+//!    are built; the state behind it is kept parsed ([`publish::Current`]), its lists exactly
+//!    sized and its short strings inline, and written out as JSON only when something needs
+//!    the document.
+//! 4. With `persistFile` the good document is written with [`publish::write_atomically`]
+//!    (a streamed state at most once a second, the newest first) and
 //!    served at the next start by [`publish::Publisher::load_persisted`]; the HTTP API reads
 //!    the same publisher for `/v1/axfr`, `/v1/enumerate` and, through
 //!    [`mesos::relay::Server`], the relay document ([`mesos::relay::RelayDoc`]) of

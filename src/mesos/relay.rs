@@ -176,8 +176,7 @@ impl Server {
         // Publisher::publish_state): the document then carries the state's own serial, and
         // the next request after the state catches up builds the newer one.
         let current = self.publisher.current()?;
-        let state = current.state().ok()?;
-        let doc = Arc::new(RelayDoc::new(&state, current.serial).ok()?);
+        let doc = Arc::new(RelayDoc::new(current.state(), current.serial).ok()?);
         if current.serial == serial {
             *cached = Some(doc.clone());
         }
