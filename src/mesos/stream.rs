@@ -8,7 +8,7 @@
 //! thousands of updates costs a handful of rebuilds. A silent stream (no heartbeat for three
 //! intervals) is dropped and resubscribed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -22,7 +22,8 @@ use super::model::{
     Task,
 };
 
-/// How long after the first of a burst of events the snapshot is rebuilt.
+/// The shortest time between the starts of two publishes while events arrive: an event after
+/// a quiet spell is published at once, the events of a burst together at most this often.
 pub const PUBLISH_DELAY: Duration = Duration::from_millis(100);
 
 /// Task states after which a task never runs again (it is dropped from the local state).
@@ -372,7 +373,8 @@ pub struct StreamState {
     frameworks: HashMap<String, Framework>,
     framework_order: Vec<String>,
     agents: HashMap<String, Slave>,
-    tasks: HashMap<String, Task>,
+    /// By ID, in ID order: the order of the state document, kept without a sort per publish.
+    tasks: BTreeMap<String, Task>,
     /// Framework PIDs known from a state document, which v1 events don't carry.
     pids: HashMap<String, Pid>,
 }
@@ -543,9 +545,7 @@ impl StreamState {
             .enumerate()
             .map(|(i, id)| (id.as_str(), i))
             .collect();
-        let mut tasks: Vec<&Task> = self.tasks.values().collect();
-        tasks.sort_by(|a, b| a.id.cmp(&b.id));
-        for t in tasks {
+        for t in self.tasks.values() {
             if let Some(&i) = index.get(t.framework_id.as_str()) {
                 frameworks[i].tasks.push(t.clone());
             }
@@ -599,6 +599,7 @@ pub async fn follow(
     let mut records = RecordIo::new(max_record);
     let mut heartbeat = DEFAULT_HEARTBEAT;
     let mut publish_at: Option<Instant> = None;
+    let mut last_publish: Option<Instant> = None;
     loop {
         tokio::select! {
             chunk = tokio::time::timeout(heartbeat * 3, resp.chunk()) => {
@@ -617,12 +618,16 @@ pub async fn follow(
                         Ok(Applied::Subscribed { heartbeat: hb }) => {
                             heartbeat = hb.unwrap_or(DEFAULT_HEARTBEAT);
                             publish_at = None;
+                            last_publish = Some(Instant::now());
                             if let Err(e) = publisher.publish_state(state.to_state()).await {
                                 tracing::warn!(error = %e, "subscribed state rejected");
                             }
                         }
                         Ok(Applied::Changed) => {
-                            publish_at.get_or_insert_with(|| Instant::now() + PUBLISH_DELAY);
+                            publish_at.get_or_insert_with(|| {
+                                let now = Instant::now();
+                                last_publish.map_or(now, |t| (t + PUBLISH_DELAY).max(now))
+                            });
                         }
                         // A heartbeat or a no-op event: the master still stands behind the
                         // served state, unless a change is waiting to be published.
@@ -634,6 +639,7 @@ pub async fn follow(
             }
             _ = tokio::time::sleep_until(publish_at.unwrap_or_else(Instant::now)), if publish_at.is_some() => {
                 publish_at = None;
+                last_publish = Some(Instant::now());
                 if let Err(e) = publisher.publish_state(state.to_state()).await {
                     tracing::warn!(error = %e, "streamed state rejected");
                 }
