@@ -127,6 +127,7 @@ fn main() {
             .iter_mut()
             .find_map(|f| f.tasks.first_mut())
         {
+            let task = std::sync::Arc::make_mut(task);
             task.name = "renamed-again".into();
             task.discovery = None;
         }

@@ -8,6 +8,7 @@
 //! (an unparsable IP, a port above 65535) are dropped, never guessed.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -79,7 +80,9 @@ pub struct Framework {
     pub hostname: CompactString,
     /// The framework's current tasks.
     #[serde(deserialize_with = "exact_list", skip_serializing_if = "is_empty")]
-    pub tasks: Vec<Task>,
+    /// Shared, so that a source keeping a state of its own (the event stream) hands a copy
+    /// to the publisher without copying every task.
+    pub tasks: Vec<Arc<Task>>,
 }
 
 impl Framework {
@@ -548,7 +551,8 @@ impl State {
         self.slaves.shrink_to_fit();
         for f in &mut self.frameworks {
             f.tasks.shrink_to_fit();
-            for t in &mut f.tasks {
+            // A task shared with another state is left as it is.
+            for t in f.tasks.iter_mut().filter_map(Arc::get_mut) {
                 t.statuses.shrink_to_fit();
                 for s in &mut t.statuses {
                     s.labels.shrink_to_fit();

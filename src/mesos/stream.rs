@@ -9,6 +9,7 @@
 //! intervals) is dropped and resubscribed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -374,7 +375,7 @@ pub struct StreamState {
     framework_order: Vec<String>,
     agents: HashMap<String, Slave>,
     /// By ID, in ID order: the order of the state document, kept without a sort per publish.
-    tasks: BTreeMap<String, Task>,
+    tasks: BTreeMap<String, Arc<Task>>,
     /// Framework PIDs known from a state document, which v1 events don't carry.
     pids: HashMap<String, Pid>,
 }
@@ -448,7 +449,7 @@ impl StreamState {
         if TERMINAL.contains(&task.state.as_str()) {
             self.tasks.remove(task.id.as_str());
         } else {
-            self.tasks.insert(task.id.to_string(), task);
+            self.tasks.insert(task.id.to_string(), Arc::new(task));
         }
     }
 
@@ -498,6 +499,8 @@ impl StreamState {
                 }
                 match self.tasks.get_mut(&id) {
                     Some(task) => {
+                        // Copied first if a published state still shares it.
+                        let task = Arc::make_mut(task);
                         task.state = state.into();
                         task.statuses.push(status_from(status));
                         Applied::Changed
@@ -713,6 +716,30 @@ mod tests {
           "statuses":[{"task_id":{"value":"web.1"},"state":"TASK_RUNNING","timestamp":1.5,
             "labels":{"labels":[{"key":"k","value":"v"}]},
             "container_status":{"network_infos":[{"ip_addresses":[{"ip_address":"172.17.0.2"}]}]}}]}]}}}}"#;
+
+    #[test]
+    fn published_states_share_tasks_until_an_event_changes_one() {
+        let mut s = StreamState::new("10.0.0.1:5050", None);
+        s.apply(SUBSCRIBED.as_bytes()).unwrap();
+        let first = s.to_state();
+        let again = s.to_state();
+        assert!(Arc::ptr_eq(
+            &first.frameworks[0].tasks[0],
+            &again.frameworks[0].tasks[0]
+        ));
+        let killed = r#"{"type":"TASK_UPDATED","task_updated":{"framework_id":{"value":"fw1"},"state":"TASK_STARTING",
+            "status":{"task_id":{"value":"web.1"},"state":"TASK_STARTING","timestamp":9.0}}}"#;
+        assert_eq!(s.apply(killed.as_bytes()).unwrap(), Applied::Changed);
+        // The published state keeps what it was given; the stream's copy moves on.
+        assert_eq!(first.frameworks[0].tasks[0].state, "TASK_RUNNING");
+        assert_eq!(first.frameworks[0].tasks[0].statuses.len(), 1);
+        let now = s.to_state();
+        assert_eq!(now.frameworks[0].tasks[0].state, "TASK_STARTING");
+        assert!(!Arc::ptr_eq(
+            &first.frameworks[0].tasks[0],
+            &now.frameworks[0].tasks[0]
+        ));
+    }
 
     #[test]
     fn subscribed_then_events_track_the_cluster() {
