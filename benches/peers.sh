@@ -41,6 +41,8 @@
 # Needs: dnsperf (with resperf), dnsmasq, unbound, python3 (apt-get install dnsperf dnsmasq
 # unbound python3). Everything listens on 127.0.0.1 only.
 set -euo pipefail
+# The date and this machine's cores and CPU model, for the tables' headers.
+machine() { echo "$(date -u +%F), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo))"; }
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 TASKS=${TASKS:-1000}
@@ -302,7 +304,7 @@ if [ -n "$RATES" ]; then
   done
   stop_all
   echo
-  echo "peers at fixed rates: $(date -u +%F), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "peers at fixed rates: $(machine), load average $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "${DURATION}s runs, $ROUNDS interleaved rounds, $TASKS-task cluster, unbound $(unbound -V | awk 'NR==1 {print $2}'), dnsperf -c 4 -q 256 -Q RATE on CPU 0, servers on CPU 1"
   echo
   python3 - "$work/fixed" <<'PY'
@@ -366,7 +368,7 @@ fi
 stop_all
 
 echo
-echo "peers: $(date -u +%F), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), ${DURATION}s runs, median of $ROUNDS rounds, $TASKS-task cluster"
+echo "peers: $(machine), ${DURATION}s runs, median of $ROUNDS rounds, $TASKS-task cluster"
 echo "dnsmasq $(dnsmasq --version | awk 'NR==1 {print $3}'), unbound $(unbound -V | awk 'NR==1 {print $2}'), dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ {print $2}')"
 echo
 python3 - "$results" <<'PY'

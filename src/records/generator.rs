@@ -512,28 +512,8 @@ impl<'a> Builder<'a> {
                 buf.push_str(p);
             }
         };
-        set(
-            &mut unique,
-            &[
-                task_name,
-                "-",
-                &ctx.hash,
-                "-",
-                &ctx.slave_tail,
-                ".",
-                fname,
-                &tail,
-            ],
-        );
-        let unique_idx = self.intern(&unique);
-
-        for &ip in &ctx.task_ips {
-            set(&mut name, &[task_name, ".", fname, &tail]);
-            self.insert_task(&name, ip_to_value(ip), recs);
-            self.insert_task(&unique, ip_to_value(ip), recs);
-        }
-        // The unique name under `.slave.`: the target of the resource ports' SRV records.
-        let unique_slave = |buf: &mut String| {
+        // The task's unique name, `task-HASH-AGENT.framework`, then `suffix` and the domain.
+        let canonical = |buf: &mut String, suffix: &str| {
             set(
                 buf,
                 &[
@@ -544,20 +524,29 @@ impl<'a> Builder<'a> {
                     &ctx.slave_tail,
                     ".",
                     fname,
-                    ".slave",
+                    suffix,
                     &tail,
                 ],
             )
         };
+        canonical(&mut unique, "");
+        let unique_idx = self.intern(&unique);
+
+        for &ip in &ctx.task_ips {
+            set(&mut name, &[task_name, ".", fname, &tail]);
+            self.insert_task(&name, ip_to_value(ip), recs);
+            self.insert_task(&unique, ip_to_value(ip), recs);
+        }
         for &ip in ctx.slave_ips {
             set(&mut name, &[task_name, ".", fname, ".slave", &tail]);
             self.insert_task(&name, ip_to_value(ip), recs);
-            unique_slave(&mut name);
+            canonical(&mut name, ".slave");
             self.insert_task(&name, ip_to_value(ip), recs);
         }
 
         let discovery = ctx.task.named_discovery();
-        unique_slave(&mut name);
+        // The unique name under `.slave.`: the target of the resource ports' SRV records.
+        canonical(&mut name, ".slave");
         let slave_target_idx = self.intern(&name);
         for port in ctx.task.resources.ports() {
             for proto in ["_tcp.", "_udp."] {
