@@ -147,14 +147,19 @@ fn netns_or_skip(test: &str) -> Option<Netns> {
     }
 }
 
-/// One UDP query from `from` to `to`; the answer, if one comes within a second.
+/// One UDP query from `from` to `to`, sent up to three times a second apart as a stub
+/// resolver would (a datagram can be lost on a loaded machine); the first answer, if any.
 fn udp_from(from: Ipv4Addr, to: SocketAddr, q: &Message) -> Option<Message> {
     let sock = UdpSocket::bind((from, 0)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    sock.send_to(&q.to_vec().unwrap(), to).unwrap();
     let mut buf = vec![0u8; 65535];
-    let (n, _) = sock.recv_from(&mut buf).ok()?;
-    Message::from_vec(&buf[..n]).ok()
+    for _ in 0..3 {
+        sock.send_to(&q.to_vec().unwrap(), to).unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            return Message::from_vec(&buf[..n]).ok();
+        }
+    }
+    None
 }
 
 /// A TCP connection from `from` to `to`.
