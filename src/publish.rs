@@ -144,23 +144,22 @@ pub const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 impl StatePersister {
     /// Queues `current` to be saved, replacing any state still waiting.
     fn offer(self: &Arc<Self>, current: Arc<Current>) {
-        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(current);
+        *self.slot() = Some(current);
         if !self.writing.swap(true, Ordering::AcqRel) {
             let me = self.clone();
             tokio::task::spawn_blocking(move || me.drain());
         }
     }
 
-    fn take(&self) -> Option<Arc<Current>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+    /// The waiting state's slot (a panic elsewhere cannot leave it inconsistent).
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Current>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn drain(&self) {
         loop {
-            if let Some(current) = self.take() {
+            let next = self.slot().take();
+            if let Some(current) = next {
                 if let Err(e) = write_atomically(&self.path, &current.document()) {
                     warn!(path = %self.path.display(), error = %e, "cannot persist the state");
                 }
@@ -170,11 +169,7 @@ impl StatePersister {
             }
             self.writing.store(false, Ordering::Release);
             // A state offered between the check and the flag going down is still saved.
-            let waiting = self
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_some();
+            let waiting = self.slot().is_some();
             if !waiting || self.writing.swap(true, Ordering::AcqRel) {
                 return;
             }
@@ -440,12 +435,9 @@ impl Publisher {
         result
     }
 
-    /// Builds and serves the snapshot of `state`; the state is kept as its compact document.
-    ///
-    /// The new snapshot is served as soon as its shards are built (only those whose inputs
-    /// changed are rebuilt); the state's document (a copy of the whole cluster, costly at
-    /// 100,000 tasks) is written after, so names answer without waiting for it. The replaced
-    /// snapshot is let go before the document is written, so the two never add up with it.
+    /// Builds and serves the snapshot of `state` (only the shards whose inputs changed are
+    /// rebuilt), then keeps the state as the served [`Current`]; the replaced state and
+    /// snapshot are freed on the build thread.
     async fn publish_inner(
         &self,
         state: State,
@@ -475,7 +467,6 @@ impl Publisher {
             as_of,
             serial,
         });
-        let old_snapshot = Some(old_snapshot);
         let replaced = self.current.swap(Some(current.clone()));
         self.updated_at.store(Some(Arc::new(as_of)));
         // After the state: a relay waiting for a change must find the new state's document.

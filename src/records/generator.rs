@@ -754,43 +754,25 @@ pub(crate) enum Part {
     Group,
 }
 
-/// A shard's records, generated but not yet made a shard. It no longer refers to the state,
-/// so a caller done with the state can free it before [`Unfinished::finish`] allocates the
-/// shard's long-lived parts, which then reuse the state's memory instead of landing above it
-/// (where they would keep the freed state's memory from returning to the system).
-pub(crate) struct Unfinished<'a> {
-    builder: Builder<'a>,
-    tasks: usize,
-    part: Part,
-}
-
-impl Unfinished<'_> {
-    /// The shard, tagged with the digest of its inputs.
-    pub(crate) fn finish(self, fingerprint: u64) -> Shard {
-        finish(self.builder, self.tasks, self.part, fingerprint)
-    }
-}
-
-/// Every record of `state` in Mesos-DNS's generator order, for a single shard.
-pub(crate) fn generate_all<'a>(
+/// Every record of `state` in Mesos-DNS's generator order, as a single shard tagged with the
+/// digest of its inputs.
+pub(crate) fn generate_all(
     state: &State,
-    settings: &'a RecordSettings,
+    settings: &RecordSettings,
     hosts: &HostAddrs,
-) -> Unfinished<'a> {
+    fingerprint: u64,
+) -> Shard {
     let (builder, tasks, _) = generate(state, settings, hosts, false);
-    Unfinished {
-        builder,
-        tasks,
-        part: Part::Base,
-    }
+    finish(builder, tasks, Part::Base, fingerprint)
 }
 
-/// The base shard's records: agents, the name server, masters.
-pub(crate) fn generate_base<'a>(
+/// The base shard (agents, the name server, masters), tagged with the digest of its inputs.
+pub(crate) fn generate_base(
     state: &State,
-    settings: &'a RecordSettings,
+    settings: &RecordSettings,
     slave_ips: &AgentIps<'_>,
-) -> Unfinished<'a> {
+    fingerprint: u64,
+) -> Shard {
     let mut b = Builder::new(settings, false);
     b.slave_records(state, slave_ips);
     b.listener_records();
@@ -799,20 +781,18 @@ pub(crate) fn generate_base<'a>(
     if settings.reverse_lookups {
         b.reverse_records(Some(state), slave_ips);
     }
-    Unfinished {
-        builder: b,
-        tasks: 0,
-        part: Part::Base,
-    }
+    finish(b, 0, Part::Base, fingerprint)
 }
 
-/// One group's records: its frameworks' own records, then their tasks'.
-pub(crate) fn generate_group<'a>(
+/// One group's shard (its frameworks' own records, then their tasks'), tagged with the digest
+/// of its inputs.
+pub(crate) fn generate_group(
     frameworks: &[&Framework],
-    settings: &'a RecordSettings,
+    settings: &RecordSettings,
     hosts: &HostAddrs,
     slave_ips: &AgentIps<'_>,
-) -> Unfinished<'a> {
+    fingerprint: u64,
+) -> Shard {
     let mut b = Builder::new(settings, false);
     b.framework_records(frameworks, hosts);
     b.defer_duplicates();
@@ -820,11 +800,7 @@ pub(crate) fn generate_group<'a>(
     if settings.reverse_lookups {
         b.reverse_records(None, slave_ips);
     }
-    Unfinished {
-        builder: b,
-        tasks,
-        part: Part::Group,
-    }
+    finish(b, tasks, Part::Group, fingerprint)
 }
 
 /// Lists, per framework and task, the records each running task produced: the data of

@@ -63,7 +63,7 @@ pub fn update<'a>(
     let (base, base_rebuilt) = match previous {
         Some(p) if p.base.fingerprint == base_print => (p.base.clone(), false),
         _ => (
-            Arc::new(generate_base(state, settings, &slave_ips).finish(base_print)),
+            Arc::new(generate_base(state, settings, &slave_ips, base_print)),
             true,
         ),
     };
@@ -77,7 +77,7 @@ pub fn update<'a>(
             settings,
             domain,
             soa,
-            base: Part::New(Arc::new(generate_all(state, settings, hosts).finish(0))),
+            base: Part::New(Arc::new(generate_all(state, settings, hosts, 0))),
             base_rebuilt: true,
             groups: Vec::new(),
             sharded: false,
@@ -92,9 +92,13 @@ pub fn update<'a>(
                 .filter(|g| g.fingerprint == print);
             let part = match kept {
                 Some(shard) => Part::Kept(shard.clone()),
-                None => Part::New(Arc::new(
-                    generate_group(&frameworks, settings, hosts, &slave_ips).finish(print),
-                )),
+                None => Part::New(Arc::new(generate_group(
+                    &frameworks,
+                    settings,
+                    hosts,
+                    &slave_ips,
+                    print,
+                ))),
             };
             (key.into_boxed_str(), part)
         })
@@ -146,11 +150,6 @@ impl Generated<'_> {
                 .iter()
                 .filter(|(_, p)| matches!(p, Part::New(_)))
                 .count()
-    }
-
-    /// Whether every shard is rebuilt (no previous snapshot, or its base inputs changed).
-    pub fn is_full(&self) -> bool {
-        self.base_rebuilt && self.groups.iter().all(|(_, p)| matches!(p, Part::New(_)))
     }
 
     /// The snapshot of the generated records.
@@ -314,7 +313,7 @@ mod tests {
     /// The snapshot as one shard in Mesos-DNS's generator order: what sharding must equal.
     fn single(state: &State, settings: &RecordSettings) -> Snapshot {
         let (domain, soa) = zone_names(settings, 1).unwrap();
-        let shard = generate_all(state, settings, &hosts()).finish(0);
+        let shard = generate_all(state, settings, &hosts(), 0);
         compose(settings, domain, soa, Arc::new(shard), Groups::default())
     }
 
