@@ -58,11 +58,12 @@ fn main() {
     let settings = RecordSettings::from_config(&config, vec!["10.0.0.53".parse().unwrap()]);
     let hosts = HostAddrs::new();
     println!(
-        "{:>8} {:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>14} {:>10} {:>10}",
+        "{:>8} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>14} {:>10} {:>10}",
         "tasks",
         "shape",
         "json MiB",
         "parse ms",
+        "read ms",
         "state MiB",
         "build ms",
         "names",
@@ -103,6 +104,13 @@ fn main() {
             state = Some(s);
         }
         let state = state.expect("at least one run");
+        let mut read = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let s = State::from_reader(std::io::BufReader::new(&doc[..])).expect("reads");
+            read.push(t.elapsed());
+            drop(s);
+        }
 
         let mut times = Vec::new();
         let mut snap_bytes = 0;
@@ -143,11 +151,12 @@ fn main() {
             same.push(t.elapsed());
         }
         println!(
-            "{:>8} {:>8} {:>10.1} {:>10.1} {:>12.1} {:>10.1} {:>10} {:>12.1} {:>14.1} {:>10.1} {:>10.1}",
+            "{:>8} {:>8} {:>10.1} {:>10.1} {:>10.1} {:>12.1} {:>10.1} {:>10} {:>12.1} {:>14.1} {:>10.1} {:>10.1}",
             tasks,
             shape,
             mib(doc.len()),
             median(parse).as_secs_f64() * 1e3,
+            median(read).as_secs_f64() * 1e3,
             mib(state_bytes),
             median(times).as_secs_f64() * 1e3,
             names,

@@ -330,16 +330,15 @@ impl Publisher {
             .await
     }
 
-    /// Parses a source's document with `parse` on the build thread, where the state's
-    /// allocations belong (see [`BuildThread`]); the document is freed there as soon as it is
-    /// parsed. Sources hand the result to [`Publisher::publish_state`], so a document is
-    /// parsed once however the source inspects it first (a master's leader, a relay's version).
-    pub async fn parse<T: Send + 'static, E: Send + 'static>(
+    /// Runs a source's parser on the build thread, where the state's allocations belong (see
+    /// [`BuildThread`]); the document it owns is freed there too. Sources hand the result to
+    /// [`Publisher::publish_state`], so a document is parsed once however the source inspects
+    /// it first (a master's leader, a relay's version).
+    pub async fn parse<T: Send + 'static>(
         &self,
-        document: Vec<u8>,
-        parse: fn(&[u8]) -> Result<T, E>,
-    ) -> Result<Result<T, E>, PublishError> {
-        self.builder.run(move || parse(&document)).await
+        parse: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PublishError> {
+        self.builder.run(parse).await
     }
 
     /// Records that a source could not get a document at all (master down, bad answer); the

@@ -14,7 +14,7 @@ use reqwest::{Client, StatusCode};
 use tracing::debug;
 
 use super::model::{split_host_port, State};
-use super::source::{read_capped, BodyError};
+use super::source::{parse_capped, BodyError};
 use crate::config::Config;
 use crate::publish::{PublishError, Publisher};
 
@@ -115,7 +115,13 @@ impl MasterClient {
         self.max_bytes
     }
 
-    async fn get(&self, master: &str, path: &str) -> Result<Vec<u8>, FetchError> {
+    /// The state at `path` on `master`, parsed on `publisher`'s build thread as it arrives.
+    async fn get(
+        &self,
+        master: &str,
+        path: &str,
+        publisher: &Publisher,
+    ) -> Result<State, FetchError> {
         let url = format!("{}://{}{}", self.scheme, master, path);
         let mut req = self.client.get(&url).header("Accept", "application/json");
         if let Some((user, pass)) = &self.credentials {
@@ -125,7 +131,10 @@ impl MasterClient {
         if resp.status() != StatusCode::OK {
             return Err(FetchError::Status(resp.status()));
         }
-        Ok(read_capped(resp, self.max_bytes).await?)
+        let parse = |body: &mut dyn std::io::Read| State::from_reader(body);
+        parse_capped(resp, self.max_bytes, publisher, parse)
+            .await?
+            .map_err(|e| FetchError::Invalid(e.to_string()))
     }
 
     /// Subscribes to the event stream of `master`; `Ok(None)` when the master has no v1
@@ -151,12 +160,12 @@ impl MasterClient {
         }
     }
 
-    /// The state document of `master` (`ip:port`), from `/master/state`, else the older
-    /// `/master/state.json`.
-    pub async fn fetch(&self, master: &str) -> Result<Vec<u8>, FetchError> {
-        match self.get(master, "/master/state").await {
+    /// The state of `master` (`ip:port`), from `/master/state`, else the older
+    /// `/master/state.json`, parsed on `publisher`'s build thread.
+    pub async fn fetch(&self, master: &str, publisher: &Publisher) -> Result<State, FetchError> {
+        match self.get(master, "/master/state", publisher).await {
             Err(FetchError::Status(StatusCode::NOT_FOUND)) => {
-                self.get(master, "/master/state.json").await
+                self.get(master, "/master/state.json", publisher).await
             }
             other => other,
         }
@@ -182,12 +191,6 @@ pub async fn fetch_leader_state(
     last_leader: Option<&str>,
     publisher: &Publisher,
 ) -> Result<(State, String), FetchError> {
-    let parse = |body: Vec<u8>| async move {
-        publisher
-            .parse(body, State::from_json)
-            .await?
-            .map_err(|e| FetchError::Invalid(e.to_string()))
-    };
     let mut last_err = FetchError::Invalid("no masters known yet".into());
     let mut candidates: Vec<&str> = last_leader.into_iter().collect();
     candidates.extend(
@@ -197,11 +200,7 @@ pub async fn fetch_leader_state(
             .filter(|m| Some(*m) != last_leader),
     );
     for master in candidates {
-        let state = match client.fetch(master).await {
-            Ok(body) => parse(body).await,
-            Err(e) => Err(e),
-        };
-        let state = match state {
+        let state = match client.fetch(master, publisher).await {
             Ok(state) => state,
             Err(e) => {
                 debug!(%master, error = %e, "master fetch failed");
@@ -219,11 +218,8 @@ pub async fn fetch_leader_state(
         // A state from a non-leading master: ask the leader it names.
         debug!(%master, %leader, "master is not the leader; asking the leader");
         drop(state);
-        match client.fetch(&leader).await {
-            Ok(body) => match parse(body).await {
-                Ok(state) => return Ok((state, leader)),
-                Err(e) => last_err = e,
-            },
+        match client.fetch(&leader, publisher).await {
+            Ok(state) => return Ok((state, leader)),
             Err(e) => last_err = e,
         }
     }

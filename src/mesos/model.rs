@@ -533,6 +533,12 @@ impl State {
         serde_json::from_slice::<State>(bytes)?.validated()
     }
 
+    /// Parses a master state document as it is read (see [`State::from_json`]), so that a
+    /// large document is never held whole in memory beside the state it becomes.
+    pub fn from_reader(reader: impl std::io::Read) -> Result<State, StateError> {
+        serde_json::from_reader::<_, State>(reader)?.validated()
+    }
+
     /// The state if it names a leader (see [`State::from_json`]), with its lists trimmed; for
     /// states parsed inside another document (a relay's).
     pub fn validated(mut self) -> Result<State, StateError> {

@@ -339,7 +339,7 @@ impl Client {
         etag: Option<&str>,
     ) -> Result<Option<(Option<String>, State)>, RelayError> {
         match self.fetch(etag).await? {
-            Some((etag, body)) => Ok(Some((etag, publisher.parse(body, parse).await??))),
+            Some((etag, body)) => Ok(Some((etag, publisher.parse(move || parse(&body)).await??))),
             None => Ok(None),
         }
     }
