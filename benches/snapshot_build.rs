@@ -77,13 +77,15 @@ fn main() {
         (10_000, "mixed"),
         (100_000, "mixed"),
         (100_000, "uniform"),
+        (100_000, "one"),
     ];
     for (tasks, shape) in cases {
         let doc = match shape {
             "mixed" => synthetic::state_json(tasks),
+            // "one": every task in one framework.
             _ => serde_json::to_vec(&synthetic::uniform_state_value(
                 tasks,
-                10,
+                if shape == "one" { 1 } else { 10 },
                 tasks / 50,
                 "renamed",
             ))

@@ -383,7 +383,8 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
         );
     }
     if want(RecordType::SRV) {
-        let mut targets_seen: Vec<u32> = Vec::new();
+        // Targets told apart by where their stored name lies.
+        let mut targets_seen: Vec<usize> = Vec::new();
         for srv in entry.srv {
             let target = entry.target(srv);
             // Stored names are valid (checked when the snapshot was built).
@@ -395,10 +396,11 @@ fn answer(snap: &Snapshot, qname: &Name, qtype: RecordType, resp: &mut Message) 
                 ttl,
                 RData::SRV(SRV::new(0, snap.srv_weight, srv.port, tname.clone())),
             ));
-            if let Some(t) = target.entry {
-                if !targets_seen.contains(&t) {
-                    targets_seen.push(t);
-                    push_addresses(&tname, entry.target_entry(t), ttl, &mut additionals);
+            let id = target.name.as_ptr() as usize;
+            if !targets_seen.contains(&id) {
+                targets_seen.push(id);
+                if let Some(t) = snap.target_entry(&entry, &target) {
+                    push_addresses(&tname, t, ttl, &mut additionals);
                 }
             }
         }
@@ -517,6 +519,11 @@ mod tests {
     use crate::records::{build, HostAddrs, RecordSettings};
 
     fn responder(state: &[u8]) -> Responder {
+        responder_in_buckets(state, crate::records::generator::TASKS_PER_BUCKET)
+    }
+
+    /// A responder whose groups are split into buckets of about `per_bucket` tasks.
+    fn responder_in_buckets(state: &[u8], per_bucket: usize) -> Responder {
         let state = State::from_json(state).unwrap();
         // Distinct values, so a field taken from the wrong place shows.
         let config = Config {
@@ -526,7 +533,8 @@ mod tests {
             srv_record_default_weight: 3,
             ..Config::default()
         };
-        let settings = RecordSettings::from_config(&config, vec!["10.0.0.1".parse().unwrap()]);
+        let mut settings = RecordSettings::from_config(&config, vec!["10.0.0.1".parse().unwrap()]);
+        settings.tasks_per_bucket = per_bucket;
         let mut hosts = HostAddrs::new();
         hosts.insert("localhost".into(), vec!["127.0.0.1".parse().unwrap()]);
         let snap = build(&state, &settings, &hosts, 7).unwrap();
@@ -587,9 +595,10 @@ mod tests {
         )
     }
 
-    /// Every answer the fast path gives is the general path's answer, for every name of two
-    /// clusters, names that don't exist, every record type it handles and others, with and
-    /// without EDNS, over both transports.
+    /// Every answer the fast path gives is the general path's answer, for every name of three
+    /// clusters (each also with its groups split into buckets of one task), names that don't
+    /// exist, every record type it handles and others, with and without EDNS, over both
+    /// transports.
     #[test]
     fn fast_path_answers_as_the_general_path_does() {
         let fixture = std::fs::read(
@@ -607,6 +616,7 @@ mod tests {
                     responder(state),
                     responder(state).with_max_udp_answers(2),
                     responder(state).with_truncate_bit(false),
+                    responder_in_buckets(state, 1),
                 ]
             });
         for r in responders {

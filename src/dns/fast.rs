@@ -142,24 +142,30 @@ fn srv(
     }
     let order = shuffled(records.len())?;
     let mut w = Writer::start(packet, q, req, 0);
-    // Where each distinct target's name was written, and its entry, for the additional section.
-    let mut targets: [(u32, u16); MAX_RECORDS] = [(0, 0); MAX_RECORDS];
+    // Where each distinct target's name was written, and its entry, for the additional section
+    // (targets told apart by where their stored name lies).
+    let mut targets: [Option<(usize, Entry<'_>, u16)>; MAX_RECORDS] = [None; MAX_RECORDS];
     let mut n_targets = 0;
     for &i in &order[..records.len()] {
         let rec = records[i as usize];
         let target = entry.target(&rec);
         let name_at = w.srv(snap.ttl, snap.srv_weight, rec.port, target.name)?;
-        if let Some(e) = target.entry {
-            if !targets[..n_targets].iter().any(|&(t, _)| t == e) {
-                targets[n_targets] = (e, name_at);
-                n_targets += 1;
-            }
+        let id = target.name.as_ptr() as usize;
+        if targets[..n_targets]
+            .iter()
+            .flatten()
+            .any(|&(t, _, _)| t == id)
+        {
+            continue;
+        }
+        if let Some(e) = snap.target_entry(&entry, &target) {
+            targets[n_targets] = Some((id, e, name_at));
+            n_targets += 1;
         }
     }
     w.answers_end = w.out.len();
     let mut additional = 0;
-    for &(e, name_at) in &targets[..n_targets] {
-        let t = entry.target_entry(e);
+    for &(_, t, name_at) in targets[..n_targets].iter().flatten() {
         let pointer = 0xc000 | name_at;
         for &ip in t.a {
             w.address(pointer, snap.ttl, ip);

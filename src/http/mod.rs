@@ -403,9 +403,8 @@ async fn services(State(api): State<Api>, Path(service): Path<String>) -> Json<V
         if let Some(e) = snap.lookup(&key) {
             for r in e.srv {
                 let t = e.target(r);
-                let ip = t
-                    .entry
-                    .map(|i| e.target_entry(i))
+                let ip = snap
+                    .target_entry(&e, &t)
                     .and_then(|te| first_address(&te))
                     .unwrap_or_default();
                 out.push(json!({"service": service, "host": t.name, "ip": ip, "port": r.port.to_string()}));

@@ -3,9 +3,10 @@
 //! `POST /api/v1 {"type":"SUBSCRIBE"}` answers with a RecordIO stream (`<length>\n<json>`...):
 //! first SUBSCRIBED carrying the whole state, then TASK_ADDED, TASK_UPDATED, AGENT_ADDED,
 //! AGENT_REMOVED and FRAMEWORK_* events, and HEARTBEATs. Events are applied to a local copy of
-//! the state, and a snapshot is published at most every `PUBLISH_DELAY` while events arrive,
-//! so a task is answerable well within a second of the master's event while a burst of
-//! thousands of updates costs a handful of rebuilds. A silent stream (no heartbeat for three
+//! the state, and a snapshot is published at once after a quiet spell, then while events
+//! keep arriving at most as often as publishing takes a third of the time, but at least
+//! every [`MAX_PUBLISH_SPACING`] and at most every [`MIN_PUBLISH_SPACING`]: a task is answerable well within a second of the
+//! master's event while a burst of thousands of updates costs a handful of rebuilds. A silent stream (no heartbeat for three
 //! intervals) is dropped and resubscribed.
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,7 +26,18 @@ use super::model::{
 
 /// The shortest time between the starts of two publishes while events arrive: an event after
 /// a quiet spell is published at once, the events of a burst together at most this often.
-pub const PUBLISH_DELAY: Duration = Duration::from_millis(100);
+pub const MIN_PUBLISH_SPACING: Duration = Duration::from_millis(25);
+
+/// The longest wait, during a burst, for the next publish (after a costly full rebuild, say).
+pub const MAX_PUBLISH_SPACING: Duration = Duration::from_millis(100);
+
+/// The time from the start of a publish that took `took` to the earliest start of the next:
+/// publishing takes at most a third of the stream's time during a burst, so a cheap update
+/// (a small cluster, or a change that rebuilds few shards) is served sooner than a costly
+/// one, and none waits longer than [`MAX_PUBLISH_SPACING`].
+pub fn publish_spacing(took: Duration) -> Duration {
+    (took * 3).clamp(MIN_PUBLISH_SPACING, MAX_PUBLISH_SPACING)
+}
 
 /// Task states after which a task never runs again (it is dropped from the local state).
 const TERMINAL: &[&str] = &[
@@ -542,7 +554,7 @@ impl StreamState {
             .iter()
             .filter_map(|id| self.frameworks.get(id).cloned())
             .collect();
-        let index: HashMap<&str, usize> = self
+        let index: HashMap<&str, usize, ahash::RandomState> = self
             .framework_order
             .iter()
             .enumerate()
@@ -602,7 +614,8 @@ pub async fn follow(
     let mut records = RecordIo::new(max_record);
     let mut heartbeat = DEFAULT_HEARTBEAT;
     let mut publish_at: Option<Instant> = None;
-    let mut last_publish: Option<Instant> = None;
+    // When the last publish started, and when the next may.
+    let mut next_allowed: Option<Instant> = None;
     loop {
         tokio::select! {
             chunk = tokio::time::timeout(heartbeat * 3, resp.chunk()) => {
@@ -621,15 +634,16 @@ pub async fn follow(
                         Ok(Applied::Subscribed { heartbeat: hb }) => {
                             heartbeat = hb.unwrap_or(DEFAULT_HEARTBEAT);
                             publish_at = None;
-                            last_publish = Some(Instant::now());
+                            let started = Instant::now();
                             if let Err(e) = publisher.publish_state(state.to_state()).await {
                                 tracing::warn!(error = %e, "subscribed state rejected");
                             }
+                            next_allowed = Some(started + publish_spacing(started.elapsed()));
                         }
                         Ok(Applied::Changed) => {
                             publish_at.get_or_insert_with(|| {
                                 let now = Instant::now();
-                                last_publish.map_or(now, |t| (t + PUBLISH_DELAY).max(now))
+                                next_allowed.map_or(now, |t| t.max(now))
                             });
                         }
                         // A heartbeat or a no-op event: the master still stands behind the
@@ -642,10 +656,11 @@ pub async fn follow(
             }
             _ = tokio::time::sleep_until(publish_at.unwrap_or_else(Instant::now)), if publish_at.is_some() => {
                 publish_at = None;
-                last_publish = Some(Instant::now());
+                let started = Instant::now();
                 if let Err(e) = publisher.publish_state(state.to_state()).await {
                     tracing::warn!(error = %e, "streamed state rejected");
                 }
+                next_allowed = Some(started + publish_spacing(started.elapsed()));
             }
             _ = leader_change(&mut zk, leader) => return StreamEnd::LeaderChanged,
         }
@@ -654,6 +669,25 @@ pub async fn follow(
 
 #[cfg(test)]
 mod tests {
+    /// Publishing takes at most a third of a burst, within the minimum and maximum spacing.
+    #[test]
+    fn publishes_are_spaced_by_their_cost() {
+        use super::{publish_spacing, MAX_PUBLISH_SPACING, MIN_PUBLISH_SPACING};
+        use std::time::Duration;
+        assert_eq!(
+            publish_spacing(Duration::from_millis(1)),
+            MIN_PUBLISH_SPACING
+        );
+        assert_eq!(
+            publish_spacing(Duration::from_millis(20)),
+            Duration::from_millis(60)
+        );
+        assert_eq!(
+            publish_spacing(Duration::from_millis(400)),
+            MAX_PUBLISH_SPACING
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -22,8 +22,8 @@ use super::hash::task_hash;
 use super::labels::LabelSpec;
 use super::names::NameTable;
 use super::snapshot::{
-    EnumFramework, EnumRecord, EnumTask, Enumeration, OutsideHost, Shard, Snapshot, Soa, Span,
-    Spans, SrvRecord, Stats, PTR_HOST, PTR_MULTI, TARGET_OTHER,
+    bucket_label, bucket_of, EnumFramework, EnumRecord, EnumTask, Enumeration, OutsideHost, Shard,
+    Snapshot, Soa, Span, Spans, SrvRecord, Stats, PTR_HOST, PTR_MULTI, TARGET_OTHER,
 };
 use super::static_records::StaticRecords;
 use crate::config::{Config, IpSource};
@@ -76,7 +76,14 @@ pub struct RecordSettings {
     pub agent_hostnames: bool,
     /// The records of `staticRecordsFile`, read when the settings are made (start, SIGHUP).
     pub static_records: Arc<StaticRecords>,
+    /// How many tasks a group's bucket holds, about, before the group is split into more
+    /// (see [`Group`]): a task change rebuilds its bucket, not its group.
+    pub tasks_per_bucket: usize,
 }
+
+/// The default of [`RecordSettings::tasks_per_bucket`]: a bucket rebuilds in about a
+/// millisecond, and a 100,000-task framework has 128 of them.
+pub const TASKS_PER_BUCKET: usize = 1000;
 
 impl RecordSettings {
     /// Settings from a validated configuration and the name server's addresses.
@@ -99,6 +106,7 @@ impl RecordSettings {
             reverse_lookups: c.reverse_lookups,
             agent_hostnames: c.agent_hostnames,
             static_records: Arc::new(load_static_records(c)),
+            tasks_per_bucket: TASKS_PER_BUCKET,
         }
     }
 }
@@ -169,6 +177,26 @@ struct Builder<'a> {
     reverse: FastMap<IpAddr, Option<u32>>,
     /// Static records outside the domain.
     outside: FastMap<Box<str>, OutsideHost>,
+    /// When building one bucket of a group: which, of how many (see [`Group`]); names of
+    /// other buckets are left out.
+    route: Option<Route>,
+}
+
+/// One bucket of a group being built (see [`Group`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// The bucket built.
+    pub(crate) bucket: usize,
+    /// The group's number of buckets.
+    pub(crate) buckets: usize,
+}
+
+impl Route {
+    /// Whether `name` lies in the bucket built.
+    #[inline]
+    fn holds(&self, name: &str) -> bool {
+        bucket_of(bucket_label(name), self.buckets) == self.bucket
+    }
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is (as records store it).
@@ -214,6 +242,7 @@ impl<'a> Builder<'a> {
             task_names: Vec::new(),
             reverse: FastMap::default(),
             outside: FastMap::default(),
+            route: None,
         }
     }
 
@@ -224,6 +253,9 @@ impl<'a> Builder<'a> {
     /// Adds a record unless the same one exists; returns whether it was added. Without `eager`
     /// it always says yes, and a duplicate is dropped when the snapshot is finished.
     fn insert(&mut self, name: &str, v: Value) -> bool {
+        if self.route.is_some_and(|r| !r.holds(name)) {
+            return false;
+        }
         let n = self.intern(name);
         if self.to_fallback {
             self.fallback.push((n, v));
@@ -427,27 +459,35 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The records of the running tasks of `frameworks` (with `only`, of the tasks it lists
+    /// by index, per framework); returns the enumeration and the number of tasks counted
+    /// (when building a bucket, those whose unique name lies in it).
     fn task_records(
         &mut self,
         frameworks: &[&Framework],
+        only: Option<&[Vec<u32>]>,
         slave_ips: &AgentIps<'_>,
     ) -> (Enumeration, usize) {
         let mut enumeration = Enumeration::default();
         let mut count = 0;
-        for f in frameworks {
+        for (fi, f) in frameworks.iter().enumerate() {
             let mut ef = EnumFramework {
                 tasks: Vec::new(),
                 name: f.name.to_string(),
             };
             let fname = self.s.spec.domain_frag(&f.name);
-            for task in &f.tasks {
+            let listed = only.map(|o| o.get(fi).map_or(&[][..], |v| &v[..]));
+            let tasks: Box<dyn Iterator<Item = &Arc<Task>>> = match listed {
+                Some(indices) => Box::new(indices.iter().filter_map(|&i| f.tasks.get(i as usize))),
+                None => Box::new(f.tasks.iter()),
+            };
+            for task in tasks {
                 let Some(sips) = slave_ips.get(task.slave_id.as_str()) else {
                     continue;
                 };
                 if !task.is_running() {
                     continue;
                 }
-                count += 1;
                 let mut et = EnumTask {
                     name: task.name.to_string(),
                     id: task.id.to_string(),
@@ -463,26 +503,35 @@ impl<'a> Builder<'a> {
                     task_ips: task_ips(task, &self.s.ip_sources, sips),
                     slave_ips: sips,
                 };
-                let unique = match task.named_discovery() {
+                let (unique, label) = match task.named_discovery() {
                     Some(d) => {
                         // Mesos-DNS serves the raw discovery name as well as the sanitised
                         // one (its "legacy" names); names that no query can reach are dropped
                         // when the snapshot is finished. A raw name that is already its label
                         // would only repeat the same records, so it is generated once.
-                        let label = self.s.spec.label(&d.name);
-                        if label != d.name {
+                        let label = self.s.spec.label_of(&d.name);
+                        if *label != d.name {
                             self.task_context_records(&ctx, &d.name, &mut et.records);
                         }
-                        self.task_context_records(&ctx, &label, &mut et.records)
+                        let unique = self.task_context_records(&ctx, &label, &mut et.records);
+                        (unique, label)
                     }
                     None => {
-                        let label = self.s.spec.label(&task.name);
-                        self.task_context_records(&ctx, &label, &mut et.records)
+                        let label = self.s.spec.label_of(&task.name);
+                        let unique = self.task_context_records(&ctx, &label, &mut et.records);
+                        (unique, label)
                     }
                 };
-                if self.s.reverse_lookups && !self.enumerate {
-                    self.task_names
-                        .extend(ctx.task_ips.iter().map(|&ip| (ip, unique)));
+                // A task is counted, and its addresses named, where its unique name lies.
+                let owned = self
+                    .route
+                    .is_none_or(|r| bucket_of(&label, r.buckets) == r.bucket);
+                if owned {
+                    count += 1;
+                    if self.s.reverse_lookups && !self.enumerate {
+                        self.task_names
+                            .extend(ctx.task_ips.iter().map(|&ip| (ip, unique)));
+                    }
                 }
                 self.to_fallback = false;
                 ef.tasks.push(et);
@@ -605,7 +654,7 @@ struct TaskContext<'t> {
 }
 
 /// Each agent's addresses by agent ID (none for an agent without a PID).
-pub(crate) type AgentIps<'s> = HashMap<&'s str, Vec<IpAddr>>;
+pub(crate) type AgentIps<'s> = HashMap<&'s str, Vec<IpAddr>, ahash::RandomState>;
 
 /// The addresses of every agent in `state`, which its tasks' `.slave` names carry.
 pub(crate) fn agent_ips<'s>(state: &'s State, hosts: &HostAddrs) -> AgentIps<'s> {
@@ -796,11 +845,69 @@ pub(crate) fn generate_group(
     let mut b = Builder::new(settings, false);
     b.framework_records(frameworks, hosts);
     b.defer_duplicates();
-    let (_, tasks) = b.task_records(frameworks, slave_ips);
+    let (_, tasks) = b.task_records(frameworks, None, slave_ips);
     if settings.reverse_lookups {
         b.reverse_records(None, slave_ips);
     }
     finish(b, tasks, Part::Group, fingerprint)
+}
+
+/// One bucket of a large group's names (see [`Group`]): the group's own records and those
+/// of the tasks `members` lists (per framework, by index) that lie in `route`'s bucket,
+/// tagged with the digest of its inputs.
+pub(crate) fn generate_bucket(
+    frameworks: &[&Framework],
+    members: &[Vec<u32>],
+    route: Route,
+    settings: &RecordSettings,
+    hosts: &HostAddrs,
+    slave_ips: &AgentIps<'_>,
+    fingerprint: u64,
+) -> Shard {
+    let mut b = Builder::new(settings, false);
+    b.route = Some(route);
+    b.framework_records(frameworks, hosts);
+    b.defer_duplicates();
+    let (_, tasks) = b.task_records(frameworks, Some(members), slave_ips);
+    if settings.reverse_lookups {
+        b.reverse_records(None, slave_ips);
+    }
+    finish(b, tasks, Part::Group, fingerprint)
+}
+
+/// The buckets, of `buckets`, that a running task's names lie in (see [`Group`]): where a
+/// change of the task must be rebuilt. At most a few; duplicates are possible.
+pub(crate) fn task_buckets(
+    task: &Task,
+    settings: &RecordSettings,
+    buckets: usize,
+    out: &mut Vec<usize>,
+) {
+    let named = task.named_discovery();
+    let label = settings
+        .spec
+        .label_of(named.map_or(task.name.as_str(), |d| d.name.as_str()));
+    // A label's names: `label.fw`, `label-HASH-AGENT.fw`, `_label._tcp.fw`,
+    // `_port._label._proto.fw`; the first lies with the label cut like a unique name.
+    out.push(bucket_of(&label, buckets));
+    out.push(bucket_of(bucket_label(&label), buckets));
+    let Some(d) = named.filter(|d| d.name != *label) else {
+        return;
+    };
+    // A raw DiscoveryInfo name can hold dots and underscores: its names are laid out to
+    // find their buckets, in the shapes the generator writes.
+    let raw = &d.name;
+    let mut forms = vec![
+        format!("{raw}."),
+        format!("{raw}-h-s."),
+        format!("_{raw}._t."),
+    ];
+    for p in &d.ports.ports {
+        if !p.name.is_empty() {
+            forms.push(format!("_{}._{raw}._p.", settings.spec.label(&p.name)));
+        }
+    }
+    out.extend(forms.iter().map(|f| bucket_of(bucket_label(f), buckets)));
 }
 
 /// Lists, per framework and task, the records each running task produced: the data of
@@ -824,7 +931,7 @@ fn generate<'a>(
     b.master_records(&state.leader);
     b.static_records();
     b.defer_duplicates();
-    let (enumeration, tasks) = b.task_records(&frameworks, &slave_ips);
+    let (enumeration, tasks) = b.task_records(&frameworks, None, &slave_ips);
     if settings.reverse_lookups && !enumerate {
         b.reverse_records(Some(state), &slave_ips);
     }
@@ -931,6 +1038,7 @@ fn finish(b: Builder<'_>, tasks: usize, part: Part, fingerprint: u64) -> Shard {
         fallback,
         reverse,
         outside,
+        route,
         ..
     } = b;
     merge_fallback(&mut records, fallback);
@@ -1006,7 +1114,9 @@ fn finish(b: Builder<'_>, tasks: usize, part: Part, fingerprint: u64) -> Shard {
 
     // Empty non-terminals: every ancestor of a name, up to and including the apex, exists.
     // A group's shard leaves `slave.<domain>` and the apex to the base shard.
+    // A bucket of a group keeps those that lie in it, and lists the others for its group.
     let mut below_slave = false;
+    let mut foreign = NameTable::default();
     for &n in &owners {
         let mut cur = parent(names.get(n));
         while let Some(p) = cur.filter(|p| in_zone(p)) {
@@ -1014,8 +1124,13 @@ fn finish(b: Builder<'_>, tasks: usize, part: Part, fingerprint: u64) -> Shard {
                 below_slave |= p == slave;
                 break;
             }
-            if index.find(p).is_some() {
+            if index.find(p).is_some() || foreign.find(p).is_some() {
                 break;
+            }
+            if route.is_some_and(|r| !r.holds(p)) {
+                foreign.intern(p);
+                cur = parent(p);
+                continue;
             }
             index.intern(p);
             spans.push(Spans::default());
@@ -1057,6 +1172,7 @@ fn finish(b: Builder<'_>, tasks: usize, part: Part, fingerprint: u64) -> Shard {
     aaaa.shrink_to_fit();
     srv.shrink_to_fit();
     other_targets.shrink_to_fit();
+    foreign.shrink_to_fit();
 
     Shard {
         names: index,
@@ -1071,5 +1187,6 @@ fn finish(b: Builder<'_>, tasks: usize, part: Part, fingerprint: u64) -> Shard {
         reverse,
         reverse_hosts,
         outside,
+        foreign_ents: foreign,
     }
 }

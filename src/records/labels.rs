@@ -29,6 +29,27 @@ impl LabelSpec {
         String::from_utf8(out).unwrap_or_default()
     }
 
+    /// [`LabelSpec::label`] of `name`, borrowed when `name` already is that label (most task
+    /// names are), so the common case costs no allocation.
+    pub fn label_of(self, name: &str) -> std::borrow::Cow<'_, str> {
+        let bytes = name.as_bytes();
+        let (max, left): (usize, &[u8]) = match self {
+            LabelSpec::Rfc1123 => (63, b"-"),
+            LabelSpec::Rfc952 => (24, b"-0123456789"),
+        };
+        let plain = bytes.len() <= max
+            && bytes
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && bytes.first().is_none_or(|b| !left.contains(b))
+            && bytes.last().is_none_or(|&b| b != b'-');
+        if plain {
+            std::borrow::Cow::Borrowed(name)
+        } else {
+            std::borrow::Cow::Owned(self.label(name))
+        }
+    }
+
     /// Turns a dotted name into a domain fragment: each dot-separated part sanitised as a label,
     /// empty parts dropped (Mesos-DNS's `DomainFrag`, used for framework names).
     pub fn domain_frag(self, name: &str) -> String {
@@ -135,5 +156,35 @@ mod tests {
         );
         assert_eq!(Rfc1123.domain_frag("..a..b.."), "a.b");
         assert_eq!(Rfc1123.domain_frag("no pid"), "nopid");
+    }
+
+    /// `label_of` is `label`, whether it borrows or not.
+    #[test]
+    fn label_of_is_label() {
+        let long = "a".repeat(70);
+        for spec in [Rfc1123, Rfc952] {
+            for name in [
+                "web",
+                "app-12",
+                "",
+                "-web",
+                "web-",
+                "9lives",
+                "Web",
+                "a.b",
+                "a_b",
+                "a b",
+                "web--x",
+                "ünï",
+                &long,
+                "abcdefghijklmnopqrstuvwxyz",
+            ] {
+                assert_eq!(spec.label_of(name), spec.label(name), "{spec:?} {name:?}");
+            }
+        }
+        assert!(matches!(
+            Rfc1123.label_of("app-12"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

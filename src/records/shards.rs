@@ -13,6 +13,13 @@
 //! The split is sound only while no group's label is also the last label of a base name (a
 //! framework named `slave`, `leader` or `master`): such a state is built as one shard in
 //! Mesos-DNS's generator order, exactly as it would be without shards.
+//!
+//! A large group (more than twice [`RecordSettings::tasks_per_bucket`] tasks, one Marathon
+//! running 100,000 tasks say) is split further into buckets by the label its names start
+//! with (see [`Group`]), each with the digest of the tasks whose names lie in it: a task
+//! event rebuilds a bucket or two of about a thousand tasks. What an update learns of each
+//! task (its digest and buckets) is kept with the group, and a task the next state shares
+//! unchanged (the event stream's states share all but the changed tasks) is not hashed again.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -21,10 +28,15 @@ use std::time::SystemTime;
 
 use hickory_proto::rr::Name;
 
-use super::generator::{agent_ips, generate_all, generate_base, generate_group, zone_names};
-use super::snapshot::{group_keys, Groups, Shard, Snapshot, Soa, Stats};
+use super::generator::{
+    agent_ips, generate_all, generate_base, generate_bucket, generate_group, task_buckets,
+    zone_names, AgentIps, Route,
+};
+use super::names::NameTable;
+use super::snapshot::{group_keys, Group, Groups, SeenTask, Shard, Snapshot, Soa, Stats};
 use super::{BuildError, HostAddrs, RecordSettings};
-use crate::mesos::model::{Framework, State};
+use crate::mesos::model::{Framework, State, Task};
+use compact_str::CompactString;
 
 /// Builds a snapshot of `state`. `hosts` holds the addresses of the hostnames in the state;
 /// `serial` is the SOA serial to publish.
@@ -86,19 +98,38 @@ pub fn update<'a>(
     let groups = groups
         .into_iter()
         .map(|(key, frameworks)| {
-            let print = group_fingerprint(base_print, &frameworks);
-            let kept = previous
-                .and_then(|p| p.groups.get(key.as_str()))
-                .filter(|g| g.fingerprint == print);
-            let part = match kept {
-                Some(shard) => Part::Kept(shard.clone()),
-                None => Part::New(Arc::new(generate_group(
-                    &frameworks,
+            let kept = previous.and_then(|p| p.groups.get(key.as_str()));
+            let tasks = frameworks.iter().map(|f| f.tasks.len()).sum();
+            let buckets = bucket_count(
+                tasks,
+                settings.tasks_per_bucket,
+                kept.map(|g| g.buckets.len()),
+            );
+            let part = if buckets == 1 {
+                let print = group_fingerprint(base_print, &frameworks);
+                match kept.filter(|g| g.buckets.len() == 1 && g.buckets[0].fingerprint == print) {
+                    Some(group) => GroupPart::Kept(group.clone()),
+                    None => GroupPart::single(Arc::new(generate_group(
+                        &frameworks,
+                        settings,
+                        hosts,
+                        &slave_ips,
+                        print,
+                    ))),
+                }
+            } else {
+                let input = BucketInput {
+                    frameworks: &frameworks,
                     settings,
                     hosts,
-                    &slave_ips,
-                    print,
-                ))),
+                    slave_ips: &slave_ips,
+                    base_print,
+                };
+                bucketed(
+                    &input,
+                    buckets,
+                    kept.map(|g| &**g).filter(|g| g.buckets.len() == buckets),
+                )
             };
             (key.into_boxed_str(), part)
         })
@@ -112,6 +143,232 @@ pub fn update<'a>(
         groups,
         sharded: true,
     })
+}
+
+/// The most buckets a group is split into.
+const MAX_BUCKETS: usize = 1024;
+
+/// How many buckets a group of `tasks` tasks is split into (see [`Group`]): one below twice
+/// `per_bucket` tasks, else a power of two; `previous`, the count the group had, is kept
+/// while within a factor of two, so a growing or shrinking group is not rebuilt whole at
+/// every step.
+fn bucket_count(tasks: usize, per_bucket: usize, previous: Option<usize>) -> usize {
+    let per_bucket = per_bucket.max(1);
+    if tasks < 2 * per_bucket {
+        return 1;
+    }
+    let want = (tasks / per_bucket).next_power_of_two().min(MAX_BUCKETS);
+    match previous {
+        Some(p) if p > 1 && want <= p * 2 && want * 2 >= p => p,
+        _ => want,
+    }
+}
+
+/// What a group's buckets are made from.
+struct BucketInput<'i, 's> {
+    frameworks: &'i [&'s Framework],
+    settings: &'i RecordSettings,
+    hosts: &'i HostAddrs,
+    slave_ips: &'i AgentIps<'s>,
+    base_print: u64,
+}
+
+/// A large group's buckets: each bucket's digest covers the group's frameworks (without
+/// their tasks) and the tasks whose names lie in it, so only the buckets of changed tasks
+/// are rebuilt; the others are kept from `kept` (the group as it was, with as many buckets).
+fn bucketed(input: &BucketInput<'_, '_>, buckets: usize, kept: Option<&Group>) -> GroupPart {
+    let frameworks = input.frameworks;
+    let seen_key = {
+        let mut h = hasher();
+        (input.base_print, buckets).hash(&mut h);
+        h.finish()
+    };
+    let mut meta = hasher();
+    seen_key.hash(&mut meta);
+    for f in frameworks {
+        (&f.id, &f.name, &f.pid, &f.hostname).hash(&mut meta);
+    }
+    let meta = meta.finish();
+    let mut prints: Vec<_> = (0..buckets)
+        .map(|_| {
+            let mut h = hasher();
+            meta.hash(&mut h);
+            h
+        })
+        .collect();
+    let mut members: Vec<Vec<Vec<u32>>> = vec![vec![Vec::new(); frameworks.len()]; buckets];
+    let before = kept.filter(|g| g.seen_key == seen_key);
+    let mut seen = Vec::with_capacity(frameworks.len());
+    let mut lying_in = Vec::new();
+    for (fi, f) in frameworks.iter().enumerate() {
+        let was: &[SeenTask] = before
+            .and_then(|g| g.seen.iter().find(|(id, _)| *id == f.id))
+            .map_or(&[], |(_, tasks)| tasks);
+        let mut cursor = 0;
+        let mut now = Vec::with_capacity(f.tasks.len());
+        for (ti, task) in f.tasks.iter().enumerate() {
+            let entry = match unchanged(was, &mut cursor, task) {
+                Some(s) => s.clone(),
+                None => seen_task(task, input.settings, buckets),
+            };
+            // The tasks the generator gives names to, and no others.
+            if task.is_running() && input.slave_ips.contains_key(task.slave_id.as_str()) {
+                lying_in.clear();
+                if entry.buckets[0] == SeenTask::UNKNOWN {
+                    task_buckets(task, input.settings, buckets, &mut lying_in);
+                    lying_in.sort_unstable();
+                    lying_in.dedup();
+                } else {
+                    lying_in.push(usize::from(entry.buckets[0]));
+                    if entry.buckets[1] != entry.buckets[0] {
+                        lying_in.push(usize::from(entry.buckets[1]));
+                    }
+                }
+                for &b in &lying_in {
+                    (fi, entry.digest).hash(&mut prints[b]);
+                    members[b][fi].push(ti as u32);
+                }
+            }
+            now.push(entry);
+        }
+        seen.push((f.id.clone(), now));
+    }
+    let parts: Vec<Part> = prints
+        .into_iter()
+        .zip(members)
+        .enumerate()
+        .map(|(bucket, (print, members))| {
+            let print = print.finish();
+            match kept
+                .map(|g| &g.buckets[bucket])
+                .filter(|b| b.fingerprint == print)
+            {
+                Some(shard) => Part::Kept(shard.clone()),
+                None => Part::New(Arc::new(generate_bucket(
+                    frameworks,
+                    &members,
+                    Route { bucket, buckets },
+                    input.settings,
+                    input.hosts,
+                    input.slave_ips,
+                    print,
+                ))),
+            }
+        })
+        .collect();
+    GroupPart::New {
+        parts,
+        seen,
+        seen_key,
+    }
+}
+
+/// The entry of `task` in `was` (a framework's tasks as last seen) if it is the very task
+/// seen then. `cursor` walks `was` along the state's tasks: in ID order (the event stream's)
+/// each is found where the cursor stands, past the tasks removed since.
+fn unchanged<'w>(
+    was: &'w [SeenTask],
+    cursor: &mut usize,
+    task: &Arc<Task>,
+) -> Option<&'w SeenTask> {
+    while let Some(s) = was.get(*cursor) {
+        if Arc::ptr_eq(&s.task, task) {
+            *cursor += 1;
+            return Some(s);
+        }
+        match s.task.id.cmp(&task.id) {
+            std::cmp::Ordering::Less => *cursor += 1,
+            std::cmp::Ordering::Equal => {
+                *cursor += 1;
+                return None;
+            }
+            std::cmp::Ordering::Greater => return None,
+        }
+    }
+    None
+}
+
+/// A task's digest and buckets, worked out.
+fn seen_task(task: &Arc<Task>, settings: &RecordSettings, buckets: usize) -> SeenTask {
+    let mut h = hasher();
+    task.hash(&mut h);
+    let mut lying_in = Vec::new();
+    task_buckets(task, settings, buckets, &mut lying_in);
+    lying_in.sort_unstable();
+    lying_in.dedup();
+    let as_u16 = |b: usize| u16::try_from(b).unwrap_or(SeenTask::UNKNOWN);
+    let kept = match lying_in[..] {
+        [one] => [as_u16(one); 2],
+        [first, second] => [as_u16(first), as_u16(second)],
+        _ => [SeenTask::UNKNOWN; 2],
+    };
+    SeenTask {
+        task: task.clone(),
+        digest: h.finish(),
+        buckets: kept,
+    }
+}
+
+/// A group kept whole from the previous snapshot, or its shards, each kept or built anew,
+/// with the tasks they were built from (for a group in buckets).
+enum GroupPart {
+    Kept(Arc<Group>),
+    New {
+        parts: Vec<Part>,
+        seen: Vec<(CompactString, Vec<SeenTask>)>,
+        seen_key: u64,
+    },
+}
+
+impl GroupPart {
+    fn single(shard: Arc<Shard>) -> GroupPart {
+        GroupPart::New {
+            parts: vec![Part::New(shard)],
+            seen: Vec::new(),
+            seen_key: 0,
+        }
+    }
+
+    /// How many of its shards are built anew.
+    fn rebuilt(&self) -> usize {
+        match self {
+            GroupPart::Kept(_) => 0,
+            GroupPart::New { parts, .. } => {
+                parts.iter().filter(|p| matches!(p, Part::New(_))).count()
+            }
+        }
+    }
+
+    /// The group, with the empty non-terminals that its buckets leave to each other.
+    fn group(self) -> Arc<Group> {
+        let (parts, seen, seen_key) = match self {
+            GroupPart::Kept(group) => return group,
+            GroupPart::New {
+                parts,
+                seen,
+                seen_key,
+            } => (parts, seen, seen_key),
+        };
+        let mut group = Group {
+            buckets: parts.into_iter().map(Part::shard).collect(),
+            ents: NameTable::default(),
+            seen,
+            seen_key,
+        };
+        if group.buckets.len() > 1 {
+            let mut ents = NameTable::default();
+            for b in group.buckets.iter() {
+                for (_, name) in b.foreign_ents.iter() {
+                    if group.find(name).is_none() {
+                        ents.intern(name);
+                    }
+                }
+            }
+            ents.shrink_to_fit();
+            group.ents = ents;
+        }
+        Arc::new(group)
+    }
 }
 
 /// A shard kept from the previous snapshot, or built anew.
@@ -137,19 +394,14 @@ pub struct Generated<'a> {
     soa: Soa,
     base: Part,
     base_rebuilt: bool,
-    groups: Vec<(Box<str>, Part)>,
+    groups: Vec<(Box<str>, GroupPart)>,
     sharded: bool,
 }
 
 impl Generated<'_> {
     /// How many shards are rebuilt rather than kept from the previous snapshot.
     pub fn rebuilt(&self) -> usize {
-        usize::from(self.base_rebuilt)
-            + self
-                .groups
-                .iter()
-                .filter(|(_, p)| matches!(p, Part::New(_)))
-                .count()
+        usize::from(self.base_rebuilt) + self.groups.iter().map(|(_, g)| g.rebuilt()).sum::<usize>()
     }
 
     /// The snapshot of the generated records.
@@ -158,7 +410,7 @@ impl Generated<'_> {
         let groups: Groups = self
             .groups
             .into_iter()
-            .map(|(key, part)| (key, part.shard()))
+            .map(|(key, part)| (key, part.group()))
             .collect();
         let mut snapshot = compose(self.settings, self.domain, self.soa, base, groups);
         snapshot.sharded = self.sharded;
@@ -176,9 +428,10 @@ pub(crate) fn compose(
 ) -> Snapshot {
     let tail: Box<str> = format!(".{}.", settings.domain).into();
     let slave_name: Box<str> = format!("slave{tail}").into();
-    let implied_slave = groups.values().any(|g| g.below_slave) && base.find(&slave_name).is_none();
+    let group_shards = || groups.values().flat_map(|g| g.buckets.iter());
+    let implied_slave = group_shards().any(|g| g.below_slave) && base.find(&slave_name).is_none();
     let mut stats = Stats::default();
-    for shard in std::iter::once(&base).chain(groups.values()) {
+    for shard in std::iter::once(&base).chain(group_shards()) {
         let s = &shard.stats;
         stats.names += s.names;
         stats.a += s.a;
@@ -187,8 +440,9 @@ pub(crate) fn compose(
         stats.tasks += s.tasks;
         stats.dropped_names += s.dropped_names;
     }
-    stats.names += usize::from(implied_slave);
-    let has_reverse = !base.reverse.is_empty() || groups.values().any(|g| !g.reverse.is_empty());
+    stats.names +=
+        usize::from(implied_slave) + groups.values().map(|g| g.ents.len()).sum::<usize>();
+    let has_reverse = !base.reverse.is_empty() || group_shards().any(|g| !g.reverse.is_empty());
     Snapshot {
         ns: soa.mname.clone(),
         domain,
@@ -333,7 +587,7 @@ mod tests {
                 for r in e.srv {
                     let t = e.target(r);
                     line += &format!(" SRV {}:{}", t.name, r.port);
-                    if let Some(te) = t.entry.map(|i| e.target_entry(i)) {
+                    if let Some(te) = s.target_entry(&e, &t) {
                         line += &format!(" (+{:?} {:?})", te.a, te.aaaa);
                     }
                 }
@@ -381,6 +635,136 @@ mod tests {
                 assert_same(&built, &st, &s);
             }
         }
+    }
+
+    /// Tasks whose names stress the buckets: labels with hyphens (cut like unique names),
+    /// raw DiscoveryInfo names with dots, underscores and capitals, a task named like the
+    /// framework's own SRV name, and a named port on every task.
+    fn awkward(doc: &mut Value) {
+        let names = [
+            ("a-b-c", None),
+            ("web-6lw9f-s1", None),
+            ("framework", None),
+            ("x", Some("My.App")),
+            ("y", Some("_svc._x")),
+            ("z", Some("a.b-c-d")),
+            ("w", Some("Web_Front")),
+        ];
+        let tasks = doc["frameworks"][0]["tasks"].as_array_mut().unwrap();
+        for (task, (name, discovery)) in tasks.iter_mut().zip(names) {
+            task["name"] = json!(name);
+            task["discovery"]["name"] = json!(discovery.unwrap_or(name));
+        }
+    }
+
+    /// With a group split into buckets (as few as one task per bucket), the snapshot holds
+    /// the same names, records, additional addresses, counts and PTR answers as one shard.
+    #[test]
+    fn buckets_hold_exactly_the_single_shard_records() {
+        for (sources, extras) in [
+            (
+                vec![IpSource::NetInfo, IpSource::Mesos, IpSource::Host],
+                false,
+            ),
+            (vec![IpSource::Host], false),
+            (vec![IpSource::Routable, IpSource::Host], true),
+        ] {
+            for per_bucket in [1, 3, 40] {
+                let mut s = settings_with(&sources, extras);
+                s.tasks_per_bucket = per_bucket;
+                let mut awkward_doc = uniform_state_value(300, 3, 7, "renamed");
+                awkward(&mut awkward_doc);
+                for doc in [fixture(), awkward_doc] {
+                    let st = state(&doc);
+                    let built = build(&st, &s, &hosts(), 1).unwrap();
+                    if per_bucket == 1 {
+                        assert!(built.groups.values().any(|g| g.buckets.len() > 1));
+                    }
+                    assert_same(&built, &st, &s);
+                }
+            }
+        }
+    }
+
+    /// A task change in a bucketed group rebuilds the buckets its old and new names lie in,
+    /// and the result is what a full build gives.
+    #[test]
+    fn a_changed_task_rebuilds_its_buckets_alone() {
+        let mut s = settings(&[IpSource::NetInfo, IpSource::Host]);
+        s.tasks_per_bucket = 10;
+        let mut doc = uniform_state_value(1000, 1, 20, "first");
+        awkward(&mut doc);
+        let before = build(&state(&doc), &s, &hosts(), 1).unwrap();
+        let buckets = before.groups["framework-0"].buckets.len();
+        assert!(buckets >= 64, "{buckets} buckets");
+
+        let steps: [&dyn Fn(&mut Value); 3] = [
+            &|d| d["frameworks"][0]["tasks"][500]["discovery"]["name"] = json!("second"),
+            &|d| d["frameworks"][0]["tasks"][600]["state"] = json!("TASK_FINISHED"),
+            &|d| {
+                let mut t = d["frameworks"][0]["tasks"][10].clone();
+                t["id"] = json!("new-task.1");
+                t["name"] = json!("z-new");
+                t["discovery"]["name"] = json!("z-new");
+                d["frameworks"][0]["tasks"].as_array_mut().unwrap().push(t);
+            },
+        ];
+        let mut prev = before;
+        for (i, step) in steps.iter().enumerate() {
+            step(&mut doc);
+            let st = state(&doc);
+            let generated = update(Some(&prev), &st, &s, &hosts(), 2 + i as u32).unwrap();
+            let rebuilt = generated.rebuilt();
+            assert!((1..=4).contains(&rebuilt), "step {i}: {rebuilt} rebuilt");
+            let next = generated.finish();
+            assert_same(&next, &st, &s);
+            assert_eq!(next.groups["framework-0"].buckets.len(), buckets);
+            prev = next;
+        }
+        assert!(prev.lookup("z-new.framework-0.mesos.").is_some());
+        assert!(prev.lookup("second.framework-0.mesos.").is_some());
+    }
+
+    /// States that share their unchanged tasks with the last one (as the event stream's do)
+    /// reuse what was worked out about those tasks, and still give what a full build gives:
+    /// a task changed (copied on write), removed, or added.
+    #[test]
+    fn tasks_shared_with_the_last_state_are_taken_as_seen() {
+        let mut s = settings(&[IpSource::NetInfo, IpSource::Host]);
+        s.tasks_per_bucket = 10;
+        let mut doc = uniform_state_value(600, 2, 20, "first");
+        awkward(&mut doc);
+        let mut st = state(&doc);
+        let mut prev = build(&st, &s, &hosts(), 1).unwrap();
+        let changes: [&dyn Fn(&mut State); 3] = [
+            &|st| {
+                let t = Arc::make_mut(&mut st.frameworks[0].tasks[100]);
+                t.name = "changed".into();
+                t.discovery = None;
+            },
+            &|st| {
+                st.frameworks[1].tasks.remove(7);
+            },
+            &|st| {
+                let mut t = (*st.frameworks[0].tasks[3]).clone();
+                t.id = "zzz-new-task".into();
+                t.name = "added".into();
+                t.discovery = None;
+                st.frameworks[0].tasks.push(Arc::new(t));
+            },
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut next = st.clone();
+            change(&mut next);
+            let generated = update(Some(&prev), &next, &s, &hosts(), 2 + i as u32).unwrap();
+            assert!((1..=4).contains(&generated.rebuilt()), "change {i}");
+            let snap = generated.finish();
+            assert_same(&snap, &next, &s);
+            prev = snap;
+            st = next;
+        }
+        assert!(prev.lookup("changed.framework-0.mesos.").is_some());
+        assert!(prev.lookup("added.framework-0.mesos.").is_some());
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub fn spawn_on(args: &[&str], port: u16) -> Daemon {
             "--port",
             &port.to_string(),
             "--log-level",
-            "warn",
+            &std::env::var("DAEMON_LOG").unwrap_or("warn".into()),
             "--http-port",
             &http_port.to_string(),
         ])
