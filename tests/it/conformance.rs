@@ -13,7 +13,8 @@
 //! compared, name by name and value by value, with the snapshot the daemon builds from the same
 //! bytes, for two configurations per document: Mesos-DNS's defaults (RFC 1123 labels, IP sources
 //! netinfo, mesos, host) and the strict one (RFC 952 labels, every IP source, configured
-//! masters). The same names are then asked for over DNS (A, AAAA, SRV through the daemon's
+//! masters), and once more with every framework's names split into buckets of one task (as a
+//! large framework's are), which must hold the same zone. The same names are then asked for over DNS (A, AAAA, SRV through the daemon's
 //! responder, plus SOA and NS at the apex and a missing name), so the answers clients get are
 //! checked too, not only the snapshot. Mesos-DNS stores some names no DNS query can reach (labels over 63 octets, upper
 //! case or other characters from raw DiscoveryInfo names); the reference keeps only names made
@@ -539,8 +540,9 @@ fn host_table() -> BTreeMap<&'static str, Vec<IpAddr>> {
     BTreeMap::from([("localhost", vec!["127.0.0.1".parse().unwrap()])])
 }
 
-/// The daemon's snapshot of `bytes` under the configuration `s` describes.
-fn daemon_snapshot(bytes: &[u8], s: &Settings) -> Snapshot {
+/// The daemon's snapshot of `bytes` under the configuration `s` describes; with
+/// `per_bucket`, its framework groups split into buckets of about that many tasks.
+fn daemon_snapshot(bytes: &[u8], s: &Settings, per_bucket: Option<usize>) -> Snapshot {
     let sources = s
         .sources
         .iter()
@@ -560,7 +562,10 @@ fn daemon_snapshot(bytes: &[u8], s: &Settings) -> Snapshot {
         soa_mname: s.ns.to_string(),
         ..Config::default()
     };
-    let settings = RecordSettings::from_config(&config, vec![s.listener]);
+    let mut settings = RecordSettings::from_config(&config, vec![s.listener]);
+    if let Some(n) = per_bucket {
+        settings.tasks_per_bucket = n;
+    }
     let mut hosts = HostAddrs::new();
     for (h, ips) in host_table() {
         hosts.insert(h.to_string(), ips);
@@ -604,8 +609,11 @@ fn compare(doc_name: &str, bytes: &[u8], s: &Settings) -> DocResult {
         .iter()
         .filter(|(n, _)| queryable(n))
         .collect();
-    let snap = daemon_snapshot(bytes, s);
+    let snap = daemon_snapshot(bytes, s, None);
     let got = daemon_records(&snap);
+    // The same document with every framework split into buckets of one task (what a large
+    // framework gets) must hold the same zone and answer the same.
+    let buckets = daemon_snapshot(bytes, s, Some(1));
     let mut mismatches = Vec::new();
     let tag = format!("{doc_name} [{:?}]", s.rule);
     for (name, values) in &got {
@@ -673,7 +681,13 @@ fn compare(doc_name: &str, bytes: &[u8], s: &Settings) -> DocResult {
     if snap.domain.to_ascii() != format!("{}.", s.domain) {
         mismatches.push(format!("{tag}: zone apex {}", snap.domain));
     }
+    if buckets.listing() != snap.listing() || buckets.stats != snap.stats {
+        mismatches.push(format!(
+            "{tag}: the zone split into buckets differs from the zone in one piece"
+        ));
+    }
     mismatches.extend(over_dns(&tag, snap, &want, s));
+    mismatches.extend(over_dns(&format!("{tag} in buckets"), buckets, &want, s));
     let mut by_family = BTreeMap::new();
     for (name, values) in &want {
         for v in values.iter() {
@@ -842,7 +856,7 @@ fn daemon_records_follow_mesos_dns_rules_on_every_shared_document() {
     }
     let fam: Vec<String> = families.iter().map(|(f, n)| format!("{f} {n}")).collect();
     announce(&format!(
-        "conformance suite RAN: {} documents x 2 configurations, {} mismatches; records compared by family: {}\n{}",
+        "conformance suite RAN: {} documents x 2 configurations (each also split into buckets), {} mismatches; records compared by family: {}\n{}",
         docs.len(),
         mismatches.len(),
         fam.join(", "),
@@ -908,7 +922,7 @@ fn fake_json_record_set_matches_the_reviewed_listing() {
     };
     let bytes = std::fs::read(dir.join("mesos-dns/fake.json")).unwrap();
     let s = Settings::mesos_dns_defaults();
-    let got = daemon_snapshot(&bytes, &s).listing().join("\n") + "\n";
+    let got = daemon_snapshot(&bytes, &s, None).listing().join("\n") + "\n";
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/fake_json_records.txt");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &got).unwrap();
