@@ -896,18 +896,19 @@ pub(crate) fn task_buckets(
     };
     // A raw DiscoveryInfo name can hold dots and underscores: its names are laid out to
     // find their buckets, in the shapes the generator writes.
-    let raw = &d.name;
-    let mut forms = vec![
-        format!("{raw}."),
-        format!("{raw}-h-s."),
-        format!("_{raw}._t."),
-    ];
-    for p in &d.ports.ports {
-        if !p.name.is_empty() {
-            forms.push(format!("_{}._{raw}._p.", settings.spec.label(&p.name)));
-        }
+    let raw = d.name.as_str();
+    let mut form = String::with_capacity(raw.len() + 16);
+    let mut lies_in = |parts: &[&str]| {
+        form.clear();
+        parts.iter().for_each(|p| form.push_str(p));
+        out.push(bucket_of(bucket_label(&form), buckets));
+    };
+    lies_in(&[raw, "."]);
+    lies_in(&[raw, "-h-s."]);
+    lies_in(&["_", raw, "._t."]);
+    for p in d.ports.ports.iter().filter(|p| !p.name.is_empty()) {
+        lies_in(&["_", &settings.spec.label_of(&p.name), "._", raw, "._p."]);
     }
-    out.extend(forms.iter().map(|f| bucket_of(bucket_label(f), buckets)));
 }
 
 /// Lists, per framework and task, the records each running task produced: the data of

@@ -208,22 +208,14 @@ fn bucketed(input: &BucketInput<'_, '_>, buckets: usize, kept: Option<&Group>) -
         let mut now = Vec::with_capacity(f.tasks.len());
         for (ti, task) in f.tasks.iter().enumerate() {
             let entry = match unchanged(was, &mut cursor, task) {
-                Some(s) => s.clone(),
-                None => seen_task(task, input.settings, buckets),
+                Some(seen) => {
+                    seen.buckets_into(task, input.settings, buckets, &mut lying_in);
+                    seen.clone()
+                }
+                None => seen_task(task, input.settings, buckets, &mut lying_in),
             };
             // The tasks the generator gives names to, and no others.
             if task.is_running() && input.slave_ips.contains_key(task.slave_id.as_str()) {
-                lying_in.clear();
-                if entry.buckets[0] == SeenTask::UNKNOWN {
-                    task_buckets(task, input.settings, buckets, &mut lying_in);
-                    lying_in.sort_unstable();
-                    lying_in.dedup();
-                } else {
-                    lying_in.push(usize::from(entry.buckets[0]));
-                    if entry.buckets[1] != entry.buckets[0] {
-                        lying_in.push(usize::from(entry.buckets[1]));
-                    }
-                }
                 for &b in &lying_in {
                     (fi, entry.digest).hash(&mut prints[b]);
                     members[b][fi].push(ti as u32);
@@ -288,12 +280,41 @@ fn unchanged<'w>(
     None
 }
 
-/// A task's digest and buckets, worked out.
-fn seen_task(task: &Arc<Task>, settings: &RecordSettings, buckets: usize) -> SeenTask {
+impl SeenTask {
+    /// The buckets the task's names lie in, into `out`: as kept, or worked out again when
+    /// there were more than two.
+    fn buckets_into(
+        &self,
+        task: &Task,
+        settings: &RecordSettings,
+        buckets: usize,
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
+        if self.buckets[0] == SeenTask::UNKNOWN {
+            task_buckets(task, settings, buckets, out);
+            out.sort_unstable();
+            out.dedup();
+        } else {
+            out.push(usize::from(self.buckets[0]));
+            if self.buckets[1] != self.buckets[0] {
+                out.push(usize::from(self.buckets[1]));
+            }
+        }
+    }
+}
+
+/// A task's digest and buckets, worked out; its buckets are also left in `lying_in`.
+fn seen_task(
+    task: &Arc<Task>,
+    settings: &RecordSettings,
+    buckets: usize,
+    lying_in: &mut Vec<usize>,
+) -> SeenTask {
     let mut h = hasher();
     task.hash(&mut h);
-    let mut lying_in = Vec::new();
-    task_buckets(task, settings, buckets, &mut lying_in);
+    lying_in.clear();
+    task_buckets(task, settings, buckets, lying_in);
     lying_in.sort_unstable();
     lying_in.dedup();
     let as_u16 = |b: usize| u16::try_from(b).unwrap_or(SeenTask::UNKNOWN);
