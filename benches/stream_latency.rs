@@ -9,7 +9,8 @@
 //! event-to-answer latency. Loopback only, about a minute in all. `FRAMEWORKS=10` spreads the
 //! cluster's tasks over ten frameworks (one Marathon by default). `TASKS=1000,100000` and
 //! `RATES=100` choose the cluster sizes and event rates (every tenth new task is timed at
-//! 1,000 events/s).
+//! 1,000 events/s). `DAEMON_LOG=mesos_dns_sidecar::publish=debug` passes a log filter to the
+//! daemon, whose log (each publish's `built_ms` and shards `rebuilt`) then goes to stderr.
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;

@@ -98,7 +98,8 @@ pub fn start_on(args: &[&str], port: u16) -> Daemon {
     d
 }
 
-/// Starts the binary on `port` without waiting for it.
+/// Starts the binary on `port` without waiting for it; it logs warnings, or what the
+/// `DAEMON_LOG` filter asks for (for benches: `DAEMON_LOG=mesos_dns_sidecar=debug`).
 pub fn spawn_on(args: &[&str], port: u16) -> Daemon {
     let http_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_mesos-dns-sidecar"))
