@@ -833,42 +833,22 @@ pub(crate) fn generate_base(
     finish(b, 0, Part::Base, fingerprint)
 }
 
-/// One group's shard (its frameworks' own records, then their tasks'), tagged with the digest
-/// of its inputs.
+/// One group's shard, or one bucket of a large group (see [`Group`]): the frameworks' own
+/// records, then their tasks' (for a bucket, of the tasks it lists per framework by index,
+/// and only the names that lie in it), tagged with the digest of its inputs.
 pub(crate) fn generate_group(
     frameworks: &[&Framework],
+    bucket: Option<(&[Vec<u32>], Route)>,
     settings: &RecordSettings,
     hosts: &HostAddrs,
     slave_ips: &AgentIps<'_>,
     fingerprint: u64,
 ) -> Shard {
     let mut b = Builder::new(settings, false);
+    b.route = bucket.map(|(_, route)| route);
     b.framework_records(frameworks, hosts);
     b.defer_duplicates();
-    let (_, tasks) = b.task_records(frameworks, None, slave_ips);
-    if settings.reverse_lookups {
-        b.reverse_records(None, slave_ips);
-    }
-    finish(b, tasks, Part::Group, fingerprint)
-}
-
-/// One bucket of a large group's names (see [`Group`]): the group's own records and those
-/// of the tasks `members` lists (per framework, by index) that lie in `route`'s bucket,
-/// tagged with the digest of its inputs.
-pub(crate) fn generate_bucket(
-    frameworks: &[&Framework],
-    members: &[Vec<u32>],
-    route: Route,
-    settings: &RecordSettings,
-    hosts: &HostAddrs,
-    slave_ips: &AgentIps<'_>,
-    fingerprint: u64,
-) -> Shard {
-    let mut b = Builder::new(settings, false);
-    b.route = Some(route);
-    b.framework_records(frameworks, hosts);
-    b.defer_duplicates();
-    let (_, tasks) = b.task_records(frameworks, Some(members), slave_ips);
+    let (_, tasks) = b.task_records(frameworks, bucket.map(|(members, _)| members), slave_ips);
     if settings.reverse_lookups {
         b.reverse_records(None, slave_ips);
     }

@@ -29,8 +29,8 @@ use std::time::SystemTime;
 use hickory_proto::rr::Name;
 
 use super::generator::{
-    agent_ips, generate_all, generate_base, generate_bucket, generate_group, task_buckets,
-    zone_names, AgentIps, Route,
+    agent_ips, generate_all, generate_base, generate_group, task_buckets, zone_names, AgentIps,
+    Route,
 };
 use super::names::NameTable;
 use super::snapshot::{group_keys, Group, Groups, SeenTask, Shard, Snapshot, Soa, Stats};
@@ -111,6 +111,7 @@ pub fn update<'a>(
                     Some(group) => GroupPart::Kept(group.clone()),
                     None => GroupPart::single(Arc::new(generate_group(
                         &frameworks,
+                        None,
                         settings,
                         hosts,
                         &slave_ips,
@@ -236,10 +237,9 @@ fn bucketed(input: &BucketInput<'_, '_>, buckets: usize, kept: Option<&Group>) -
                 .filter(|b| b.fingerprint == print)
             {
                 Some(shard) => Part::Kept(shard.clone()),
-                None => Part::New(Arc::new(generate_bucket(
+                None => Part::New(Arc::new(generate_group(
                     frameworks,
-                    &members,
-                    Route { bucket, buckets },
+                    Some((&members, Route { bucket, buckets })),
                     input.settings,
                     input.hosts,
                     input.slave_ips,
@@ -553,6 +553,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, IpSource};
     use crate::mesos::synthetic::uniform_state_value;
+    use crate::records::generator::TASKS_PER_BUCKET;
 
     fn settings(sources: &[IpSource]) -> RecordSettings {
         settings_with(sources, false)
@@ -637,27 +638,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn shards_hold_exactly_the_single_shard_records() {
-        for (sources, extras) in [
-            (
-                vec![IpSource::NetInfo, IpSource::Mesos, IpSource::Host],
-                false,
-            ),
-            (vec![IpSource::Host], false),
-            (vec![IpSource::Docker, IpSource::Host], false),
-            (vec![IpSource::Routable, IpSource::Host], true),
-        ] {
-            let s = settings_with(&sources, extras);
-            for doc in [fixture(), uniform_state_value(300, 4, 7, "renamed")] {
-                let st = state(&doc);
-                let built = build(&st, &s, &hosts(), 1).unwrap();
-                assert!(built.sharded && !built.groups.is_empty());
-                assert_same(&built, &st, &s);
-            }
-        }
-    }
-
     /// Tasks whose names stress the buckets: labels with hyphens (cut like unique names),
     /// raw DiscoveryInfo names with dots, underscores and capitals, a task named like the
     /// framework's own SRV name, and a named port on every task.
@@ -678,26 +658,30 @@ mod tests {
         }
     }
 
-    /// With a group split into buckets (as few as one task per bucket), the snapshot holds
-    /// the same names, records, additional addresses, counts and PTR answers as one shard.
+    /// Split into group shards, and their groups into buckets (as few as one task each), the
+    /// snapshot holds the same names, records, additional addresses, counts and PTR answers
+    /// as one shard.
     #[test]
-    fn buckets_hold_exactly_the_single_shard_records() {
+    fn shards_and_buckets_hold_exactly_the_single_shard_records() {
         for (sources, extras) in [
             (
                 vec![IpSource::NetInfo, IpSource::Mesos, IpSource::Host],
                 false,
             ),
             (vec![IpSource::Host], false),
+            (vec![IpSource::Docker, IpSource::Host], false),
             (vec![IpSource::Routable, IpSource::Host], true),
         ] {
-            for per_bucket in [1, 3, 40] {
+            for per_bucket in [TASKS_PER_BUCKET, 1, 3, 40] {
                 let mut s = settings_with(&sources, extras);
                 s.tasks_per_bucket = per_bucket;
                 let mut awkward_doc = uniform_state_value(300, 3, 7, "renamed");
                 awkward(&mut awkward_doc);
-                for doc in [fixture(), awkward_doc] {
+                let plain_doc = uniform_state_value(300, 4, 7, "renamed");
+                for doc in [fixture(), plain_doc, awkward_doc] {
                     let st = state(&doc);
                     let built = build(&st, &s, &hosts(), 1).unwrap();
+                    assert!(built.sharded && !built.groups.is_empty());
                     if per_bucket == 1 {
                         assert!(built.groups.values().any(|g| g.buckets.len() > 1));
                     }
