@@ -91,7 +91,7 @@
 //!    subscribes ([`mesos::master::MasterClient::subscribe`]) and applies the typed events
 //!    ([`mesos::stream::Event`]) of [`mesos::stream::follow`] to a
 //!    [`mesos::stream::StreamState`], or, when the master has no v1 API, polls every
-//!    `refreshSeconds`. A relay's document is read by [`mesos::relay::parse`].
+//!    `refreshSeconds`. A relay's document is read by [`mesos::relay::parse_reader`] as it arrives.
 //! 3. A source parses a document once, on the publisher's build thread
 //!    ([`publish::Publisher::parse`]), and hands the state to
 //!    [`publish::Publisher::publish_state`] (a file, the demo or a seed hand the document to

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::model::{State, StateError};
-use super::source::{self, read_capped, Backoff, BodyError, Reachability};
+use super::source::{self, Backoff, BodyError, Reachability};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::publish::{PublishError, Publisher};
@@ -52,10 +52,16 @@ pub struct RelayDoc {
 impl RelayDoc {
     /// The document of `state`, served with the snapshot `serial`.
     pub fn new(state: &State, serial: u32) -> Result<RelayDoc, std::io::Error> {
-        let json = serde_json::to_vec(&serde_json::json!({
-            "version": FORMAT_VERSION,
-            "state": state,
-        }))?;
+        // The version first, so a reader parsing as it reads knows it before the state.
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            version: u32,
+            state: &'a State,
+        }
+        let json = serde_json::to_vec(&Out {
+            version: FORMAT_VERSION,
+            state,
+        })?;
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(&json)?;
         let gzip = enc.finish()?;
@@ -100,31 +106,73 @@ pub enum RelayError {
     Publish(#[from] PublishError),
 }
 
-/// The envelope's version, read before its state so another version is named as such.
-#[derive(Deserialize)]
-struct Version {
-    version: u32,
-}
+/// A relay document of the version this build reads, parsed in one pass (from a reader as
+/// well as from memory): a version other than [`FORMAT_VERSION`] ends the parse, named as
+/// such, as soon as it is read. Relays write the version first; an older relay wrote the
+/// state first, which is read and then checked against the version that follows it.
+struct Envelope(State);
 
-/// The envelope of the version this build reads.
-#[derive(Deserialize)]
-struct Envelope {
-    state: State,
-}
-
-/// Parses a relay document into its state (one parse; the version is checked first).
-pub fn parse(document: &[u8]) -> Result<State, RelayError> {
-    let version: Version =
-        serde_json::from_slice(document).map_err(|e| RelayError::Document(e.to_string()))?;
-    if version.version != FORMAT_VERSION {
-        return Err(RelayError::Document(format!(
-            "format version {}",
-            version.version
-        )));
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Envelope, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "lowercase")]
+        enum Field {
+            Version,
+            State,
+            #[serde(other)]
+            Other,
+        }
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Envelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a relay document")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Envelope, A::Error> {
+                use serde::de::Error;
+                let (mut version, mut state) = (None, None);
+                while let Some(field) = map.next_key()? {
+                    match field {
+                        Field::Version => {
+                            let v: u32 = map.next_value()?;
+                            if v != FORMAT_VERSION {
+                                return Err(A::Error::custom(format!("format version {v}")));
+                            }
+                            version = Some(v);
+                        }
+                        Field::State => state = Some(map.next_value::<State>()?),
+                        Field::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                if version.is_none() {
+                    return Err(A::Error::missing_field("version"));
+                }
+                state
+                    .map(Envelope)
+                    .ok_or_else(|| A::Error::missing_field("state"))
+            }
+        }
+        d.deserialize_map(Visit)
     }
+}
+
+/// Parses a relay document into its state.
+pub fn parse(document: &[u8]) -> Result<State, RelayError> {
     let envelope: Envelope =
         serde_json::from_slice(document).map_err(|e| RelayError::Document(e.to_string()))?;
-    Ok(envelope.state.validated()?)
+    Ok(envelope.0.validated()?)
+}
+
+/// Parses a relay document into its state as it is read (see [`source::parse_capped`]).
+pub fn parse_reader(document: &mut dyn std::io::Read) -> Result<State, RelayError> {
+    let envelope: Envelope =
+        serde_json::from_reader(document).map_err(|e| RelayError::Document(e.to_string()))?;
+    Ok(envelope.0.validated()?)
 }
 
 /// Query parameters of `/v1/snapshot`.
@@ -332,23 +380,12 @@ impl Client {
     }
 
     /// One long-poll: `Ok(None)` when unchanged, else the new ETag and the document's state,
-    /// parsed on the publisher's build thread.
+    /// parsed on the publisher's build thread as the body arrives.
     async fn next(
         &self,
         publisher: &Publisher,
         etag: Option<&str>,
     ) -> Result<Option<(Option<String>, State)>, RelayError> {
-        match self.fetch(etag).await? {
-            Some((etag, body)) => Ok(Some((etag, publisher.parse(move || parse(&body)).await??))),
-            None => Ok(None),
-        }
-    }
-
-    /// One long-poll: `Ok(None)` when unchanged, else the new ETag and the document.
-    async fn fetch(
-        &self,
-        etag: Option<&str>,
-    ) -> Result<Option<(Option<String>, Vec<u8>)>, RelayError> {
         let mut req = self.client.get(&self.url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -367,8 +404,9 @@ impl Client {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = read_capped(resp, self.max_bytes).await?;
-        Ok(Some((new_etag, body)))
+        let parse = |body: &mut dyn std::io::Read| parse_reader(body);
+        let state = source::parse_capped(resp, self.max_bytes, publisher, parse).await??;
+        Ok(Some((new_etag, state)))
     }
 }
 
@@ -395,5 +433,33 @@ mod tests {
             Err(RelayError::State(StateError::NoLeader))
         ));
         assert!(parse(b"{not json").is_err());
+        assert!(
+            parse(format!(r#"{{"state":{STATE}}}"#).as_bytes()).is_err(),
+            "no version"
+        );
+    }
+
+    /// The document is parsed in one pass, from a reader too: the version comes first and
+    /// another version stops the parse before the state; an older relay's document, state
+    /// first, still reads.
+    #[test]
+    fn documents_parse_in_one_pass_in_either_order() {
+        let state = State::from_json(STATE.as_bytes()).unwrap();
+        let doc = RelayDoc::new(&state, 7).unwrap();
+        assert!(doc.json.starts_with(br#"{"version":1,"#));
+        assert_eq!(
+            parse_reader(&mut &doc.json[..]).unwrap().leader,
+            state.leader
+        );
+        let older = format!(r#"{{"state":{STATE},"version":1}}"#);
+        assert_eq!(parse(older.as_bytes()).unwrap().leader, state.leader);
+        assert_eq!(
+            parse_reader(&mut older.as_bytes()).unwrap().leader,
+            state.leader
+        );
+        // Version 2 first: named, though its state would not even parse.
+        let v2 = r#"{"version":2,"state":{"frameworks":"a new shape"}}"#;
+        let err = parse_reader(&mut v2.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("format version 2"), "{err}");
     }
 }
