@@ -140,8 +140,8 @@ impl Watcher {
                 self.served = false;
                 match self.load(publisher).await {
                     Ok(()) => self.served = true,
-                    Err(FileError::TooLarge(_)) => {
-                        let error = format!("state file larger than {} bytes", self.max_bytes);
+                    Err(e @ FileError::TooLarge(_)) => {
+                        let error = e.to_string();
                         warn!(path = %path.display(), %error, "state file refused (maxStateBytes); keeping the last snapshot");
                         publisher.fetch_failed(&error);
                     }

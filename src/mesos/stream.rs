@@ -3,11 +3,11 @@
 //! `POST /api/v1 {"type":"SUBSCRIBE"}` answers with a RecordIO stream (`<length>\n<json>`...):
 //! first SUBSCRIBED carrying the whole state, then TASK_ADDED, TASK_UPDATED, AGENT_ADDED,
 //! AGENT_REMOVED and FRAMEWORK_* events, and HEARTBEATs. Events are applied to a local copy of
-//! the state, and a snapshot is published at once after a quiet spell, then while events
-//! keep arriving at most as often as publishing takes a third of the time, but at least
-//! every [`MAX_PUBLISH_SPACING`] and at most every [`MIN_PUBLISH_SPACING`]: a task is answerable well within a second of the
-//! master's event while a burst of thousands of updates costs a handful of rebuilds. A silent stream (no heartbeat for three
-//! intervals) is dropped and resubscribed.
+//! the state, and a snapshot is published at once after a quiet spell, then, while events keep
+//! arriving, as often as publishing takes a third of the time, within
+//! [`MIN_PUBLISH_SPACING`] and [`MAX_PUBLISH_SPACING`] apart: a task is answerable well within
+//! a second of the master's event while a burst of thousands of updates costs a handful of
+//! rebuilds. A silent stream (no heartbeat for three intervals) is dropped and resubscribed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -575,6 +575,16 @@ impl StreamState {
     }
 }
 
+/// Publishes the stream's state (a rejection is logged as `rejected`); returns the earliest
+/// start of the next publish ([`publish_spacing`]).
+async fn publish(publisher: &Publisher, state: &StreamState, rejected: &str) -> Instant {
+    let started = Instant::now();
+    if let Err(e) = publisher.publish_state(state.to_state()).await {
+        tracing::warn!(error = %e, "{rejected}");
+    }
+    started + publish_spacing(started.elapsed())
+}
+
 /// Heartbeat interval assumed until the master announces its own.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 
@@ -614,7 +624,7 @@ pub async fn follow(
     let mut records = RecordIo::new(max_record);
     let mut heartbeat = DEFAULT_HEARTBEAT;
     let mut publish_at: Option<Instant> = None;
-    // When the last publish started, and when the next may.
+    // The earliest start of the next publish (none before the first).
     let mut next_allowed: Option<Instant> = None;
     loop {
         tokio::select! {
@@ -634,11 +644,7 @@ pub async fn follow(
                         Ok(Applied::Subscribed { heartbeat: hb }) => {
                             heartbeat = hb.unwrap_or(DEFAULT_HEARTBEAT);
                             publish_at = None;
-                            let started = Instant::now();
-                            if let Err(e) = publisher.publish_state(state.to_state()).await {
-                                tracing::warn!(error = %e, "subscribed state rejected");
-                            }
-                            next_allowed = Some(started + publish_spacing(started.elapsed()));
+                            next_allowed = Some(publish(publisher, &state, "subscribed state rejected").await);
                         }
                         Ok(Applied::Changed) => {
                             publish_at.get_or_insert_with(|| {
@@ -656,11 +662,7 @@ pub async fn follow(
             }
             _ = tokio::time::sleep_until(publish_at.unwrap_or_else(Instant::now)), if publish_at.is_some() => {
                 publish_at = None;
-                let started = Instant::now();
-                if let Err(e) = publisher.publish_state(state.to_state()).await {
-                    tracing::warn!(error = %e, "streamed state rejected");
-                }
-                next_allowed = Some(started + publish_spacing(started.elapsed()));
+                next_allowed = Some(publish(publisher, &state, "streamed state rejected").await);
             }
             _ = leader_change(&mut zk, leader) => return StreamEnd::LeaderChanged,
         }

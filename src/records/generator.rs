@@ -27,7 +27,7 @@ use super::snapshot::{
 };
 use super::static_records::StaticRecords;
 use crate::config::{Config, IpSource};
-use crate::mesos::model::{split_host_port, Framework, State, Task};
+use crate::mesos::model::{split_host_port, DiscoveryInfo, Framework, State, Task};
 
 /// Status label holding a Docker container's address.
 pub const DOCKER_IP_LABEL: &str = "Docker.NetworkSettings.IPAddress";
@@ -195,7 +195,13 @@ impl Route {
     /// Whether `name` lies in the bucket built.
     #[inline]
     fn holds(&self, name: &str) -> bool {
-        bucket_of(bucket_label(name), self.buckets) == self.bucket
+        self.holds_label(bucket_label(name))
+    }
+
+    /// Whether the names whose [`bucket_label`] is `label` lie in the bucket built.
+    #[inline]
+    fn holds_label(&self, label: &str) -> bool {
+        bucket_of(label, self.buckets) == self.bucket
     }
 }
 
@@ -522,10 +528,9 @@ impl<'a> Builder<'a> {
                         (unique, label)
                     }
                 };
-                // A task is counted, and its addresses named, where its unique name lies.
-                let owned = self
-                    .route
-                    .is_none_or(|r| bucket_of(&label, r.buckets) == r.bucket);
+                // A task is counted, and its addresses named, where its unique name
+                // (`label-HASH-AGENT`, whose bucket label is the label) lies.
+                let owned = self.route.is_none_or(|r| r.holds_label(&label));
                 if owned {
                     count += 1;
                     if self.s.reverse_lookups && !self.enumerate {
@@ -856,7 +861,7 @@ pub(crate) fn generate_group(
 }
 
 /// The buckets, of `buckets`, that a running task's names lie in (see [`Group`]): where a
-/// change of the task must be rebuilt. At most a few; duplicates are possible.
+/// change of the task must be rebuilt. At most a few, into `out`, sorted, each once.
 pub(crate) fn task_buckets(
     task: &Task,
     settings: &RecordSettings,
@@ -864,6 +869,7 @@ pub(crate) fn task_buckets(
     out: &mut Vec<usize>,
 ) {
     let named = task.named_discovery();
+    out.clear();
     let label = settings
         .spec
         .label_of(named.map_or(task.name.as_str(), |d| d.name.as_str()));
@@ -871,12 +877,23 @@ pub(crate) fn task_buckets(
     // `_port._label._proto.fw`; the first lies with the label cut like a unique name.
     out.push(bucket_of(&label, buckets));
     out.push(bucket_of(bucket_label(&label), buckets));
-    let Some(d) = named.filter(|d| d.name != *label) else {
-        return;
-    };
+    if let Some(d) = named.filter(|d| d.name != *label) {
+        raw_name_buckets(d, settings, buckets, out);
+    }
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// The buckets of the names a raw DiscoveryInfo name (one that is not its own label) gives.
+fn raw_name_buckets(
+    d: &DiscoveryInfo,
+    settings: &RecordSettings,
+    buckets: usize,
+    out: &mut Vec<usize>,
+) {
+    let raw = d.name.as_str();
     // A raw DiscoveryInfo name can hold dots and underscores: its names are laid out to
     // find their buckets, in the shapes the generator writes.
-    let raw = d.name.as_str();
     let mut form = String::with_capacity(raw.len() + 16);
     let mut lies_in = |parts: &[&str]| {
         form.clear();

@@ -17,13 +17,18 @@ pub enum LabelSpec {
 }
 
 impl LabelSpec {
+    /// A label's longest length, and the characters it may not start with.
+    fn limits(self) -> (usize, &'static [u8]) {
+        match self {
+            LabelSpec::Rfc1123 => (63, b"-"),
+            LabelSpec::Rfc952 => (24, b"-0123456789"),
+        }
+    }
+
     /// Turns an arbitrary name into one DNS label (dots become hyphens), possibly empty.
     pub fn label(self, name: &str) -> String {
         let mapped: Vec<u8> = name.bytes().filter_map(map_byte).collect();
-        let (max, left): (usize, &[u8]) = match self {
-            LabelSpec::Rfc1123 => (63, b"-"),
-            LabelSpec::Rfc952 => (24, b"-0123456789"),
-        };
+        let (max, left) = self.limits();
         let out = trim_cut(&mapped, max, left, b"-");
         // Only ASCII bytes survive `map_byte`, so this cannot fail.
         String::from_utf8(out).unwrap_or_default()
@@ -33,10 +38,7 @@ impl LabelSpec {
     /// names are), so the common case costs no allocation.
     pub fn label_of(self, name: &str) -> std::borrow::Cow<'_, str> {
         let bytes = name.as_bytes();
-        let (max, left): (usize, &[u8]) = match self {
-            LabelSpec::Rfc1123 => (63, b"-"),
-            LabelSpec::Rfc952 => (24, b"-0123456789"),
-        };
+        let (max, left) = self.limits();
         let plain = bytes.len() <= max
             && bytes
                 .iter()

@@ -290,12 +290,10 @@ impl SeenTask {
         buckets: usize,
         out: &mut Vec<usize>,
     ) {
-        out.clear();
         if self.buckets[0] == SeenTask::UNKNOWN {
             task_buckets(task, settings, buckets, out);
-            out.sort_unstable();
-            out.dedup();
         } else {
+            out.clear();
             out.push(usize::from(self.buckets[0]));
             if self.buckets[1] != self.buckets[0] {
                 out.push(usize::from(self.buckets[1]));
@@ -313,10 +311,7 @@ fn seen_task(
 ) -> SeenTask {
     let mut h = hasher();
     task.hash(&mut h);
-    lying_in.clear();
     task_buckets(task, settings, buckets, lying_in);
-    lying_in.sort_unstable();
-    lying_in.dedup();
     let as_u16 = |b: usize| u16::try_from(b).unwrap_or(SeenTask::UNKNOWN);
     let kept = match lying_in[..] {
         [one] => [as_u16(one); 2],
@@ -658,6 +653,16 @@ mod tests {
         }
     }
 
+    /// Settings with buckets of about ten tasks, and a cluster of `tasks` tasks over
+    /// `frameworks` frameworks and 20 agents, its first tasks with [`awkward`] names.
+    fn awkward_in_buckets(tasks: usize, frameworks: usize) -> (RecordSettings, Value) {
+        let mut s = settings(&[IpSource::NetInfo, IpSource::Host]);
+        s.tasks_per_bucket = 10;
+        let mut doc = uniform_state_value(tasks, frameworks, 20, "first");
+        awkward(&mut doc);
+        (s, doc)
+    }
+
     /// Split into group shards, and their groups into buckets (as few as one task each), the
     /// snapshot holds the same names, records, additional addresses, counts and PTR answers
     /// as one shard.
@@ -695,10 +700,7 @@ mod tests {
     /// and the result is what a full build gives.
     #[test]
     fn a_changed_task_rebuilds_its_buckets_alone() {
-        let mut s = settings(&[IpSource::NetInfo, IpSource::Host]);
-        s.tasks_per_bucket = 10;
-        let mut doc = uniform_state_value(1000, 1, 20, "first");
-        awkward(&mut doc);
+        let (s, mut doc) = awkward_in_buckets(1000, 1);
         let before = build(&state(&doc), &s, &hosts(), 1).unwrap();
         let buckets = before.groups["framework-0"].buckets.len();
         assert!(buckets >= 64, "{buckets} buckets");
@@ -735,10 +737,7 @@ mod tests {
     /// a task changed (copied on write), removed, or added.
     #[test]
     fn tasks_shared_with_the_last_state_are_taken_as_seen() {
-        let mut s = settings(&[IpSource::NetInfo, IpSource::Host]);
-        s.tasks_per_bucket = 10;
-        let mut doc = uniform_state_value(600, 2, 20, "first");
-        awkward(&mut doc);
+        let (s, doc) = awkward_in_buckets(600, 2);
         let mut st = state(&doc);
         let mut prev = build(&st, &s, &hosts(), 1).unwrap();
         let changes: [&dyn Fn(&mut State); 3] = [
