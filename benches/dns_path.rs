@@ -58,7 +58,8 @@ fn upstream_answer(name: &str) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
-fn handlers(tasks: usize) -> (Handlers, Vec<String>) {
+/// The handlers, the snapshot's names with addresses and its names with SRV records.
+fn handlers(tasks: usize) -> (Handlers, Vec<String>, Vec<String>) {
     let metrics = Arc::new(Metrics::default());
     let state = State::from_json(&synthetic::state_json(tasks)).unwrap();
     let settings = RecordSettings::from_config(&Config::default(), vec![]);
@@ -69,6 +70,12 @@ fn handlers(tasks: usize) -> (Handlers, Vec<String>) {
         .map(|(n, _)| n.to_string())
         .collect();
     names.sort();
+    let mut services: Vec<String> = snap
+        .names()
+        .filter(|(_, e)| !e.srv.is_empty())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    services.sort();
     let store = Arc::new(ArcSwapOption::from_pointee(snap));
     let responder = Responder::new("mesos", store, metrics.clone(), true).unwrap();
     let forwarder = Arc::new(Forwarder::new(
@@ -103,7 +110,7 @@ fn handlers(tasks: usize) -> (Handlers, Vec<String>) {
         guard: Arc::new(guard),
         in_flight: InFlight::default(),
     };
-    (h, names)
+    (h, names, services)
 }
 
 /// One pass over `packets`: route each and count what would be sent; returns how many were
@@ -128,8 +135,9 @@ fn pass(h: &Handlers, packets: &[Vec<u8>]) -> usize {
 }
 
 fn main() {
-    let (h, names) = handlers(1000);
+    let (h, names, services) = handlers(1000);
     let pick = |i: usize| &names[i * 7 % names.len()];
+    let service = |i: usize| &services[i * 7 % services.len()];
     let kinds: Vec<(&str, Vec<Vec<u8>>, bool)> = vec![
         (
             "cluster A (fast path)",
@@ -142,6 +150,13 @@ fn main() {
             "cluster A, EDNS (fast path)",
             (0..QUERIES)
                 .map(|i| query(pick(i), RecordType::A, true))
+                .collect(),
+            true,
+        ),
+        (
+            "cluster SRV (fast path)",
+            (0..QUERIES)
+                .map(|i| query(service(i), RecordType::SRV, false))
                 .collect(),
             true,
         ),

@@ -9,7 +9,11 @@
 //! records) returns `None` and takes the general path in `answer`, which
 //! produces the same answers; a test holds the two to that.
 
+use std::cell::RefCell;
+
+use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
+use rand::SeedableRng;
 
 use super::wire::Question;
 use crate::records::snapshot::{Entry, Snapshot};
@@ -202,9 +206,16 @@ fn shuffled(n: usize) -> Option<[u8; MAX_RECORDS]> {
         *o = i as u8;
     }
     if n > 1 {
-        order[..n].shuffle(&mut rand::rng());
+        SHUFFLER.with(|rng| order[..n].shuffle(&mut *rng.borrow_mut()));
     }
     Some(order)
+}
+
+thread_local! {
+    /// The answer order's randomness, per thread: it spreads clients over a name's tasks and
+    /// needs no cryptographic strength, so a small generator seeded once from the thread's
+    /// secure one, instead of that one's larger state on every answer.
+    static SHUFFLER: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
 }
 
 /// Pointer to the question name, which always starts right after the header.
@@ -336,13 +347,25 @@ fn text_wire_len(name: &str) -> usize {
     name.len() + 1
 }
 
-/// Writes a stored name (see [`text_wire_len`]) as uncompressed labels.
+/// Writes a stored name (see [`text_wire_len`]) as uncompressed labels: the text is copied
+/// after one byte and each dot then replaced by the length of the label after it (a byte
+/// loop over the copy; splitting the text into labels cost more than the copy).
 fn write_text_name(out: &mut Vec<u8>, name: &str) {
-    for label in name.strip_suffix('.').unwrap_or(name).split('.') {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
+    let name = name.as_bytes();
+    let name = name.strip_suffix(b".").unwrap_or(name);
+    let at = out.len();
     out.push(0);
+    out.extend_from_slice(name);
+    out.push(0);
+    let labels = &mut out[at..at + 1 + name.len()];
+    let mut len_at = 0;
+    for i in 1..labels.len() {
+        if labels[i] == b'.' {
+            labels[len_at] = (i - len_at - 1) as u8;
+            len_at = i;
+        }
+    }
+    labels[len_at] = (labels.len() - len_at - 1) as u8;
 }
 
 fn write_name(out: &mut Vec<u8>, name: &hickory_proto::rr::Name) {
@@ -351,4 +374,42 @@ fn write_name(out: &mut Vec<u8>, name: &hickory_proto::rr::Name) {
         out.extend_from_slice(label);
     }
     out.push(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(name: &str) -> Vec<u8> {
+        let mut out = vec![0xff];
+        write_text_name(&mut out, name);
+        out
+    }
+
+    #[test]
+    fn a_stored_name_is_written_as_labels() {
+        assert_eq!(
+            written("web.marathon.mesos."),
+            b"\xff\x03web\x08marathon\x05mesos\x00"
+        );
+        assert_eq!(written("a."), b"\xff\x01a\x00");
+        assert_eq!(
+            written("_http._tcp.a-b.mesos."),
+            b"\xff\x05_http\x04_tcp\x03a-b\x05mesos\x00"
+        );
+    }
+
+    #[test]
+    fn shuffled_orders_are_permutations_and_vary() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let order = shuffled(5).unwrap();
+            let mut sorted = order[..5].to_vec();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2, 3, 4]);
+            seen.insert(order[..5].to_vec());
+        }
+        assert!(seen.len() > 20, "only {} orders of 120", seen.len());
+        assert!(shuffled(MAX_RECORDS + 1).is_none());
+    }
 }

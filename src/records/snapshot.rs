@@ -455,11 +455,20 @@ pub struct Snapshot {
 /// below `slave.<domain>` the label before `slave`.
 #[inline]
 pub(crate) fn group_keys(rest: &str) -> (&str, Option<&str>) {
-    let last = rest.rsplit('.').next().unwrap_or(rest);
-    let under_slave = rest
-        .strip_suffix(".slave")
-        .map(|r| r.rsplit('.').next().unwrap_or(r));
-    (last, under_slave)
+    (
+        last_label(rest),
+        rest.strip_suffix(".slave").map(last_label),
+    )
+}
+
+/// The text after the last dot of `s` (all of it when it has none): a byte loop, as names
+/// are short and a dot is ASCII.
+#[inline]
+fn last_label(s: &str) -> &str {
+    match s.bytes().rposition(|b| b == b'.') {
+        Some(dot) => &s[dot + 1..],
+        None => s,
+    }
 }
 
 impl Snapshot {
