@@ -25,6 +25,7 @@ use mesos_dns_sidecar::dns::{Forwarder, Handlers, Responder, Routed, Transport};
 use mesos_dns_sidecar::mesos::model::State;
 use mesos_dns_sidecar::mesos::synthetic;
 use mesos_dns_sidecar::metrics::Metrics;
+use mesos_dns_sidecar::records::snapshot::Entry;
 use mesos_dns_sidecar::records::{build, HostAddrs, RecordSettings};
 
 /// Distinct queries per kind (cycled through).
@@ -64,18 +65,17 @@ fn handlers(tasks: usize) -> (Handlers, Vec<String>, Vec<String>) {
     let state = State::from_json(&synthetic::state_json(tasks)).unwrap();
     let settings = RecordSettings::from_config(&Config::default(), vec![]);
     let snap = build(&state, &settings, &HostAddrs::new(), 1).unwrap();
-    let mut names: Vec<String> = snap
-        .names()
-        .filter(|(_, e)| !e.a.is_empty())
-        .map(|(n, _)| n.to_string())
-        .collect();
-    names.sort();
-    let mut services: Vec<String> = snap
-        .names()
-        .filter(|(_, e)| !e.srv.is_empty())
-        .map(|(n, _)| n.to_string())
-        .collect();
-    services.sort();
+    let sorted = |keep: fn(&Entry<'_>) -> bool| {
+        let mut names: Vec<String> = snap
+            .names()
+            .filter(|(_, e)| keep(e))
+            .map(|(n, _)| n.to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let names = sorted(|e| !e.a.is_empty());
+    let services = sorted(|e| !e.srv.is_empty());
     let store = Arc::new(ArcSwapOption::from_pointee(snap));
     let responder = Responder::new("mesos", store, metrics.clone(), true).unwrap();
     let forwarder = Arc::new(Forwarder::new(
