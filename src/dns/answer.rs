@@ -597,8 +597,9 @@ mod tests {
 
     /// Every answer the fast path gives is the general path's answer, for every name of three
     /// clusters (each also with its groups split into buckets of one task), names that don't
-    /// exist, every record type it handles and others, with and without EDNS, over both
-    /// transports.
+    /// exist, every record type it handles and others, with and without EDNS (a 700-byte
+    /// payload among them, where large SRV answers fit and their additional section does not),
+    /// over both transports.
     #[test]
     fn fast_path_answers_as_the_general_path_does() {
         let fixture = std::fs::read(
@@ -645,7 +646,12 @@ mod tests {
             ];
             for name in &names {
                 for qtype in types {
-                    for edns in [None, Some((4096, false)), Some((512, true))] {
+                    for edns in [
+                        None,
+                        Some((4096, false)),
+                        Some((512, true)),
+                        Some((700, false)),
+                    ] {
                         for transport in [Transport::Udp, Transport::Tcp] {
                             let q = query(name, qtype, edns);
                             let req = request(&q, transport);

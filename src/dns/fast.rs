@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::wire::Question;
-use crate::records::snapshot::{Entry, Snapshot};
+use crate::records::snapshot::{Entry, Snapshot, SrvTarget};
 
 const TYPE_A: u16 = 1;
 const TYPE_NS: u16 = 2;
@@ -30,6 +30,9 @@ const TYPE_AXFR: u16 = 252;
 const TYPE_IXFR: u16 = 251;
 const CLASS_IN: u16 = 1;
 const RCODE_NXDOMAIN: u8 = 3;
+
+/// Wire length of the OPT record our answers carry when the client sent one.
+const OPT_LEN: usize = 11;
 
 /// Answers with more records than this take the general path (and are rare).
 const MAX_RECORDS: usize = 64;
@@ -145,15 +148,21 @@ fn srv(
         return nodata(packet, q, req, snap, qname_len, domain_len);
     }
     let order = shuffled(records.len())?;
+    let opt_len = if req.edns { OPT_LEN } else { 0 };
     let mut w = Writer::start(packet, q, req, 0);
-    // Where each distinct target's name was written, and its entry, for the additional section
-    // (targets told apart by where their stored name lies).
-    let mut targets: [Option<(usize, Entry<'_>, u16)>; MAX_RECORDS] = [None; MAX_RECORDS];
+    // Each distinct target (told apart by where its stored name lies) and where its name was
+    // written, for the additional section.
+    let mut targets: [Option<(usize, SrvTarget<'_>, u16)>; MAX_RECORDS] = [None; MAX_RECORDS];
     let mut n_targets = 0;
     for &i in &order[..records.len()] {
         let rec = records[i as usize];
         let target = entry.target(&rec);
         let name_at = w.srv(snap.ttl, snap.srv_weight, rec.port, target.name)?;
+        if w.out.len() + opt_len > req.max_size {
+            // The answers alone are more than the client takes, so it gets the question with
+            // TC (see `finish`) whatever follows: the rest is neither written nor looked up.
+            return w.finish(req, 0, 0, 0);
+        }
         let id = target.name.as_ptr() as usize;
         if targets[..n_targets]
             .iter()
@@ -162,14 +171,15 @@ fn srv(
         {
             continue;
         }
-        if let Some(e) = snap.target_entry(&entry, &target) {
-            targets[n_targets] = Some((id, e, name_at));
-            n_targets += 1;
-        }
+        targets[n_targets] = Some((id, target, name_at));
+        n_targets += 1;
     }
     w.answers_end = w.out.len();
     let mut additional = 0;
-    for &(_, t, name_at) in targets[..n_targets].iter().flatten() {
+    for &(_, target, name_at) in targets[..n_targets].iter().flatten() {
+        let Some(t) = snap.target_entry(&entry, &target) else {
+            continue;
+        };
         let pointer = 0xc000 | name_at;
         for &ip in t.a {
             w.address(pointer, snap.ttl, ip);
@@ -178,6 +188,10 @@ fn srv(
             w.address(pointer, snap.ttl, ip);
         }
         additional += t.a.len() + t.aaaa.len();
+        if w.out.len() + opt_len > req.max_size {
+            // `finish` drops the whole additional section now: no more targets to look up.
+            break;
+        }
     }
     w.finish(req, records.len(), 0, additional)
 }
@@ -306,7 +320,6 @@ impl Writer {
         mut authority: usize,
         mut additional: usize,
     ) -> Option<(Vec<u8>, u8)> {
-        const OPT_LEN: usize = 11;
         let opt_len = if req.edns { OPT_LEN } else { 0 };
         if self.out.len() + opt_len > req.max_size && self.answers_end > 0 {
             self.out.truncate(self.answers_end);
