@@ -36,6 +36,11 @@
 # unbound's (below 1 is cheaper). At a fixed rate the cost per query includes each wake-up's
 # system calls, which a saturating run amortises over large batches.
 #
+# Parts of the cluster's names, as fixed-rate scenarios of their own, tell where our cost per
+# query comes from (how much of the snapshot each query touches): cluster-one (one name asked
+# over and over), cluster-ten (ten address names), cluster-a (every address name) and
+# cluster-srv (every SRV name), e.g. FIXED_SCENARIOS="cluster-one cluster-ten cluster-srv".
+#
 #   RATES="30000 60000" ROUNDS=5 DURATION=8 BASE=/tmp/base/mesos-dns-sidecar benches/peers.sh
 #
 # Needs: dnsperf (with resperf), dnsmasq, unbound, python3 (apt-get install dnsperf dnsmasq
@@ -129,6 +134,11 @@ open(f"{work}/dnsmasq-local.conf", "w").write(
 open(f"{work}/unbound-local.conf", "w").write(
     f'local-zone: "{domain}." static\n' + "\n".join(unbound) + "\n")
 open(f"{work}/q.cluster", "w").write("\n".join(queries) + "\n")
+addresses = [q for q in queries if q.endswith(" A")]
+services = [q for q in queries if q.endswith(" SRV")]
+for part, lines in [("one", addresses[:1] * 100), ("ten", addresses[:10]),
+                    ("a", addresses), ("srv", services)]:
+    open(f"{work}/q.cluster-{part}", "w").write("\n".join(lines) + "\n")
 hot = [f"name{i}.bench.test A" for i in range(1000)]
 open(f"{work}/q.hits", "w").write("\n".join(hot) + "\n")
 # Enough lines that dnsperf never wraps around to names it has already asked.
@@ -198,7 +208,7 @@ start_upstream() {
 
 start_server() { # name scenario -> sets server_pid and server_port
   local kind=fwd
-  [ "$2" = cluster ] && kind=cluster
+  case $2 in cluster*) kind=cluster ;; esac
   case $1 in
     mesos-dns-sidecar) taskset -c 1 "${ours_cmd[@]}" & server_port=$OURS_PORT ;;
     base) taskset -c 1 "$BASE" "${ours_cmd[@]:1}" & server_port=$OURS_PORT ;;
