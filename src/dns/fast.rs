@@ -148,7 +148,6 @@ fn srv(
         return nodata(packet, q, req, snap, qname_len, domain_len);
     }
     let order = shuffled(records.len())?;
-    let opt_len = if req.edns { OPT_LEN } else { 0 };
     let mut w = Writer::start(packet, q, req, 0);
     // Each distinct target (told apart by where its stored name lies) and where its name was
     // written, for the additional section.
@@ -158,7 +157,7 @@ fn srv(
         let rec = records[i as usize];
         let target = entry.target(&rec);
         let name_at = w.srv(snap.ttl, snap.srv_weight, rec.port, target.name)?;
-        if w.out.len() + opt_len > req.max_size {
+        if w.over_limit(req) {
             // The answers alone are more than the client takes, so it gets the question with
             // TC (see `finish`) whatever follows: the rest is neither written nor looked up.
             return w.finish(req, 0, 0, 0);
@@ -188,7 +187,7 @@ fn srv(
             w.address(pointer, snap.ttl, ip);
         }
         additional += t.a.len() + t.aaaa.len();
-        if w.out.len() + opt_len > req.max_size {
+        if w.over_limit(req) {
             // `finish` drops the whole additional section now: no more targets to look up.
             break;
         }
@@ -310,6 +309,14 @@ impl Writer {
         }
     }
 
+    /// Whether the response written so far, with the OPT record `finish` adds for an EDNS
+    /// client, is more than the client takes: the one test of what `finish` cuts, which
+    /// `srv` also asks to stop writing what would be cut.
+    fn over_limit(&self, req: Framing) -> bool {
+        let opt_len = if req.edns { OPT_LEN } else { 0 };
+        self.out.len() + opt_len > req.max_size
+    }
+
     /// Sets the counts and appends our OPT record when the client sent one. A response over
     /// the client's limit loses its additional section (which needs no TC, RFC 2181 section
     /// 9), and if still too large all its records, with TC set so the client retries over TCP.
@@ -320,12 +327,11 @@ impl Writer {
         mut authority: usize,
         mut additional: usize,
     ) -> Option<(Vec<u8>, u8)> {
-        let opt_len = if req.edns { OPT_LEN } else { 0 };
-        if self.out.len() + opt_len > req.max_size && self.answers_end > 0 {
+        if self.over_limit(req) && self.answers_end > 0 {
             self.out.truncate(self.answers_end);
             additional = 0;
         }
-        if self.out.len() + opt_len > req.max_size {
+        if self.over_limit(req) {
             self.out.truncate(self.question_end);
             self.out[2] |= 0x02;
             (answers, authority, additional) = (0, 0, 0);

@@ -33,7 +33,9 @@ use super::generator::{
     Route,
 };
 use super::names::NameTable;
-use super::snapshot::{group_keys, Group, Groups, SeenTask, Shard, Snapshot, Soa, Stats};
+use super::snapshot::{
+    group_keys, last_label, Group, Groups, SeenTask, Shard, Snapshot, Soa, Stats,
+};
 use super::{BuildError, HostAddrs, RecordSettings};
 use crate::mesos::model::{Framework, State, Task};
 use compact_str::CompactString;
@@ -487,7 +489,7 @@ fn group_frameworks<'s>(
     let mut index: HashMap<String, usize> = HashMap::new();
     for f in &state.frameworks {
         let frag = settings.spec.domain_frag(&f.name);
-        let key = frag.rsplit('.').next().unwrap_or("").to_string();
+        let key = last_label(&frag).to_string();
         match index.get(&key) {
             Some(&i) => groups[i].1.push(f),
             None => {

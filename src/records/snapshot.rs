@@ -461,10 +461,11 @@ pub(crate) fn group_keys(rest: &str) -> (&str, Option<&str>) {
     )
 }
 
-/// The text after the last dot of `s` (all of it when it has none): a byte loop, as names
-/// are short and a dot is ASCII.
+/// The text after the last dot of `s` (all of it when it has none): the key a group of
+/// frameworks is stored under, and looked up by. A byte loop, as names are short and a dot
+/// is ASCII.
 #[inline]
-fn last_label(s: &str) -> &str {
+pub(crate) fn last_label(s: &str) -> &str {
     match s.bytes().rposition(|b| b == b'.') {
         Some(dot) => &s[dot + 1..],
         None => s,
