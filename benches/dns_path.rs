@@ -19,6 +19,7 @@ use mesos_dns_sidecar::config::Config;
 use mesos_dns_sidecar::dns::access::{ClientAcl, ClientGuard, RateLimit};
 use mesos_dns_sidecar::dns::cache::CacheKey;
 use mesos_dns_sidecar::dns::forward::ForwardSettings;
+use mesos_dns_sidecar::dns::hot::HotAnswers;
 use mesos_dns_sidecar::dns::server::InFlight;
 use mesos_dns_sidecar::dns::upstream::UpstreamSet;
 use mesos_dns_sidecar::dns::{Forwarder, Handlers, Responder, Routed, Transport};
@@ -113,12 +114,17 @@ fn handlers(tasks: usize) -> (Handlers, Vec<String>, Vec<String>) {
     (h, names, services)
 }
 
-/// One pass over `packets`: route each and count what would be sent; returns how many were
-/// answered at once (a check that the kind is what it claims).
-fn pass(h: &Handlers, packets: &[Vec<u8>]) -> usize {
+/// One pass over `packets`: route each (as a UDP reader thread does when given its `hot`
+/// answers) and count what would be sent; returns how many were answered at once (a check
+/// that the kind is what it claims).
+fn pass(h: &Handlers, packets: &[Vec<u8>], mut hot: Option<&mut HotAnswers>) -> usize {
     let mut answered = 0;
     for p in packets {
-        match h.route(p, Transport::Udp) {
+        let routed = match hot.as_deref_mut() {
+            Some(hot) => h.route_udp(p, hot),
+            None => h.route(p, Transport::Udp),
+        };
+        match routed {
             Routed::Reply(reply) => {
                 let tc = reply.bytes[2] & 0x02 != 0;
                 h.metrics.count_response(reply.qtype, reply.rcode, tc);
@@ -138,13 +144,14 @@ fn main() {
     let (h, names, services) = handlers(1000);
     let pick = |i: usize| &names[i * 7 % names.len()];
     let service = |i: usize| &services[i * 7 % services.len()];
-    let kinds: Vec<(&str, Vec<Vec<u8>>, bool)> = vec![
+    let kinds: Vec<(&str, Vec<Vec<u8>>, bool, bool)> = vec![
         (
             "cluster A (fast path)",
             (0..QUERIES)
                 .map(|i| query(pick(i), RecordType::A, false))
                 .collect(),
             true,
+            false,
         ),
         (
             "cluster A, EDNS (fast path)",
@@ -152,6 +159,7 @@ fn main() {
                 .map(|i| query(pick(i), RecordType::A, true))
                 .collect(),
             true,
+            false,
         ),
         (
             "cluster SRV (fast path)",
@@ -159,6 +167,7 @@ fn main() {
                 .map(|i| query(service(i), RecordType::SRV, false))
                 .collect(),
             true,
+            false,
         ),
         (
             "cluster NXDOMAIN (search-list name)",
@@ -172,6 +181,7 @@ fn main() {
                 })
                 .collect(),
             true,
+            false,
         ),
         (
             "cluster SOA at the apex (general path)",
@@ -179,6 +189,7 @@ fn main() {
                 .map(|_| query("mesos.", RecordType::SOA, false))
                 .collect(),
             true,
+            false,
         ),
         (
             "forwarded, cache hit",
@@ -186,12 +197,22 @@ fn main() {
                 .map(|i| query(&format!("name{i}.bench.test."), RecordType::A, false))
                 .collect(),
             true,
+            false,
         ),
         (
             "forwarded, cache hit, EDNS",
             (0..QUERIES)
                 .map(|i| query(&format!("name{i}.bench.test."), RecordType::A, true))
                 .collect(),
+            true,
+            false,
+        ),
+        (
+            "forwarded, cache hit, a UDP reader's hot answers",
+            (0..QUERIES)
+                .map(|i| query(&format!("name{i}.bench.test."), RecordType::A, false))
+                .collect(),
+            true,
             true,
         ),
         (
@@ -200,12 +221,15 @@ fn main() {
                 .map(|i| query(&format!("miss{i}.bench.test."), RecordType::A, false))
                 .collect(),
             false,
+            false,
         ),
     ];
     println!("| query | ns/query, fastest of 5 | median of 5 |");
     println!("| --- | --- | --- |");
-    for (label, packets, inline) in &kinds {
-        let answered = pass(&h, packets);
+    let mut hot = HotAnswers::default();
+    for (label, packets, inline, reader) in &kinds {
+        let mut hot = reader.then_some(&mut hot);
+        let answered = pass(&h, packets, hot.as_deref_mut());
         assert_eq!(
             answered == packets.len(),
             *inline,
@@ -216,7 +240,7 @@ fn main() {
             let started = Instant::now();
             let mut n = 0usize;
             while started.elapsed() < Duration::from_millis(500) {
-                pass(&h, packets);
+                pass(&h, packets, hot.as_deref_mut());
                 n += packets.len();
             }
             runs.push(started.elapsed().as_nanos() as f64 / n as f64);

@@ -5,7 +5,8 @@
 //! smallest answer TTL, negative ones (NXDOMAIN, NODATA) for the SOA-derived time of RFC 2308,
 //! both clamped. Entries stay a while past expiry for serve-stale (RFC 8767). The cache is
 //! bounded in entries and in bytes at once: each entry weighs at least `max_bytes /
-//! max_entries`, so neither bound can be exceeded.
+//! max_entries`, so neither bound can be exceeded. UDP reader threads answer repeat hits from
+//! a few slots of their own, filled from this cache (`super::hot`).
 
 use crate::config::Config;
 use std::sync::Arc;

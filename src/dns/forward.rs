@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::cache::{AnswerCache, CacheKey, CachePolicy, Cached};
+use super::hot::{HotAnswers, KeyRef};
 use super::request::{Reply, Request, Transport};
 use super::upstream::{exchange_tcp, ExchangeError, Upstream, UpstreamSet};
 use super::wire::{self, EdnsInfo};
@@ -186,28 +187,49 @@ impl Forwarder {
 
     /// Looks `req` up in the cache: the part of forwarding that never waits, which the
     /// server runs inline so that a fresh hit costs no task. A hit in the last tenth of its
-    /// entry's TTL starts a refresh in the background (prefetch).
-    pub fn lookup(self: &Arc<Self>, req: &Request<'_>) -> Lookup {
+    /// entry's TTL starts a refresh in the background (prefetch). A UDP reader passes its
+    /// [`HotAnswers`], which answer its hot names before moka is asked.
+    pub fn lookup(self: &Arc<Self>, req: &Request<'_>, hot: Option<&mut HotAnswers>) -> Lookup {
         let query = req.bytes();
         if req.edns.present && wire::has_option(query, req.edns.rdlen_at, LOOP_OPTION, &self.marker)
         {
             return Lookup::Loop;
         }
-        let key = cache_key(req);
+        let key = key_of(req);
         let now = Instant::now();
-        match self.cache.get(&key) {
+        let mut hot = hot.map(|hot| {
+            let hash = hot.hash(&key);
+            (hot, hash)
+        });
+        if let Some((hot, hash)) = &mut hot {
+            if let Some(entry) = hot.get(*hash, &key, now) {
+                Metrics::inc(&self.metrics.cache_hits);
+                return Lookup::Hit(self.serve(req, entry, None, Path::CacheHit, now));
+            }
+        }
+        let owned = key.to_owned_key();
+        match self.cache.get(&owned) {
             Some(entry) if !entry.is_stale(now) => {
                 Metrics::inc(&self.metrics.cache_hits);
-                if self.settings.prefetch && entry.ttl >= PREFETCH_MIN_TTL {
-                    let left = entry.ttl.saturating_sub(entry.age(now));
-                    if left * 10 < entry.ttl {
-                        self.prefetch(key, req);
+                let prefetching = self.settings.prefetch && entry.ttl >= PREFETCH_MIN_TTL;
+                // A hit after this is in the last tenth of the TTL, and refreshes the entry.
+                let until = entry.stored
+                    + if prefetching {
+                        entry.ttl - entry.ttl / 10
+                    } else {
+                        entry.ttl
+                    };
+                if now < until {
+                    if let Some((hot, hash)) = hot {
+                        hot.put(hash, &key, &entry, until);
                     }
+                } else if prefetching {
+                    self.prefetch(owned, req);
                 }
-                Lookup::Hit(self.serve(req, &entry, None, Path::CacheHit))
+                Lookup::Hit(self.serve(req, &entry, None, Path::CacheHit, now))
             }
-            Some(stale) => Lookup::Stale(key, stale),
-            None => Lookup::Miss(key),
+            Some(stale) => Lookup::Stale(owned, stale),
+            None => Lookup::Miss(owned),
         }
     }
 
@@ -234,7 +256,7 @@ impl Forwarder {
 
     /// Answers `req` from cache or upstream.
     pub async fn forward(self: &Arc<Self>, req: &Request<'_>) -> Reply {
-        let looked = self.lookup(req);
+        let looked = self.lookup(req, None);
         self.resolve(req, looked).await
     }
 
@@ -258,11 +280,17 @@ impl Forwarder {
                 let fetch = self.fetch_coalesced(key, query, req.edns, req.transport);
                 match tokio::time::timeout(CLIENT_RESPONSE_TIMER, fetch).await {
                     Ok(Some(fresh)) if wire::rcode(&fresh.bytes) != 2 => {
-                        return self.serve(req, &fresh, None, Path::Forwarded);
+                        return self.serve(req, &fresh, None, Path::Forwarded, Instant::now());
                     }
                     _ => {
                         Metrics::inc(&self.metrics.stale_answers);
-                        return self.serve(req, &stale, Some(STALE_ANSWER_TTL), Path::Stale);
+                        return self.serve(
+                            req,
+                            &stale,
+                            Some(STALE_ANSWER_TTL),
+                            Path::Stale,
+                            Instant::now(),
+                        );
                     }
                 }
             }
@@ -286,7 +314,7 @@ impl Forwarder {
         .ok()
         .flatten();
         match fetched {
-            Some(entry) => self.serve(req, &entry, None, Path::Forwarded),
+            Some(entry) => self.serve(req, &entry, None, Path::Forwarded, Instant::now()),
             None => {
                 Metrics::inc(&self.metrics.forward_failures);
                 if !self.settings.servfail_cache.is_zero() {
@@ -299,13 +327,14 @@ impl Forwarder {
 
     /// Builds the client's answer from a stored upstream answer: the client's ID, RD and CD
     /// bits and question spelling, TTLs counted down (or set to `fixed_ttl`), truncated to
-    /// the request's size limit with TC when it doesn't fit.
+    /// the request's size limit with TC when it doesn't fit; `now` is when it is sent.
     fn serve(
         &self,
         req: &Request<'_>,
         entry: &Cached,
         fixed_ttl: Option<u32>,
         path: Path,
+        now: Instant,
     ) -> Reply {
         let query = req.bytes();
         let q = &req.question;
@@ -317,12 +346,10 @@ impl Forwarder {
         let mut out = entry.bytes.clone();
         wire::set_id(&mut out, wire::id(query));
         wire::copy_rd_cd(query, &mut out);
-        if let Ok(rq) = wire::question(&out) {
-            if rq.name_end == q.name_end {
-                out[wire::HEADER..q.name_end].copy_from_slice(&query[wire::HEADER..q.name_end]);
-            }
+        if wire::question_name_end(&out) == Some(q.name_end) {
+            out[wire::HEADER..q.name_end].copy_from_slice(&query[wire::HEADER..q.name_end]);
         }
-        let age = entry.age(Instant::now()).as_secs().min(u32::MAX as u64) as u32;
+        let age = entry.age(now).as_secs().min(u32::MAX as u64) as u32;
         let policy = self.cache.policy();
         if entry.ttl > Duration::ZERO || fixed_ttl.is_some() {
             wire::set_ttls(&mut out, &entry.ttl_offsets, |t| match fixed_ttl {
@@ -576,11 +603,11 @@ async fn exchange(
     }
 }
 
-/// The cache key of a request: its question and the DO and CD bits.
-fn cache_key(req: &Request<'_>) -> CacheKey {
+/// The cache key of a request, borrowed from it: its question and the DO and CD bits.
+fn key_of<'a>(req: &'a Request<'_>) -> KeyRef<'a> {
     let q = &req.question;
-    CacheKey {
-        name: q.name_lower.clone().into_boxed_slice(),
+    KeyRef {
+        name: &q.name_lower,
         qtype: q.qtype,
         qclass: q.qclass,
         dnssec_ok: req.edns.dnssec_ok,
@@ -657,6 +684,55 @@ mod tests {
             hickory_proto::rr::RecordType::A,
         ));
         m.to_vec().unwrap()
+    }
+
+    fn answer_a(name: &str, ip: [u8; 4]) -> Vec<u8> {
+        let name = Name::from_ascii(name).unwrap();
+        let mut m = hickory_proto::op::Message::query();
+        m.metadata.message_type = hickory_proto::op::MessageType::Response;
+        m.add_query(hickory_proto::op::Query::query(
+            name.clone(),
+            hickory_proto::rr::RecordType::A,
+        ));
+        m.add_answer(hickory_proto::rr::Record::from_rdata(
+            name,
+            300,
+            hickory_proto::rr::RData::A(std::net::Ipv4Addr::from(ip).into()),
+        ));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn a_readers_hot_answers_serve_its_hits_and_pick_up_a_replaced_entry() {
+        let f = forwarder(&[addr(1)], vec![]);
+        let bytes = query("hot.example.");
+        let req = Request::parse(&bytes, Transport::Udp, &f.metrics).unwrap();
+        let key = key_of(&req).to_owned_key();
+        f.cache
+            .store(key.clone(), answer_a("hot.example.", [192, 0, 2, 1]));
+        let address = |looked: Lookup| match looked {
+            Lookup::Hit(reply) => {
+                assert_eq!(wire::id(&reply.bytes), wire::id(&bytes));
+                reply.bytes[reply.bytes.len() - 4..].to_vec()
+            }
+            _ => panic!("not a hit"),
+        };
+        let mut hot = HotAnswers::default();
+        assert_eq!(address(f.lookup(&req, Some(&mut hot))), [192, 0, 2, 1]);
+        f.cache.store(key, answer_a("hot.example.", [192, 0, 2, 2]));
+        // The held answer is served until moka is asked again.
+        for _ in 0..crate::dns::hot::RECHECK_EVERY {
+            assert_eq!(address(f.lookup(&req, Some(&mut hot))), [192, 0, 2, 1]);
+        }
+        assert_eq!(address(f.lookup(&req, Some(&mut hot))), [192, 0, 2, 2]);
+        assert_eq!(address(f.lookup(&req, Some(&mut hot))), [192, 0, 2, 2]);
+        // Without hot answers (TCP), moka's entry at once.
+        f.cache.store(
+            key_of(&req).to_owned_key(),
+            answer_a("hot.example.", [192, 0, 2, 3]),
+        );
+        assert_eq!(address(f.lookup(&req, None)), [192, 0, 2, 3]);
+        assert_eq!(Metrics::get(&f.metrics.cache_hits), 1 + 64 + 3);
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ pub mod answer;
 pub mod cache;
 pub mod fast;
 pub mod forward;
+pub mod hot;
 pub mod request;
 pub mod server;
 pub mod udp_batch;

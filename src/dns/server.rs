@@ -39,6 +39,7 @@ use tracing::{debug, error, warn};
 use super::access::{Admission, ClientGuard};
 use super::answer::Responder;
 use super::forward::{Forwarder, Lookup};
+use super::hot::HotAnswers;
 use super::request::{Rejected, Reply, Request, Transport};
 use super::udp_batch::{self, Batcher, BATCH};
 use super::wire;
@@ -139,6 +140,21 @@ impl Handlers {
     /// ([`Forwarder::lookup`]), or answers REFUSED when forwarding is off. Never waits: what
     /// needs upstreams comes back as [`Routed::Forward`].
     pub fn route<'a>(&'a self, packet: &'a [u8], transport: Transport) -> Routed<'a> {
+        self.route_with(packet, transport, None)
+    }
+
+    /// [`Handlers::route`] for a UDP reader thread, whose own hot answers are asked before
+    /// the shared cache.
+    pub fn route_udp<'a>(&'a self, packet: &'a [u8], hot: &mut HotAnswers) -> Routed<'a> {
+        self.route_with(packet, Transport::Udp, Some(hot))
+    }
+
+    fn route_with<'a>(
+        &'a self,
+        packet: &'a [u8],
+        transport: Transport,
+        hot: Option<&mut HotAnswers>,
+    ) -> Routed<'a> {
         let request = match Request::parse(packet, transport, &self.metrics) {
             Ok(request) => request,
             Err(Rejected::Reply(reply)) => return Routed::Reply(reply),
@@ -162,7 +178,7 @@ impl Handlers {
                 .error(ResponseCode::Refused, &self.metrics)
                 .map_or(Routed::Drop, Routed::Reply);
         };
-        match forwarder.lookup(&request) {
+        match forwarder.lookup(&request, hot) {
             Lookup::Hit(reply) => Routed::Reply(reply),
             looked => Routed::Forward(Forwarding {
                 forwarder: Cow::Borrowed(forwarder),
@@ -349,6 +365,7 @@ impl UdpReader {
         let mut batcher = Batcher::default();
         let mut received = Vec::with_capacity(BATCH);
         let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
+        let mut hot = HotAnswers::default();
         while !self.stop.load(Ordering::Acquire) {
             match batcher.wait(&*self.socket, &mut received) {
                 Ok(_) => {}
@@ -372,7 +389,7 @@ impl UdpReader {
             // Read before the stop was seen: answered all the same. A bug that panics on some
             // packet costs its batch, not the listener.
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.answer(&batcher, &received, &mut replies)
+                self.answer(&batcher, &received, &mut replies, &mut hot)
             }));
             if answered.is_err() {
                 error!("answering a UDP batch panicked; its queries are dropped");
@@ -395,6 +412,7 @@ impl UdpReader {
         batcher: &Batcher,
         received: &[udp_batch::Received],
         replies: &mut Vec<(Vec<u8>, SocketAddr)>,
+        hot: &mut HotAnswers,
     ) {
         let h = &self.h;
         // One clock read per batch: the inline answers below are built within microseconds,
@@ -410,7 +428,7 @@ impl UdpReader {
             }
             let packet = batcher.datagram(r);
             let reply = match h.guard.admit_udp(r.peer.ip(), packet) {
-                Admission::Serve => match h.route(packet, Transport::Udp) {
+                Admission::Serve => match h.route_udp(packet, hot) {
                     Routed::Reply(reply) => reply,
                     Routed::Drop => continue,
                     Routed::Forward(job) => {

@@ -286,6 +286,16 @@ pub fn question(b: &[u8]) -> Result<Question, WireError> {
     })
 }
 
+/// Where the name of a message's single question ends ([`Question::name_end`]), read without
+/// building its text; `None` unless there is exactly one whole question.
+pub fn question_name_end(b: &[u8]) -> Option<usize> {
+    if b.len() < HEADER || u16_at(b, 4).ok()? != 1 {
+        return None;
+    }
+    let name_end = skip_name(b, HEADER).ok()?;
+    (name_end + 4 <= b.len()).then_some(name_end)
+}
+
 /// What the forwarder needs to know about a response's records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
@@ -573,6 +583,8 @@ mod tests {
         let q = question(&b).unwrap();
         assert_eq!(q.name_lower, b"www.example.com.");
         assert_eq!(q.qtype, 1);
+        assert_eq!(question_name_end(&b), Some(q.name_end));
+        assert_eq!(question_name_end(&b[..q.name_end + 3]), None);
         let l = layout(&b).unwrap();
         assert_eq!(l.ttl_offsets.len(), 3, "OPT excluded");
         assert_eq!(l.min_answer_ttl, Some(120));

@@ -114,6 +114,11 @@ fn answers_are_cached_with_ttls_counting_down() {
     assert!((297..=298).contains(&ttl), "ttl {ttl}");
     // The question comes back as the client spelled it.
     assert_eq!(second.queries[0].name().to_ascii(), "WWW.example.COM.");
+    // Once more: now from the UDP reader's hot answers, the same way.
+    let third = d.udp("www.EXAMPLE.com.", RecordType::A, None);
+    assert!((297..=298).contains(&third.answers[0].ttl));
+    assert_eq!(third.queries[0].name().to_ascii(), "www.EXAMPLE.com.");
+    assert_eq!(up.count("www.example.com."), 1);
 }
 
 #[test]
@@ -387,6 +392,14 @@ fn a_name_asked_near_its_expiry_is_refreshed_before_it_expires() {
         ["A 192.0.2.15"]
     );
     assert_eq!(up.count("five.example.com."), 1);
+    // Asked again at once: held in the UDP reader's hot answers, which must not hide the
+    // prefetch below.
+    for _ in 0..3 {
+        assert_eq!(
+            answers(&d.udp("five.example.com.", RecordType::A, None)),
+            ["A 192.0.2.15"]
+        );
+    }
     // In the last tenth of the 5 s TTL: answered from the cache, and refreshed behind it.
     std::thread::sleep(Duration::from_millis(4650).saturating_sub(started.elapsed()));
     let m = d.udp("five.example.com.", RecordType::A, None);
