@@ -732,7 +732,10 @@ mod tests {
             answer_a("hot.example.", [192, 0, 2, 3]),
         );
         assert_eq!(address(f.lookup(&req, None)), [192, 0, 2, 3]);
-        assert_eq!(Metrics::get(&f.metrics.cache_hits), 1 + 64 + 3);
+        assert_eq!(
+            Metrics::get(&f.metrics.cache_hits),
+            1 + crate::dns::hot::RECHECK_EVERY as u64 + 3
+        );
     }
 
     #[tokio::test]

@@ -3,14 +3,14 @@
 //!
 //! A hit in moka walks its shared table and records the read for its eviction order, which
 //! was half of the user-space time of a cache hit. The names a host asks for over and over are
-//! few, so each reader thread keeps the entries it served in a small direct-mapped table of
-//! its own, with no lock and no bookkeeping. moka stays the cache of record: entries come
-//! only from it, and every few hits a slot's name is looked up there again, so moka still sees
-//! the name as used (it is not evicted for looking idle) and a refreshed answer replaces the
-//! one held here. Each name has two slots to be in, so two hot names that hash alike do not
-//! keep pushing each other out. A slot serves only until its entry's prefetch point (or expiry when it will
-//! not be prefetched); later hits go to moka, which serves stale answers and starts refreshes
-//! as before.
+//! few, so each reader thread keeps the entries it served in a small table of its own, with no
+//! lock and no bookkeeping. moka stays the cache of record: entries come only from it, and
+//! every few hits a slot's name is looked up there again, so moka still sees the name as used
+//! (it is not evicted for looking idle) and a refreshed answer replaces the one held here.
+//! Each name has two slots to be in, so two hot names that hash alike do not keep pushing each
+//! other out. A slot serves only until its entry's prefetch point (or expiry when it will not
+//! be prefetched); later hits go to moka, which serves stale answers and starts refreshes as
+//! before.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,11 +99,7 @@ impl HotAnswers {
     /// The entry held for `key` when it may be served from here at `now`: before the slot's
     /// limit, and not due to be seen by moka.
     pub fn get(&mut self, hash: u64, key: &KeyRef<'_>, now: Instant) -> Option<&Cached> {
-        let pair = Self::pair(hash);
-        let slot = self.slots[pair..pair + 2]
-            .iter_mut()
-            .flatten()
-            .find(|slot| slot.hash == hash && key.is(&slot.key))?;
+        let slot = self.held(hash, key)?;
         if now >= slot.until || slot.served >= RECHECK_EVERY {
             return None;
         }
@@ -117,18 +113,14 @@ impl HotAnswers {
         if entry.bytes.len() > MAX_ANSWER_BYTES {
             return;
         }
-        let pair = Self::pair(hash);
-        let slots = &mut self.slots[pair..pair + 2];
-        if let Some(slot) = slots
-            .iter_mut()
-            .flatten()
-            .find(|slot| slot.hash == hash && key.is(&slot.key))
-        {
+        if let Some(slot) = self.held(hash, key) {
             slot.entry = entry.clone();
             slot.until = until;
             slot.served = 0;
             return;
         }
+        let pair = Self::pair(hash);
+        let slots = &mut self.slots[pair..pair + 2];
         slots.swap(0, 1);
         slots[0] = Some(Slot {
             hash,
@@ -137,6 +129,15 @@ impl HotAnswers {
             until,
             served: 0,
         });
+    }
+
+    /// The slot holding `key`, whichever of its pair.
+    fn held(&mut self, hash: u64, key: &KeyRef<'_>) -> Option<&mut Slot> {
+        let pair = Self::pair(hash);
+        self.slots[pair..pair + 2]
+            .iter_mut()
+            .flatten()
+            .find(|slot| slot.hash == hash && key.is(&slot.key))
     }
 
     /// The first slot of the pair `hash` belongs to.
