@@ -19,8 +19,7 @@ use mesos_dns_sidecar::config::Config;
 use mesos_dns_sidecar::dns::access::{ClientAcl, ClientGuard, RateLimit};
 use mesos_dns_sidecar::dns::cache::CacheKey;
 use mesos_dns_sidecar::dns::forward::ForwardSettings;
-use mesos_dns_sidecar::dns::hot::HotAnswers;
-use mesos_dns_sidecar::dns::server::InFlight;
+use mesos_dns_sidecar::dns::server::{HeldAnswers, InFlight};
 use mesos_dns_sidecar::dns::upstream::UpstreamSet;
 use mesos_dns_sidecar::dns::{Forwarder, Handlers, Responder, Routed, Transport};
 use mesos_dns_sidecar::mesos::model::State;
@@ -117,7 +116,7 @@ fn handlers(tasks: usize) -> (Handlers, Vec<String>, Vec<String>) {
 /// One pass over `packets`: route each (as a UDP reader thread does when given its `hot`
 /// answers) and count what would be sent; returns how many were answered at once (a check
 /// that the kind is what it claims).
-fn pass(h: &Handlers, packets: &[Vec<u8>], mut hot: Option<&mut HotAnswers>) -> usize {
+fn pass(h: &Handlers, packets: &[Vec<u8>], mut hot: Option<&mut HeldAnswers>) -> usize {
     let mut answered = 0;
     for p in packets {
         let routed = match hot.as_deref_mut() {
@@ -168,6 +167,22 @@ fn main() {
                 .collect(),
             true,
             false,
+        ),
+        (
+            "cluster A, a UDP reader's held answers",
+            (0..QUERIES)
+                .map(|i| query(pick(i), RecordType::A, false))
+                .collect(),
+            true,
+            true,
+        ),
+        (
+            "cluster SRV, a UDP reader's held answers",
+            (0..QUERIES)
+                .map(|i| query(service(i), RecordType::SRV, false))
+                .collect(),
+            true,
+            true,
         ),
         (
             "cluster NXDOMAIN (search-list name)",
@@ -226,7 +241,7 @@ fn main() {
     ];
     println!("| query | ns/query, fastest of 5 | median of 5 |");
     println!("| --- | --- | --- |");
-    let mut hot = HotAnswers::default();
+    let mut hot = HeldAnswers::default();
     for (label, packets, inline, reader) in &kinds {
         let mut hot = reader.then_some(&mut hot);
         let answered = pass(&h, packets, hot.as_deref_mut());

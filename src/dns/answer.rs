@@ -18,6 +18,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use rand::seq::SliceRandom;
 
 use super::fast;
+use super::hot_cluster::HotCluster;
 use super::request::{
     encode_cut, encode_within, error_reply, response_to, Reply, Request, Transport,
 };
@@ -134,7 +135,12 @@ impl Responder {
     /// nothing. A compressed question name (rare) is decoded and tested by hickory; one that
     /// does not decode counts as ours, and gets FORMERR from the general path.
     pub fn serves(&self, q: &Question, packet: &[u8]) -> bool {
-        let name = &packet[wire::HEADER..q.name_end];
+        self.serves_name(packet, q.name_end)
+    }
+
+    /// [`Responder::serves`] for the question name of `packet` that ends at `name_end`.
+    fn serves_name(&self, packet: &[u8], name_end: usize) -> bool {
+        let name = &packet[wire::HEADER..name_end];
         let mut at = 0;
         while let Some(&len) = name.get(at) {
             if name.len() - at == self.domain_wire.len() {
@@ -179,10 +185,52 @@ impl Responder {
         self.general(req)
     }
 
+    /// The answer a UDP reader thread holds ([`HotCluster`]) for `packet`, a query as it came,
+    /// before anything is parsed: one walk over the question's labels, then one hash lookup
+    /// for a name of the cluster domain. `None` when the query is to be answered as usual.
+    pub fn answer_held(&self, packet: &[u8], held: &mut HotCluster) -> Option<Reply> {
+        let name_end = wire::question_name_end(packet)?;
+        if held.is_empty() || !self.serves_name(packet, name_end) {
+            return None;
+        }
+        let snapshot = self.snapshot.load();
+        // Stale answers carry an EDE: on the general path, never held.
+        if self.stale_age().is_some() {
+            return None;
+        }
+        held.get(packet, snapshot.as_ref()?)
+    }
+
+    /// [`Responder::answer`] for a UDP reader thread: a fast-path answer is also held in the
+    /// thread's [`HotCluster`], for [`Responder::answer_held`] to find next time.
+    pub fn answer_udp(&self, req: &Request<'_>, held: &mut HotCluster) -> Option<Reply> {
+        let snapshot = self.snapshot.load();
+        if let Some(snap) = snapshot.as_ref() {
+            // Stale answers carry an EDE and capped answer sets are cut: both on the general
+            // path, never held.
+            if self.stale_age().is_none() {
+                if let Some(reply) = self.fast_path_in(req, snap) {
+                    held.put(req.bytes(), snap, &reply);
+                    return Some(reply);
+                }
+            }
+        }
+        self.general(req)
+    }
+
     /// Answers a plain question from the raw request, without decoding it into a `Message`:
     /// the common cluster answers are written by `fast`. `None` sends the request down the
     /// general path.
     fn fast_path(&self, req: &Request<'_>) -> Option<Reply> {
+        // Stale answers carry an EDE and capped answer sets are cut: both on the general path.
+        if self.stale_age().is_some() {
+            return None;
+        }
+        self.fast_path_in(req, self.snapshot.load().as_deref()?)
+    }
+
+    /// [`Responder::fast_path`] from `snapshot`, once the answer is known not to be stale.
+    fn fast_path_in(&self, req: &Request<'_>, snapshot: &Snapshot) -> Option<Reply> {
         let packet = req.bytes();
         let question = &req.question;
         // Nothing in answer/authority, only an OPT record after the question, and only plain
@@ -192,15 +240,10 @@ impl Responder {
         {
             return None;
         }
-        let snapshot = self.snapshot.load();
-        // Stale answers carry an EDE and capped answer sets are cut: both on the general path.
-        if self.stale_age().is_some() {
-            return None;
-        }
         let qtype = RecordType::from(question.qtype);
         if self.caps(req.transport, qtype) {
             let key = std::str::from_utf8(&question.name_lower).ok()?;
-            let entry = snapshot.as_deref()?.lookup(key);
+            let entry = snapshot.lookup(key);
             let size = entry.map_or(0, |e| match qtype {
                 RecordType::A => e.a.len(),
                 _ => e.aaaa.len(),
@@ -216,13 +259,8 @@ impl Responder {
             our_payload: OUR_UDP_PAYLOAD,
             recursion_available: self.recursion_available,
         };
-        let (bytes, rcode) = fast::answer(
-            packet,
-            question,
-            self.domain_text.len(),
-            snapshot.as_deref()?,
-            framing,
-        )?;
+        let (bytes, rcode) =
+            fast::answer(packet, question, self.domain_text.len(), snapshot, framing)?;
         if !self.truncate_bit && wire::truncated(&bytes) {
             // Cut without TC on the general path.
             return None;
@@ -524,6 +562,20 @@ mod tests {
 
     /// A responder whose groups are split into buckets of about `per_bucket` tasks.
     fn responder_in_buckets(state: &[u8], per_bucket: usize) -> Responder {
+        Responder::new(
+            "mesos",
+            Arc::new(ArcSwapOption::from_pointee(snapshot_in_buckets(
+                state, per_bucket, 7,
+            ))),
+            Arc::new(Metrics::default()),
+            true,
+        )
+        .unwrap()
+    }
+
+    /// The snapshot of `state` with groups in buckets of about `per_bucket` tasks and SOA
+    /// serial `serial`.
+    fn snapshot_in_buckets(state: &[u8], per_bucket: usize, serial: u32) -> Snapshot {
         let state = State::from_json(state).unwrap();
         // Distinct values, so a field taken from the wrong place shows.
         let config = Config {
@@ -537,14 +589,7 @@ mod tests {
         settings.tasks_per_bucket = per_bucket;
         let mut hosts = HostAddrs::new();
         hosts.insert("localhost".into(), vec!["127.0.0.1".parse().unwrap()]);
-        let snap = build(&state, &settings, &hosts, 7).unwrap();
-        Responder::new(
-            "mesos",
-            Arc::new(ArcSwapOption::from_pointee(snap)),
-            Arc::new(Metrics::default()),
-            true,
-        )
-        .unwrap()
+        build(&state, &settings, &hosts, serial).unwrap()
     }
 
     fn request(bytes: &[u8], transport: Transport) -> Request<'_> {
@@ -699,6 +744,176 @@ mod tests {
             };
             assert_eq!(wire::rcode(&resp.bytes), rcode);
         }
+    }
+
+    /// The targets of a response's SRV answers in the order they first appear, and the owner
+    /// names of its additional records with each run of one owner counted once.
+    fn targets_and_additional_owners(bytes: &[u8]) -> (Vec<Name>, Vec<Name>) {
+        let m = Message::from_vec(bytes).unwrap();
+        let mut targets: Vec<Name> = Vec::new();
+        for r in &m.answers {
+            if let RData::SRV(srv) = &r.data {
+                if !targets.contains(&srv.target) {
+                    targets.push(srv.target.clone());
+                }
+            }
+        }
+        let mut owners: Vec<Name> = m.additionals.iter().map(|r| r.name.clone()).collect();
+        owners.dedup();
+        (targets, owners)
+    }
+
+    /// A reader's held answer is the fast path's answer to the same query with the client's
+    /// ID: the same header, records and counts, the records in some order, an SRV answer's
+    /// target addresses after the answers in the order the targets first appear, owned by
+    /// the targets' names; and what /metrics counts about it. For every name of three
+    /// clusters (also in buckets), with and without EDNS, truncated answers included.
+    #[test]
+    fn held_cluster_answers_are_the_fast_paths_in_a_new_order() {
+        let fixture = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster.json"),
+        )
+        .unwrap();
+        let synthetic = crate::mesos::synthetic::state_json(300);
+        let (mut held_answers, mut held_srv) = (0, 0);
+        let responders = [&fixture[..], DEMO_STATE, &synthetic[..]]
+            .into_iter()
+            .flat_map(|state| [responder(state), responder_in_buckets(state, 1)]);
+        for r in responders {
+            let snap = r.snapshot.load_full().unwrap();
+            let mut hot = HotCluster::default();
+            let mut names: Vec<String> = snap.names().map(|(n, _)| n.to_string()).collect();
+            names.sort();
+            let upper: Vec<String> = names.iter().take(20).map(|n| n.to_uppercase()).collect();
+            names.extend(upper);
+            names.extend([
+                "nope.mesos.".into(),
+                "www.example.com.marathon.mesos.".into(),
+            ]);
+            for name in &names {
+                for qtype in [
+                    RecordType::A,
+                    RecordType::AAAA,
+                    RecordType::SRV,
+                    RecordType::MX,
+                ] {
+                    for edns in [
+                        None,
+                        Some((4096, false)),
+                        Some((512, true)),
+                        Some((700, false)),
+                    ] {
+                        let q = query(name, qtype, edns);
+                        let Some(fast) = r.fast_path(&request(&q, Transport::Udp)) else {
+                            continue;
+                        };
+                        hot.put(&q, &snap, &fast);
+                        let mut again = q.clone();
+                        again[..2].copy_from_slice(&[0x12, 0x34]);
+                        let Some(held) = hot.get(&again, &snap) else {
+                            continue;
+                        };
+                        let mut expected = fast.bytes.clone();
+                        expected[..2].copy_from_slice(&[0x12, 0x34]);
+                        assert_eq!(held.bytes[..12], expected[..12], "{name} {qtype} {edns:?}");
+                        assert_eq!(
+                            canonical(&held.bytes),
+                            canonical(&expected),
+                            "{name} {qtype} {edns:?}"
+                        );
+                        assert_eq!(
+                            (held.path, held.rcode, held.qtype),
+                            (fast.path, fast.rcode, fast.qtype)
+                        );
+                        let (targets, owners) = targets_and_additional_owners(&held.bytes);
+                        let expected: Vec<Name> =
+                            targets.into_iter().filter(|t| owners.contains(t)).collect();
+                        assert_eq!(owners, expected, "{name} {qtype} {edns:?}");
+                        held_answers += 1;
+                        held_srv += usize::from(!owners.is_empty());
+                    }
+                }
+            }
+        }
+        assert!(held_answers > 1000, "only {held_answers} held");
+        assert!(
+            held_srv > 100,
+            "only {held_srv} SRV answers with addresses held"
+        );
+    }
+
+    /// Held answers come in exactly the orders the fast path writes, byte for byte.
+    #[test]
+    fn held_answers_take_the_fast_paths_orders_byte_for_byte() {
+        let r = responder(DEMO_STATE);
+        let snap = r.snapshot.load_full().unwrap();
+        for (name, qtype, orders) in [
+            ("_api._tcp.marathon.mesos.", RecordType::SRV, 24),
+            ("web.marathon.mesos.", RecordType::A, 6),
+        ] {
+            let q = query(name, qtype, Some((1232, false)));
+            let req = request(&q, Transport::Udp);
+            let mut hot = HotCluster::default();
+            let mut fast = std::collections::HashSet::new();
+            let mut held = std::collections::HashSet::new();
+            for _ in 0..2000 {
+                let answer = r.fast_path(&req).unwrap();
+                hot.put(&q, &snap, &answer);
+                fast.insert(answer.bytes);
+                held.insert(hot.get(&q, &snap).unwrap().bytes);
+            }
+            assert_eq!(fast.len(), orders, "{name}");
+            assert!(fast == held, "{name}: the held answers' orders differ");
+        }
+    }
+
+    /// A reader's held answers are served only from the snapshot they were written from, and
+    /// step aside for the general path's "Stale Answer" marker while the state is stale.
+    #[test]
+    fn held_answers_follow_the_snapshot_and_step_aside_when_stale() {
+        let age = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+        let r = responder(DEMO_STATE).with_stale_after(Duration::from_secs(30), {
+            let age = age.clone();
+            Arc::new(move || Some(*age.lock().unwrap()))
+        });
+        let mut hot = HotCluster::default();
+        let q = query("nope.mesos.", RecordType::A, Some((1232, false)));
+        let serial = |bytes: &[u8]| match &Message::from_vec(bytes).unwrap().authorities[0].data {
+            RData::SOA(soa) => soa.serial,
+            other => panic!("{other:?}"),
+        };
+        let udp = |hot: &mut HotCluster| {
+            r.answer_held(&q, hot)
+                .or_else(|| r.answer_udp(&request(&q, Transport::Udp), hot))
+                .unwrap()
+        };
+        let first = udp(&mut hot);
+        assert_eq!(serial(&first.bytes), 7);
+        let snap = r.snapshot.load_full().unwrap();
+        assert!(hot.get(&q, &snap).is_some(), "held");
+        assert_eq!(r.answer_held(&q, &mut hot).unwrap().bytes, first.bytes);
+        r.snapshot.store(Some(Arc::new(snapshot_in_buckets(
+            DEMO_STATE,
+            crate::records::generator::TASKS_PER_BUCKET,
+            8,
+        ))));
+        assert!(
+            r.answer_held(&q, &mut hot).is_none(),
+            "an answer of the old snapshot"
+        );
+        let next = udp(&mut hot);
+        assert_eq!(
+            serial(&next.bytes),
+            8,
+            "an answer of the old snapshot was served"
+        );
+        *age.lock().unwrap() = Duration::from_secs(100);
+        assert!(r.answer_held(&q, &mut hot).is_none(), "held while stale");
+        let stale = udp(&mut hot);
+        assert_eq!(extended_error(&stale.bytes).unwrap()[..2], [0, 3]);
+        *age.lock().unwrap() = Duration::ZERO;
+        let fresh = udp(&mut hot);
+        assert_eq!(extended_error(&fresh.bytes), None);
     }
 
     /// The record values of a response's answer section, and whether it has TC set.

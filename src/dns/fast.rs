@@ -210,7 +210,7 @@ fn nodata(
 
 /// Indices `0..n` in random order (the order Mesos-DNS clients expect to vary), or `None`
 /// when there are too many for the fast path.
-fn shuffled(n: usize) -> Option<[u8; MAX_RECORDS]> {
+pub(super) fn shuffled(n: usize) -> Option<[u8; MAX_RECORDS]> {
     if n > MAX_RECORDS {
         return None;
     }

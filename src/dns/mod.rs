@@ -7,6 +7,7 @@ pub mod cache;
 pub mod fast;
 pub mod forward;
 pub mod hot;
+pub mod hot_cluster;
 pub mod request;
 pub mod server;
 pub mod udp_batch;

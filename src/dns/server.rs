@@ -40,6 +40,7 @@ use super::access::{Admission, ClientGuard};
 use super::answer::Responder;
 use super::forward::{Forwarder, Lookup};
 use super::hot::HotAnswers;
+use super::hot_cluster::HotCluster;
 use super::request::{Rejected, Reply, Request, Transport};
 use super::udp_batch::{self, Batcher, BATCH};
 use super::wire;
@@ -143,9 +144,9 @@ impl Handlers {
         self.route_with(packet, transport, None)
     }
 
-    /// [`Handlers::route`] for a UDP reader thread, whose own hot answers are asked before
-    /// the shared cache.
-    pub fn route_udp<'a>(&'a self, packet: &'a [u8], hot: &mut HotAnswers) -> Routed<'a> {
+    /// [`Handlers::route`] for a UDP reader thread, whose own held answers are asked before
+    /// the snapshot and the shared cache.
+    pub fn route_udp<'a>(&'a self, packet: &'a [u8], hot: &mut HeldAnswers) -> Routed<'a> {
         self.route_with(packet, Transport::Udp, Some(hot))
     }
 
@@ -153,18 +154,24 @@ impl Handlers {
         &'a self,
         packet: &'a [u8],
         transport: Transport,
-        hot: Option<&mut HotAnswers>,
+        mut hot: Option<&mut HeldAnswers>,
     ) -> Routed<'a> {
+        if let Some(hot) = hot.as_deref_mut() {
+            if let Some(reply) = self.responder.answer_held(packet, &mut hot.cluster) {
+                return Routed::Reply(reply);
+            }
+        }
         let request = match Request::parse(packet, transport, &self.metrics) {
             Ok(request) => request,
             Err(Rejected::Reply(reply)) => return Routed::Reply(reply),
             Err(Rejected::Drop) => return Routed::Drop,
         };
         if self.responder.serves(&request.question, packet) {
-            return self
-                .responder
-                .answer(&request)
-                .map_or(Routed::Drop, Routed::Reply);
+            let reply = match hot {
+                Some(hot) => self.responder.answer_udp(&request, &mut hot.cluster),
+                None => self.responder.answer(&request),
+            };
+            return reply.map_or(Routed::Drop, Routed::Reply);
         }
         // Reverse names of cluster addresses and static records, answered from the snapshot.
         if self.responder.answers_outside_zone(&request.question) {
@@ -178,7 +185,7 @@ impl Handlers {
                 .error(ResponseCode::Refused, &self.metrics)
                 .map_or(Routed::Drop, Routed::Reply);
         };
-        match forwarder.lookup(&request, hot) {
+        match forwarder.lookup(&request, hot.map(|h| &mut h.forwarded)) {
             Lookup::Hit(reply) => Routed::Reply(reply),
             looked => Routed::Forward(Forwarding {
                 forwarder: Cow::Borrowed(forwarder),
@@ -344,6 +351,16 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// What one UDP reader thread keeps of the answers it served, asked before the structures it
+/// shares with the other threads.
+#[derive(Default)]
+pub struct HeldAnswers {
+    /// Forwarded names' cache entries.
+    pub forwarded: HotAnswers,
+    /// Cluster answers.
+    pub cluster: HotCluster,
+}
+
 /// One UDP socket's reader, run on a thread of its own.
 struct UdpReader {
     socket: Arc<UdpSocket>,
@@ -365,7 +382,7 @@ impl UdpReader {
         let mut batcher = Batcher::default();
         let mut received = Vec::with_capacity(BATCH);
         let mut replies: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(BATCH);
-        let mut hot = HotAnswers::default();
+        let mut hot = HeldAnswers::default();
         while !self.stop.load(Ordering::Acquire) {
             match batcher.wait(&*self.socket, &mut received) {
                 Ok(_) => {}
@@ -412,7 +429,7 @@ impl UdpReader {
         batcher: &Batcher,
         received: &[udp_batch::Received],
         replies: &mut Vec<(Vec<u8>, SocketAddr)>,
-        hot: &mut HotAnswers,
+        hot: &mut HeldAnswers,
     ) {
         let h = &self.h;
         // One clock read per batch: the inline answers below are built within microseconds,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use hickory_proto::op::{Edns, Message, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 fn cluster_daemon() -> Daemon {
     let path = fixture(CLUSTER);
@@ -160,6 +160,48 @@ fn multi_record_answers_are_shuffled() {
         orders.insert(order);
     }
     assert!(orders.len() > 1, "always the same order: {orders:?}");
+}
+
+/// The same query asked over and over (from the second time on answered from the UDP reader
+/// thread's held answers) keeps its ID, keeps coming in new orders, and an SRV answer's
+/// addresses follow its targets in the order they first appear, each under its own target.
+#[test]
+fn repeated_queries_keep_their_ids_and_come_in_new_orders() {
+    let d = start(&["--demo"]);
+    let mut orders = std::collections::HashSet::new();
+    let mut addresses = std::collections::HashSet::new();
+    for id in 1000..1060 {
+        let mut q = query("_api._tcp.marathon.mesos.", RecordType::SRV, Some(1232));
+        q.metadata.id = id;
+        let m = udp(d.addr, &q);
+        assert_eq!(m.answers.len(), 4);
+        let mut targets: Vec<Name> = Vec::new();
+        for r in &m.answers {
+            if let RData::SRV(srv) = &r.data {
+                if !targets.contains(&srv.target) {
+                    targets.push(srv.target.clone());
+                }
+            }
+        }
+        let mut owners: Vec<Name> = m.additionals.iter().map(|r| r.name.clone()).collect();
+        owners.dedup();
+        assert_eq!(owners, targets);
+        for r in &m.additionals {
+            addresses.insert(format!("{} {}", r.name, r.data));
+        }
+        orders.insert(
+            m.answers
+                .iter()
+                .map(|r| r.data.to_string())
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(orders.len() > 5, "only {} orders of 24", orders.len());
+    assert_eq!(
+        addresses.len(),
+        2,
+        "each target always under its own address: {addresses:?}"
+    );
 }
 
 #[test]
