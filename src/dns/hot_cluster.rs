@@ -30,7 +30,7 @@ use hashbrown::hash_table::{Entry, HashTable};
 
 use super::fast::shuffled;
 use super::request::Reply;
-use super::wire::HEADER;
+use super::wire::{plain_name_end, u16_at, HEADER};
 use crate::metrics::Path;
 use crate::records::snapshot::Snapshot;
 
@@ -216,14 +216,10 @@ fn question_end(query: &[u8]) -> Option<usize> {
     super::wire::question_name_end(query).map(|end| end + 4)
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
-}
-
 /// One resource record at `at`: its type and total length.
 fn record(b: &[u8], at: usize, owner_len: usize) -> Option<(u16, usize)> {
-    let rtype = u16_at(b, at + owner_len)?;
-    let rdlen = u16_at(b, at + owner_len + 8)? as usize;
+    let rtype = u16_at(b, at + owner_len).ok()?;
+    let rdlen = u16_at(b, at + owner_len + 8).ok()? as usize;
     let len = owner_len + 10 + rdlen;
     (at + len <= b.len()).then_some((rtype, len))
 }
@@ -243,9 +239,9 @@ fn ends_with_opt(b: &[u8], at: usize, opt: u16) -> bool {
 /// How `response` (whose question ends at `question_end`) can be written out in another order,
 /// and its layout for [`Shape::Srv`]; `None` for a shape this table does not hold.
 fn shape(response: &[u8], question_end: usize) -> Option<(Shape, Vec<u16>)> {
-    let answers = u16_at(response, 6)?;
-    let authority = u16_at(response, 8)?;
-    let additional = u16_at(response, 10)?;
+    let answers = u16_at(response, 6).ok()?;
+    let authority = u16_at(response, 8).ok()?;
+    let additional = u16_at(response, 10).ok()?;
     if answers <= 1 {
         return Some((Shape::Fixed, Vec::new()));
     }
@@ -299,7 +295,7 @@ fn srv_shape(
             return None;
         }
         let name = response.get(at + SRV_TARGET_AT..at + len)?;
-        if !uncompressed_name(name) {
+        if plain_name_end(name, 0) != Some(name.len()) {
             return None;
         }
         let target = match targets.iter().position(|(n, _)| *n == name) {
@@ -317,7 +313,7 @@ fn srv_shape(
     let mut current: Option<usize> = None;
     let mut left = additional;
     while left > 0 && response.get(at) != Some(&0) {
-        let pointer = u16_at(response, at)?;
+        let pointer = u16_at(response, at).ok()?;
         let (rtype, len) = record(response, at, 2)?;
         if pointer & 0xc000 != 0xc000 || !matches!(rtype, TYPE_A | TYPE_AAAA) {
             return None;
@@ -354,21 +350,6 @@ fn srv_shape(
         },
         layout,
     ))
-}
-
-/// Whether `name` is exactly one name of plain labels, with no compression pointer.
-fn uncompressed_name(name: &[u8]) -> bool {
-    let mut at = 0;
-    while let Some(&len) = name.get(at) {
-        if len == 0 {
-            return at + 1 == name.len();
-        }
-        if len > 63 {
-            return false;
-        }
-        at += 1 + len as usize;
-    }
-    false
 }
 
 /// A held response with its records in a new random order.

@@ -19,7 +19,8 @@ pub enum WireError {
     BadName,
 }
 
-fn u16_at(b: &[u8], at: usize) -> Result<u16, WireError> {
+/// The big-endian u16 at `at`.
+pub(super) fn u16_at(b: &[u8], at: usize) -> Result<u16, WireError> {
     b.get(at..at + 2)
         .map(|s| u16::from_be_bytes([s[0], s[1]]))
         .ok_or(WireError::Truncated)
@@ -459,7 +460,7 @@ pub fn append_option(b: &mut Vec<u8>, info: &EdnsInfo, code: u16, value: &[u8]) 
 }
 
 /// End of an uncompressed name starting at `at` (no pointers), or `None`.
-fn plain_name_end(b: &[u8], mut at: usize) -> Option<usize> {
+pub(super) fn plain_name_end(b: &[u8], mut at: usize) -> Option<usize> {
     loop {
         let len = *b.get(at)?;
         match len {
