@@ -118,9 +118,11 @@ fn handlers(tasks: usize) -> (Handlers, Vec<String>, Vec<String>) {
 /// that the kind is what it claims).
 fn pass(h: &Handlers, packets: &[Vec<u8>], mut hot: Option<&mut HeldAnswers>) -> usize {
     let mut answered = 0;
+    // A reader reads the clock once per batch.
+    let received = std::time::Instant::now();
     for p in packets {
         let routed = match hot.as_deref_mut() {
-            Some(hot) => h.route_udp(p, hot),
+            Some(hot) => h.route_udp(p, hot, received),
             None => h.route(p, Transport::Udp),
         };
         match routed {

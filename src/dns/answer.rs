@@ -139,7 +139,7 @@ impl Responder {
     }
 
     /// [`Responder::serves`] for the question name of `packet` that ends at `name_end`.
-    fn serves_name(&self, packet: &[u8], name_end: usize) -> bool {
+    pub fn serves_name(&self, packet: &[u8], name_end: usize) -> bool {
         let name = &packet[wire::HEADER..name_end];
         let mut at = 0;
         while let Some(&len) = name.get(at) {
@@ -190,7 +190,16 @@ impl Responder {
     /// for a name of the cluster domain. `None` when the query is to be answered as usual.
     pub fn answer_held(&self, packet: &[u8], held: &mut HotCluster) -> Option<Reply> {
         let name_end = wire::question_name_end(packet)?;
-        if held.is_empty() || !self.serves_name(packet, name_end) {
+        if !self.serves_name(packet, name_end) {
+            return None;
+        }
+        self.answer_held_in_zone(packet, held)
+    }
+
+    /// [`Responder::answer_held`] for a query already known to ask a name of the cluster
+    /// domain ([`Responder::serves_name`]).
+    pub fn answer_held_in_zone(&self, packet: &[u8], held: &mut HotCluster) -> Option<Reply> {
+        if held.is_empty() {
             return None;
         }
         let snapshot = self.snapshot.load();
@@ -199,6 +208,12 @@ impl Responder {
             return None;
         }
         held.get(packet, snapshot.as_ref()?)
+    }
+
+    /// The snapshot in force, if one is loaded: what decides which names outside the domain
+    /// are answered here rather than forwarded.
+    pub fn snapshot(&self) -> arc_swap::Guard<Option<Arc<Snapshot>>> {
+        self.snapshot.load()
     }
 
     /// [`Responder::answer`] for a UDP reader thread: a fast-path answer is also held in the

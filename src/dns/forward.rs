@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::cache::{AnswerCache, CacheKey, CachePolicy, Cached};
-use super::hot::{HotAnswers, KeyRef};
+use super::hot::HotAnswers;
 use super::request::{Reply, Request, Transport};
 use super::upstream::{exchange_tcp, ExchangeError, Upstream, UpstreamSet};
 use super::wire::{self, EdnsInfo};
@@ -185,30 +185,34 @@ impl Forwarder {
             .map_or_else(|| self.default.load_full(), |(_, set)| set.clone())
     }
 
-    /// Looks `req` up in the cache: the part of forwarding that never waits, which the
+    /// The answer a UDP reader thread holds ([`HotAnswers`]) for `packet`, a query as it came
+    /// to a name this forwarder answers, before anything is parsed; `now` is when it came.
+    pub fn answer_held(&self, packet: &[u8], hot: &mut HotAnswers, now: Instant) -> Option<Reply> {
+        let count_down = |entry: &Cached, age: u32, out: &mut [u8]| {
+            self.count_down(entry, age, None, out);
+        };
+        let reply = hot.get(packet, now, count_down)?;
+        Metrics::inc(&self.metrics.cache_hits);
+        Some(reply)
+    }
+
+    /// Looks `req` up in the cache at `now`: the part of forwarding that never waits, which the
     /// server runs inline so that a fresh hit costs no task. A hit in the last tenth of its
     /// entry's TTL starts a refresh in the background (prefetch). A UDP reader passes its
-    /// [`HotAnswers`], which answer its hot names before moka is asked.
-    pub fn lookup(self: &Arc<Self>, req: &Request<'_>, hot: Option<&mut HotAnswers>) -> Lookup {
+    /// [`HotAnswers`], which hold a hit for [`Forwarder::answer_held`] to find next time.
+    pub fn lookup(
+        self: &Arc<Self>,
+        req: &Request<'_>,
+        hot: Option<&mut HotAnswers>,
+        now: Instant,
+    ) -> Lookup {
         let query = req.bytes();
         if req.edns.present && wire::has_option(query, req.edns.rdlen_at, LOOP_OPTION, &self.marker)
         {
             return Lookup::Loop;
         }
         let key = key_of(req);
-        let now = Instant::now();
-        let mut hot = hot.map(|hot| {
-            let hash = hot.hash(&key);
-            (hot, hash)
-        });
-        if let Some((hot, hash)) = &mut hot {
-            if let Some(entry) = hot.get(*hash, &key, now) {
-                Metrics::inc(&self.metrics.cache_hits);
-                return Lookup::Hit(self.serve(req, entry, None, Path::CacheHit, now));
-            }
-        }
-        let owned = key.to_owned_key();
-        match self.cache.get(&owned) {
+        match self.cache.get(&key) {
             Some(entry) if !entry.is_stale(now) => {
                 Metrics::inc(&self.metrics.cache_hits);
                 let prefetching = self.settings.prefetch && entry.ttl >= PREFETCH_MIN_TTL;
@@ -220,16 +224,19 @@ impl Forwarder {
                         entry.ttl
                     };
                 if now < until {
-                    if let Some((hot, hash)) = hot {
-                        hot.put(hash, &key, &entry, until);
+                    if let Some(hot) = hot {
+                        let count_down = |entry: &Cached, age: u32, out: &mut [u8]| {
+                            self.count_down(entry, age, None, out);
+                        };
+                        hot.put(req, &entry, until, now, count_down);
                     }
                 } else if prefetching {
-                    self.prefetch(owned, req);
+                    self.prefetch(key, req);
                 }
                 Lookup::Hit(self.serve(req, &entry, None, Path::CacheHit, now))
             }
-            Some(stale) => Lookup::Stale(owned, stale),
-            None => Lookup::Miss(owned),
+            Some(stale) => Lookup::Stale(key, stale),
+            None => Lookup::Miss(key),
         }
     }
 
@@ -256,7 +263,7 @@ impl Forwarder {
 
     /// Answers `req` from cache or upstream.
     pub async fn forward(self: &Arc<Self>, req: &Request<'_>) -> Reply {
-        let looked = self.lookup(req, None);
+        let looked = self.lookup(req, None, Instant::now());
         self.resolve(req, looked).await
     }
 
@@ -336,23 +343,27 @@ impl Forwarder {
         path: Path,
         now: Instant,
     ) -> Reply {
-        let query = req.bytes();
-        let q = &req.question;
         if entry.bytes.len() > req.max_size {
             let rcode = wire::rcode(&entry.bytes);
-            let bytes = wire::truncated_response(query, q, &req.edns, rcode);
+            let bytes = wire::truncated_response(req.bytes(), &req.question, &req.edns, rcode);
             return Reply::to(req, bytes, path);
         }
         let mut out = entry.bytes.clone();
-        wire::set_id(&mut out, wire::id(query));
-        wire::copy_rd_cd(query, &mut out);
-        if wire::question_name_end(&out) == Some(q.name_end) {
-            out[wire::HEADER..q.name_end].copy_from_slice(&query[wire::HEADER..q.name_end]);
-        }
         let age = entry.age(now).as_secs().min(u32::MAX as u64) as u32;
+        self.count_down(entry, age, fixed_ttl, &mut out);
+        let query = req.bytes();
+        let answer_name_end = wire::question_name_end(&out);
+        wire::address_to(query, req.question.name_end, &mut out, answer_name_end);
+        wire::set_id(&mut out, wire::id(query));
+        Reply::to(req, out, path)
+    }
+
+    /// Writes `entry`'s TTLs into `out`, a copy of its answer: counted down by `age` seconds
+    /// within the cache's TTL bounds, or all set to `fixed_ttl`.
+    fn count_down(&self, entry: &Cached, age: u32, fixed_ttl: Option<u32>, out: &mut [u8]) {
         let policy = self.cache.policy();
         if entry.ttl > Duration::ZERO || fixed_ttl.is_some() {
-            wire::set_ttls(&mut out, &entry.ttl_offsets, |t| match fixed_ttl {
+            wire::set_ttls(out, &entry.ttl_offsets, |t| match fixed_ttl {
                 Some(f) => f,
                 None => t
                     .max(if entry.negative { 0 } else { policy.min_ttl })
@@ -360,7 +371,6 @@ impl Forwarder {
                     .saturating_sub(age),
             });
         }
-        Reply::to(req, out, path)
     }
 
     /// Joins the upstream query in flight for `key`, or starts one. The query runs on its own
@@ -603,11 +613,11 @@ async fn exchange(
     }
 }
 
-/// The cache key of a request, borrowed from it: its question and the DO and CD bits.
-fn key_of<'a>(req: &'a Request<'_>) -> KeyRef<'a> {
+/// The cache key of a request: its question and the DO and CD bits.
+fn key_of(req: &Request<'_>) -> CacheKey {
     let q = &req.question;
-    KeyRef {
-        name: &q.name_lower,
+    CacheKey {
+        name: q.name_lower.as_slice().into(),
         qtype: q.qtype,
         qclass: q.qclass,
         dnssec_ok: req.edns.dnssec_ok,
@@ -635,6 +645,7 @@ pub fn parse_upstream(text: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::hot::RECHECK_EVERY;
 
     fn forwarder(default: &[SocketAddr], zones: Vec<(&str, SocketAddr)>) -> Arc<Forwarder> {
         let zones = zones
@@ -707,35 +718,79 @@ mod tests {
         let f = forwarder(&[addr(1)], vec![]);
         let bytes = query("hot.example.");
         let req = Request::parse(&bytes, Transport::Udp, &f.metrics).unwrap();
-        let key = key_of(&req).to_owned_key();
+        let key = key_of(&req);
         f.cache
             .store(key.clone(), answer_a("hot.example.", [192, 0, 2, 1]));
-        let address = |looked: Lookup| match looked {
-            Lookup::Hit(reply) => {
-                assert_eq!(wire::id(&reply.bytes), wire::id(&bytes));
-                reply.bytes[reply.bytes.len() - 4..].to_vec()
-            }
+        let address = |reply: Reply| {
+            assert_eq!(wire::id(&reply.bytes), wire::id(&bytes));
+            reply.bytes[reply.bytes.len() - 4..].to_vec()
+        };
+        let looked_up = |looked: Lookup| match looked {
+            Lookup::Hit(reply) => address(reply),
+            _ => panic!("not a hit"),
+        };
+        let now = Instant::now;
+        let mut hot = HotAnswers::default();
+        assert!(f.answer_held(&bytes, &mut hot, now()).is_none());
+        assert_eq!(
+            looked_up(f.lookup(&req, Some(&mut hot), now())),
+            [192, 0, 2, 1]
+        );
+        f.cache.store(key, answer_a("hot.example.", [192, 0, 2, 2]));
+        // The held answer is served until moka is asked again.
+        for _ in 0..RECHECK_EVERY {
+            let held = f.answer_held(&bytes, &mut hot, now()).expect("held");
+            assert_eq!(address(held), [192, 0, 2, 1]);
+        }
+        assert!(f.answer_held(&bytes, &mut hot, now()).is_none());
+        assert_eq!(
+            looked_up(f.lookup(&req, Some(&mut hot), now())),
+            [192, 0, 2, 2]
+        );
+        let held = f.answer_held(&bytes, &mut hot, now()).expect("held");
+        assert_eq!(address(held), [192, 0, 2, 2]);
+        // Without hot answers (TCP), moka's entry at once.
+        f.cache
+            .store(key_of(&req), answer_a("hot.example.", [192, 0, 2, 3]));
+        assert_eq!(looked_up(f.lookup(&req, None, now())), [192, 0, 2, 3]);
+        assert_eq!(
+            Metrics::get(&f.metrics.cache_hits),
+            1 + RECHECK_EVERY as u64 + 3
+        );
+    }
+
+    #[test]
+    fn a_held_answer_is_byte_for_byte_what_moka_would_serve_at_every_age() {
+        let f = forwarder(&[addr(1)], vec![]);
+        let mut bytes = query("HeLd.Example.");
+        // The client's ID and flags, none of them the upstream's.
+        wire::set_id(&mut bytes, 0xbeef);
+        bytes[2] &= !0x01;
+        let req = Request::parse(&bytes, Transport::Udp, &f.metrics).unwrap();
+        let mut upstream = answer_a("held.example.", [192, 0, 2, 1]);
+        wire::set_id(&mut upstream, 0x1234);
+        let stored = f
+            .cache
+            .store(key_of(&req), upstream)
+            .expect("cacheable")
+            .stored;
+        let bytes_of = |looked: Lookup| match looked {
+            Lookup::Hit(reply) => reply.bytes,
             _ => panic!("not a hit"),
         };
         let mut hot = HotAnswers::default();
-        assert_eq!(address(f.lookup(&req, Some(&mut hot))), [192, 0, 2, 1]);
-        f.cache.store(key, answer_a("hot.example.", [192, 0, 2, 2]));
-        // The held answer is served until moka is asked again.
-        for _ in 0..crate::dns::hot::RECHECK_EVERY {
-            assert_eq!(address(f.lookup(&req, Some(&mut hot))), [192, 0, 2, 1]);
+        bytes_of(f.lookup(&req, Some(&mut hot), stored));
+        for ms in [0, 400, 999, 1_000, 1_700, 12_300, 12_999, 200_000] {
+            let now = stored + Duration::from_millis(ms);
+            let from_moka = bytes_of(f.lookup(&req, None, now));
+            let held = f.answer_held(&bytes, &mut hot, now).expect("held").bytes;
+            assert_eq!(held, from_moka, "at {ms} ms");
+            assert_eq!(wire::id(&held), 0xbeef);
+            assert_eq!(held[2] & 0x01, 0);
+            assert_eq!(&held[12..17], b"\x04HeLd");
+            let ttl = u32::from_be_bytes(held[held.len() - 10..held.len() - 6].try_into().unwrap());
+            assert_eq!(ttl, 300 - (ms / 1000) as u32, "at {ms} ms");
         }
-        assert_eq!(address(f.lookup(&req, Some(&mut hot))), [192, 0, 2, 2]);
-        assert_eq!(address(f.lookup(&req, Some(&mut hot))), [192, 0, 2, 2]);
-        // Without hot answers (TCP), moka's entry at once.
-        f.cache.store(
-            key_of(&req).to_owned_key(),
-            answer_a("hot.example.", [192, 0, 2, 3]),
-        );
-        assert_eq!(address(f.lookup(&req, None)), [192, 0, 2, 3]);
-        assert_eq!(
-            Metrics::get(&f.metrics.cache_hits),
-            1 + crate::dns::hot::RECHECK_EVERY as u64 + 3
-        );
     }
 
     #[tokio::test]

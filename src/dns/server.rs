@@ -141,13 +141,19 @@ impl Handlers {
     /// ([`Forwarder::lookup`]), or answers REFUSED when forwarding is off. Never waits: what
     /// needs upstreams comes back as [`Routed::Forward`].
     pub fn route<'a>(&'a self, packet: &'a [u8], transport: Transport) -> Routed<'a> {
-        self.route_with(packet, transport, None)
+        self.route_with(packet, transport, None, Instant::now())
     }
 
     /// [`Handlers::route`] for a UDP reader thread, whose own held answers are asked before
-    /// the snapshot and the shared cache.
-    pub fn route_udp<'a>(&'a self, packet: &'a [u8], hot: &mut HeldAnswers) -> Routed<'a> {
-        self.route_with(packet, Transport::Udp, Some(hot))
+    /// the snapshot and the shared cache. `now` is when its batch was received, the time its
+    /// cached answers' TTLs are counted down to (one clock read per batch, not per query).
+    pub fn route_udp<'a>(
+        &'a self,
+        packet: &'a [u8],
+        hot: &mut HeldAnswers,
+        now: Instant,
+    ) -> Routed<'a> {
+        self.route_with(packet, Transport::Udp, Some(hot), now)
     }
 
     fn route_with<'a>(
@@ -155,9 +161,10 @@ impl Handlers {
         packet: &'a [u8],
         transport: Transport,
         mut hot: Option<&mut HeldAnswers>,
+        now: Instant,
     ) -> Routed<'a> {
         if let Some(hot) = hot.as_deref_mut() {
-            if let Some(reply) = self.responder.answer_held(packet, &mut hot.cluster) {
+            if let Some(reply) = self.answer_held(packet, hot, now) {
                 return Routed::Reply(reply);
             }
         }
@@ -185,7 +192,7 @@ impl Handlers {
                 .error(ResponseCode::Refused, &self.metrics)
                 .map_or(Routed::Drop, Routed::Reply);
         };
-        match forwarder.lookup(&request, hot.map(|h| &mut h.forwarded)) {
+        match forwarder.lookup(&request, hot.map(|h| &mut h.forwarded), now) {
             Lookup::Hit(reply) => Routed::Reply(reply),
             looked => Routed::Forward(Forwarding {
                 forwarder: Cow::Borrowed(forwarder),
@@ -193,6 +200,18 @@ impl Handlers {
                 looked,
             }),
         }
+    }
+
+    /// The answer a UDP reader thread holds for `packet`, found before anything is parsed: a
+    /// cluster answer for a name of the domain, else a cache hit when forwarding.
+    fn answer_held(&self, packet: &[u8], hot: &mut HeldAnswers, now: Instant) -> Option<Reply> {
+        let name_end = wire::question_name_end(packet)?;
+        if self.responder.serves_name(packet, name_end) {
+            return self.responder.answer_held_in_zone(packet, &mut hot.cluster);
+        }
+        let forwarder = self.forwarder.as_ref()?;
+        hot.forwarded.follow(self.responder.snapshot().as_ref()?);
+        forwarder.answer_held(packet, &mut hot.forwarded, now)
     }
 
     /// Passes `reply` through the response rate limit for `peer` (UDP) and counts what goes
@@ -445,7 +464,7 @@ impl UdpReader {
             }
             let packet = batcher.datagram(r);
             let reply = match h.guard.admit_udp(r.peer.ip(), packet) {
-                Admission::Serve => match h.route_udp(packet, hot) {
+                Admission::Serve => match h.route_udp(packet, hot, batch_started) {
                     Routed::Reply(reply) => reply,
                     Routed::Drop => continue,
                     Routed::Forward(job) => {

@@ -239,6 +239,21 @@ pub fn truncated(b: &[u8]) -> bool {
     b[2] & 0x02 != 0
 }
 
+/// Makes `answer`, a stored answer, the answer to `query` but for its ID: the query's RD and
+/// CD bits, and its question's spelling when the answer's question name (ending at
+/// `answer_name_end`) ends where the query's does (at `query_name_end`).
+pub fn address_to(
+    query: &[u8],
+    query_name_end: usize,
+    answer: &mut [u8],
+    answer_name_end: Option<usize>,
+) {
+    copy_rd_cd(query, answer);
+    if answer_name_end == Some(query_name_end) {
+        answer[HEADER..query_name_end].copy_from_slice(&query[HEADER..query_name_end]);
+    }
+}
+
 /// Sets the RD and CD bits to the client's.
 pub fn copy_rd_cd(from: &[u8], to: &mut [u8]) {
     to[2] = (to[2] & !0x01) | (from[2] & 0x01);

@@ -288,6 +288,55 @@ fn reverse_lookups_answer_addresses_with_exactly_one_name_and_forward_the_rest()
 }
 
 #[test]
+fn a_held_cache_hit_gives_way_to_the_reverse_name_of_a_new_task() {
+    let up = FakeUpstream::start();
+    let web = || {
+        task(
+            "web.1",
+            "web",
+            1,
+            json!({"container_status": netinfo("10.9.0.1")}),
+            Value::Null,
+        )
+    };
+    let resolvers = json!([up.addr.to_string()]);
+    let (d, dirs) = daemon(
+        &cluster(vec![web()]),
+        json!({"externalon": true, "resolvers": resolvers}),
+    );
+    // Forwarded, then held by the UDP reader and answered from there.
+    for _ in 0..4 {
+        assert_eq!(
+            ptr(&d, "10.2.0.192.in-addr.arpa.").as_deref(),
+            Some("www.example.com.")
+        );
+    }
+    assert_eq!(up.count("10.2.0.192.in-addr.arpa."), 1);
+    // A task on that address: the new snapshot answers its reverse name itself.
+    let newcomer = task(
+        "new.1",
+        "new",
+        1,
+        json!({"container_status": netinfo("192.0.2.10")}),
+        Value::Null,
+    );
+    let path = dirs[0].path().join("state.json");
+    let tmp = dirs[0].path().join("state.json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&cluster(vec![web(), newcomer])).unwrap(),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    d.wait_for("new.marathon.mesos.", RecordType::A, |m| {
+        answers(m) == ["A 192.0.2.10"]
+    });
+    let name = ptr(&d, "10.2.0.192.in-addr.arpa.").expect("task PTR");
+    assert!(name.starts_with("new-"), "{name}");
+    assert_eq!(up.count("10.2.0.192.in-addr.arpa."), 1);
+}
+
+#[test]
 fn agent_hostnames_and_static_records_resolve_and_reload_on_sighup() {
     let state = cluster(vec![task(
         "web.1",
