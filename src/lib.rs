@@ -48,6 +48,10 @@
 //!    blocking receive and written in batches by [`dns::udp_batch::Batcher`]) and one TCP
 //!    accept loop. The client guard ([`dns::access::ClientGuard`]) first decides whether a
 //!    client is answered at all; every packet it lets through goes to [`dns::server::Handlers::route`], the one routing point.
+//!    A UDP reader first asks the answers it holds itself, keyed by the query's bytes after
+//!    its ID, before anything is parsed: cluster answers it wrote
+//!    ([`dns::hot_cluster::HotCluster`], shuffled anew) and cache hits it served
+//!    ([`dns::hot::HotAnswers`], TTLs counted down), both valid for one snapshot.
 //! 2. `route` parses the packet once into a [`dns::Request`] ([`dns::Request::parse`]:
 //!    question, EDNS, size limit, transport; packets that are no plain query are decoded with
 //!    hickory and get FORMERR, NOTIMP or BADVERS from [`dns::request::error_reply`], or

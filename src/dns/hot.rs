@@ -37,9 +37,9 @@ use crate::metrics::Path;
 use crate::records::snapshot::Snapshot;
 
 /// Answers held per reader thread at most: room for the hot names of a busy host.
-const SLOTS: usize = 4096;
+const MAX_HELD: usize = 4096;
 
-/// Longer answers are not held. With [`SLOTS`] and [`MAX_QUERY_BYTES`] this bounds what the
+/// Longer answers are not held. With [`MAX_HELD`] and [`MAX_QUERY_BYTES`] this bounds what the
 /// table holds to about 4 MiB per UDP listener beside the entries (mostly moka's own, shared);
 /// a hot name's answer and query are usually under 150 bytes.
 pub const MAX_ANSWER_BYTES: usize = 512;
@@ -183,7 +183,7 @@ impl HotAnswers {
             served: 0,
         };
         slot.age(now, &count_down);
-        if self.table.len() >= SLOTS && self.table.find(hash, |s| s.key() == key).is_none() {
+        if self.table.len() >= MAX_HELD && self.table.find(hash, |s| s.key() == key).is_none() {
             self.table.clear();
         }
         match self.table.entry(hash, |s| s.key() == key, |s| s.hash) {
@@ -387,7 +387,7 @@ mod tests {
         let metrics = Metrics::default();
         let now = Instant::now();
         let until = now + Duration::from_secs(60);
-        let names: Vec<Vec<u8>> = (0..=SLOTS)
+        let names: Vec<Vec<u8>> = (0..=MAX_HELD)
             .map(|i| {
                 let label = format!("n{i}");
                 let mut n = vec![label.len() as u8];
@@ -396,21 +396,21 @@ mod tests {
                 n
             })
             .collect();
-        for name in &names[..SLOTS] {
+        for name in &names[..MAX_HELD] {
             let q = query(name);
             let req = Request::parse(&q, Transport::Udp, &metrics).unwrap();
             hot.put(&req, &entry(name, 0), until, now, count_down);
         }
-        assert_eq!(hot.len(), SLOTS);
+        assert_eq!(hot.len(), MAX_HELD);
         // A repeat replaces its own answer.
         let q0 = query(&names[0]);
         let req = Request::parse(&q0, Transport::Udp, &metrics).unwrap();
         hot.put(&req, &entry(&names[0], 0), until, now, count_down);
-        assert_eq!(hot.len(), SLOTS);
+        assert_eq!(hot.len(), MAX_HELD);
         // One more empties it, and is held.
-        let last = query(&names[SLOTS]);
+        let last = query(&names[MAX_HELD]);
         let req = Request::parse(&last, Transport::Udp, &metrics).unwrap();
-        hot.put(&req, &entry(&names[SLOTS], 0), until, now, count_down);
+        hot.put(&req, &entry(&names[MAX_HELD], 0), until, now, count_down);
         assert_eq!(hot.len(), 1);
         assert!(hot.get(&last, now, count_down).is_some());
         assert!(hot.get(&q0, now, count_down).is_none());

@@ -145,8 +145,8 @@ impl Handlers {
     }
 
     /// [`Handlers::route`] for a UDP reader thread, whose own held answers are asked before
-    /// the snapshot and the shared cache. `now` is when its batch was received, the time its
-    /// cached answers' TTLs are counted down to (one clock read per batch, not per query).
+    /// the packet is parsed. `now` is when its batch was received, the time its cached
+    /// answers' TTLs are counted down to (one clock read per batch, not per query).
     pub fn route_udp<'a>(
         &'a self,
         packet: &'a [u8],
