@@ -185,20 +185,10 @@ impl Responder {
         self.general(req)
     }
 
-    /// The answer a UDP reader thread holds ([`HotCluster`]) for `packet`, a query as it came,
-    /// before anything is parsed: one walk over the question's labels, then one hash lookup
-    /// for a name of the cluster domain. `None` when the query is to be answered as usual.
+    /// The answer a UDP reader thread holds ([`HotCluster`]) for `packet`, a query as it came
+    /// for a name of the cluster domain ([`Responder::serves_name`]), before anything is
+    /// parsed: one hash lookup. `None` when the query is to be answered as usual.
     pub fn answer_held(&self, packet: &[u8], held: &mut HotCluster) -> Option<Reply> {
-        let name_end = wire::question_name_end(packet)?;
-        if !self.serves_name(packet, name_end) {
-            return None;
-        }
-        self.answer_held_in_zone(packet, held)
-    }
-
-    /// [`Responder::answer_held`] for a query already known to ask a name of the cluster
-    /// domain ([`Responder::serves_name`]).
-    pub fn answer_held_in_zone(&self, packet: &[u8], held: &mut HotCluster) -> Option<Reply> {
         if held.is_empty() {
             return None;
         }

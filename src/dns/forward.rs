@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::cache::{AnswerCache, CacheKey, CachePolicy, Cached};
-use super::hot::HotAnswers;
+use super::hot::{CountDown, HotAnswers};
 use super::request::{Reply, Request, Transport};
 use super::upstream::{exchange_tcp, ExchangeError, Upstream, UpstreamSet};
 use super::wire::{self, EdnsInfo};
@@ -188,10 +188,7 @@ impl Forwarder {
     /// The answer a UDP reader thread holds ([`HotAnswers`]) for `packet`, a query as it came
     /// to a name this forwarder answers, before anything is parsed; `now` is when it came.
     pub fn answer_held(&self, packet: &[u8], hot: &mut HotAnswers, now: Instant) -> Option<Reply> {
-        let count_down = |entry: &Cached, age: u32, out: &mut [u8]| {
-            self.count_down(entry, age, None, out);
-        };
-        let reply = hot.get(packet, now, count_down)?;
+        let reply = hot.get(packet, now, self.counting_down())?;
         Metrics::inc(&self.metrics.cache_hits);
         Some(reply)
     }
@@ -225,10 +222,7 @@ impl Forwarder {
                     };
                 if now < until {
                     if let Some(hot) = hot {
-                        let count_down = |entry: &Cached, age: u32, out: &mut [u8]| {
-                            self.count_down(entry, age, None, out);
-                        };
-                        hot.put(req, &entry, until, now, count_down);
+                        hot.put(req, &entry, until, now, self.counting_down());
                     }
                 } else if prefetching {
                     self.prefetch(key, req);
@@ -356,6 +350,11 @@ impl Forwarder {
         wire::address_to(query, req.question.name_end, &mut out, answer_name_end);
         wire::set_id(&mut out, wire::id(query));
         Reply::to(req, out, path)
+    }
+
+    /// [`Forwarder::count_down`] as the hot answers apply it: TTLs counted down, not fixed.
+    fn counting_down(&self) -> impl CountDown + '_ {
+        |entry: &Cached, age: u32, out: &mut [u8]| self.count_down(entry, age, None, out)
     }
 
     /// Writes `entry`'s TTLs into `out`, a copy of its answer: counted down by `age` seconds

@@ -209,15 +209,10 @@ impl HotAnswers {
 mod tests {
     use super::*;
     use crate::dns::request::Transport;
-    use crate::mesos::demo::DEMO_STATE;
-    use crate::mesos::model::State;
     use crate::metrics::Metrics;
-    use crate::records::{build, HostAddrs, RecordSettings};
 
     fn snapshot(serial: u32) -> Arc<Snapshot> {
-        let state = State::from_json(DEMO_STATE).unwrap();
-        let settings = RecordSettings::from_config(&Default::default(), Vec::new());
-        Arc::new(build(&state, &settings, &HostAddrs::new(), serial).unwrap())
+        Arc::new(crate::records::demo_snapshot(serial))
     }
 
     /// A query for `name` (wire form) A with ID 1 and RD set.

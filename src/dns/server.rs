@@ -207,7 +207,7 @@ impl Handlers {
     fn answer_held(&self, packet: &[u8], hot: &mut HeldAnswers, now: Instant) -> Option<Reply> {
         let name_end = wire::question_name_end(packet)?;
         if self.responder.serves_name(packet, name_end) {
-            return self.responder.answer_held_in_zone(packet, &mut hot.cluster);
+            return self.responder.answer_held(packet, &mut hot.cluster);
         }
         let forwarder = self.forwarder.as_ref()?;
         hot.forwarded.follow(self.responder.snapshot().as_ref()?);
@@ -618,19 +618,13 @@ mod tests {
     use hickory_proto::rr::{Name, RecordType};
 
     use super::*;
-    use crate::config::Config;
     use crate::dns::access::{ClientAcl, RateLimit};
     use crate::dns::forward::ForwardSettings;
     use crate::dns::upstream::UpstreamSet;
-    use crate::mesos::demo::DEMO_STATE;
-    use crate::mesos::model::State;
-    use crate::records::{build, HostAddrs, RecordSettings};
 
     fn handlers(forwarding: bool) -> Handlers {
         let metrics = Arc::new(Metrics::default());
-        let state = State::from_json(DEMO_STATE).unwrap();
-        let settings = RecordSettings::from_config(&Config::default(), vec![]);
-        let snap = build(&state, &settings, &HostAddrs::new(), 1).unwrap();
+        let snap = crate::records::demo_snapshot(1);
         let store = Arc::new(ArcSwapOption::from_pointee(snap));
         let responder = Responder::new("mesos", store, metrics.clone(), true).unwrap();
         let forwarder = forwarding.then(|| {

@@ -16,3 +16,12 @@ pub use generator::{
 };
 pub use shards::{build, generate_records, update, Generated};
 pub use snapshot::Snapshot;
+
+/// The demo cluster's snapshot with the default settings, numbered `serial`: the ready-made
+/// snapshot of the unit tests that need one but not a particular cluster.
+#[cfg(test)]
+pub(crate) fn demo_snapshot(serial: u32) -> Snapshot {
+    let state = crate::mesos::model::State::from_json(crate::mesos::demo::DEMO_STATE).unwrap();
+    let settings = RecordSettings::from_config(&Default::default(), Vec::new());
+    build(&state, &settings, &HostAddrs::new(), serial).unwrap()
+}
